@@ -1,0 +1,161 @@
+// The table of broken cluster files: each must be refused with a ConfigError whose message says
+// what is wrong and what would be valid, pointing at the right line (marked "# <-" in the text).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "topology/cluster_file.h"
+#include "topology/config_error.h"
+#include "topology/topology.h"
+
+namespace starling::topology {
+namespace {
+
+struct BrokenFile {
+  const char* name;
+  std::string text;
+  std::string field;     // ConfigError::field()
+  std::string message;   // must appear in what()
+};
+
+std::string nodes(int n, int base_port = 7000) {
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    out += "[[node]]\nid = \"n" + std::to_string(i) + "\"\nendpoint = \"tcp://127.0.0.1:" +
+           std::to_string(base_port + i) + "\"\n";
+  }
+  return out;
+}
+
+// Lets gtest name a failing case by its name instead of dumping its bytes.
+void PrintTo(const BrokenFile& file, std::ostream* os) { *os << file.name; }
+
+const std::string kHead = "[cluster]\nname = \"broken\"\n";
+const std::string kRing = "[topology]\nkind = \"ring\"\n";
+
+int marked_line(const std::string& text) {
+  int line = 1;
+  for (std::size_t pos = 0; pos < text.size(); ++pos) {
+    if (text.compare(pos, 4, "# <-") == 0) return line;
+    if (text[pos] == '\n') ++line;
+  }
+  return 0;  // no marker: the error is not tied to a line of its own
+}
+
+std::vector<BrokenFile> broken_files() {
+  return {
+      {"duplicate_id",
+       kHead + kRing + nodes(2) + "[[node]]\nid = \"n1\"  # <-\nendpoint = \"tcp://127.0.0.1:7009\"\n",
+       "node[2].id", "duplicate node id \"n1\" (first defined at line 8); node ids must be unique"},
+      {"duplicate_endpoint",
+       kHead + kRing + nodes(2) + "[[node]]\nid = \"n2\"\nendpoint = \"tcp://127.0.0.1:7001\"  # <-\n",
+       "node[2].endpoint", "duplicate endpoint \"tcp://127.0.0.1:7001\" (also used at line 8)"},
+      {"edge_to_unknown_node",
+       kHead + "[topology]\nkind = \"edges\"\nedges = [[\"n0\", \"n1\"],\n  [\"n1\", \"n7\"]]  # <-\n" +
+           nodes(3),
+       "topology.edges[1]", "unknown node \"n7\"; nodes are n0, n1, n2"},
+      {"self_loop",
+       kHead + "[topology]\nkind = \"edges\"\nedges = [\n  [\"n0\", \"n0\"],  # <-\n  [\"n0\", \"n1\"]]\n" +
+           nodes(2),
+       "topology.edges[0]", "self-loop on \"n0\""},
+      {"disconnected_graph",
+       kHead + "[topology]  # <-\nkind = \"edges\"\nedges = [[\"n0\", \"n1\"], [\"n2\", \"n3\"], [\"n3\", \"n4\"]]\n" +
+           nodes(5),
+       "topology", "the graph is disconnected; its components are {n0, n1} | {n2, n3, n4}"},
+      {"hypercube_not_power_of_two", kHead + "[topology]  # <-\nkind = \"hypercube\"\n" + nodes(6),
+       "topology.kind",
+       "\"hypercube\" needs a power-of-two number of nodes; the cluster has 6 (nearest: 4 or 8)"},
+      {"torus_size_mismatch",
+       kHead + "[topology]  # <-\nkind = \"torus\"\nrows = 2\ncols = 3\n" + nodes(8), "topology.rows",
+       "rows * cols = 2 * 3 = 6 but the cluster has 8 nodes"},
+      {"row_does_not_sum_to_one",
+       kHead + "[topology]\nkind = \"ring\"\nweights = \"explicit\"\nmatrix = [  # <-\n"
+               "  [0.5, 0.25, 0.25],\n  [0.25, 0.5, 0.15],\n  [0.25, 0.25, 0.5]]\n" + nodes(3),
+       "topology.matrix", "row 1 (n1) sums to 0.9; each row must sum to 1 within 1e-09"},
+      {"row_off_by_more_than_tolerance",
+       kHead + "[topology]\nkind = \"ring\"\nweights = \"explicit\"\nmatrix = [  # <-\n"
+               "  [0.5, 0.25, 0.25],\n  [0.25, 0.5, 0.25],\n  [0.25, 0.25, 0.500000002]]\n" + nodes(3),
+       "topology.matrix", "row 2 (n2) sums to 1.000000002"},
+      {"negative_weight",
+       kHead + "[topology]\nkind = \"ring\"\nweights = \"explicit\"\nmatrix = [  # <-\n"
+               "  [1.5, -0.25, -0.25],\n  [0.25, 0.5, 0.25],\n  [0.25, 0.25, 0.5]]\n" + nodes(3),
+       "topology.matrix", "is -0.25; weights must be non-negative"},
+      {"weight_on_non_edge",
+       kHead + "[topology]\nkind = \"edges\"\nedges = [[\"n0\", \"n1\"], [\"n1\", \"n2\"]]\n"
+               "weights = \"explicit\"\nmatrix = [  # <-\n"
+               "  [0.5, 0.25, 0.25],\n  [0.25, 0.5, 0.25],\n  [0.25, 0.25, 0.5]]\n" + nodes(3),
+       "topology.matrix", "but n0 and n2 are not neighbours"},
+      {"matrix_wrong_shape",
+       kHead + "[topology]\nkind = \"ring\"\nweights = \"explicit\"\nmatrix = [[1.0]]  # <-\n" + nodes(3),
+       "topology.matrix", "has 1 rows; the cluster has 3 nodes, so it needs 3"},
+      {"misspelt_key",
+       kHead + kRing + nodes(2) + "[training]\nbatchsize = 64  # <-\n", "training.batchsize",
+       "unknown key; did you mean \"batch_size\"?"},
+      {"unknown_table", kHead + kRing + nodes(2) + "[trainig]  # <-\nlr = 0.1\n", "trainig",
+       "unknown key; did you mean \"training\"?"},
+      {"wrong_type", kHead + kRing + nodes(2) + "[training]\nbatch_size = \"32\"  # <-\n",
+       "training.batch_size", "must be an integer, not a string"},
+      {"out_of_range", kHead + kRing + nodes(2) + "[training]\nbatch_size = 0  # <-\n",
+       "training.batch_size", "0 is out of range; valid: 1 to"},
+      {"bad_endpoint",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"127.0.0.1:7000\"  # <-\n",
+       "node[0].endpoint", "must start with tcp:// or ipc://"},
+      {"bad_port",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:99999\"  # <-\n",
+       "node[0].endpoint", "port \"99999\" must be a number from 1 to 65535"},
+      {"bad_topology_kind", kHead + "[topology]\nkind = \"star\"  # <-\n" + nodes(2), "topology.kind",
+       "\"star\" is not valid; use \"ring\" | \"torus\" | \"hypercube\" | \"exponential\" | "
+       "\"one-peer-exponential\" | \"complete\" | \"edges\""},
+      {"rows_without_torus", kHead + "[topology]\nkind = \"ring\"\nrows = 2  # <-\n" + nodes(2),
+       "topology.rows", "applies only when kind = \"torus\""},
+      {"bad_partition",
+       kHead + kRing + nodes(2) + "[training]\npartition = \"dirichlet:-1\"  # <-\n",
+       "training.partition", "use \"iid\", \"dirichlet:ALPHA\" (ALPHA > 0) or \"shards:K\""},
+      {"unknown_sync_mode", kHead + kRing + nodes(2) + "[sync]\nmode = \"sgd\"  # <-\n", "sync.mode",
+       "\"sgd\" is not a sync mode; this build has"},
+      {"dead_before_suspect",
+       kHead + kRing + nodes(2) + "[sync]\nsuspect_after_ms = 1000\ndead_after_ms = 500  # <-\n",
+       "sync.dead_after_ms", "must be at least suspect_after_ms (1000)"},
+      {"missing_cluster_table", kRing + nodes(2), "cluster", "the [cluster] table is required"},
+      {"no_nodes", kHead + kRing, "node", "at least one [[node]] table is required"},
+      {"bad_node_id", kHead + kRing + "[[node]]\nid = \"n 0\"  # <-\nendpoint = \"tcp://127.0.0.1:7000\"\n",
+       "node[0].id", "must be 1-64 characters of letters, digits"},
+      {"toml_syntax_error", kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = = 3  # <-\n", "",
+       "TOML syntax error"},
+      {"explicit_weights_on_one_peer_graph",
+       kHead + "[topology]\nkind = \"one-peer-exponential\"\nweights = \"explicit\"\nmatrix = [  # <-\n"
+               "  [0.5, 0.5],\n  [0.5, 0.5]]\n" + nodes(2),
+       "topology.matrix", "a one-peer exponential graph fixes its weights"},
+  };
+}
+
+class BrokenFileTest : public ::testing::TestWithParam<BrokenFile> {};
+
+TEST_P(BrokenFileTest, IsRefusedWithItsMessage) {
+  const BrokenFile& file = GetParam();
+  std::string source = std::string(file.name) + ".toml";
+  try {
+    ClusterSpec spec = parse_cluster_text(file.text, source);
+    Topology::compile(spec);
+    FAIL() << "accepted a broken file:\n" << file.text;
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_EQ(e.file(), source);
+    EXPECT_EQ(e.field(), file.field) << what;
+    EXPECT_NE(what.find(file.message), std::string::npos)
+        << "message: " << what << "\nexpected to contain: " << file.message;
+    int line = marked_line(file.text);
+    if (line > 0) {
+      EXPECT_EQ(e.line(), line) << what;
+    }
+    // The formatted message starts with file:line so editors can jump to it.
+    EXPECT_EQ(what.rfind(source, 0), 0u) << what;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BrokenFileTest, ::testing::ValuesIn(broken_files()),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+}  // namespace
+}  // namespace starling::topology

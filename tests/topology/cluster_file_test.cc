@@ -1,0 +1,111 @@
+#include <gtest/gtest.h>
+
+#include "topology/cluster_file.h"
+#include "topology/config_error.h"
+#include "topology/topology.h"
+
+namespace starling::topology {
+namespace {
+
+const char* kMinimal = R"(
+[cluster]
+name = "t"
+[topology]
+kind = "ring"
+[[node]]
+id = "a"
+endpoint = "tcp://127.0.0.1:7000"
+[[node]]
+id = "b"
+endpoint = "tcp://127.0.0.1:7001"
+[[node]]
+id = "c"
+endpoint = "ipc:///tmp/c.sock"
+)";
+
+TEST(ClusterFile, ParsesMinimalFileWithDefaults) {
+  ClusterSpec spec = parse_cluster_text(kMinimal, "mini.toml");
+  EXPECT_EQ(spec.name, "t");
+  EXPECT_EQ(spec.seed, 1u);
+  ASSERT_EQ(spec.nodes.size(), 3u);
+  EXPECT_EQ(spec.nodes[2].endpoint, "ipc:///tmp/c.sock");
+  EXPECT_EQ(spec.nodes[1].line, 9);
+  EXPECT_EQ(spec.topology.kind, TopologyKind::ring);
+  EXPECT_EQ(spec.topology.weights, WeightScheme::metropolis);
+  EXPECT_EQ(spec.training.model, "mlp");
+  EXPECT_EQ(spec.training.batch_size, 32);
+  EXPECT_EQ(spec.sync.mode, "local");
+  EXPECT_EQ(spec.index_of("b"), 1u);
+  EXPECT_EQ(spec.index_of("zz"), 3u);
+}
+
+TEST(ClusterFile, ParsesTrainingSyncAndRunSections) {
+  std::string text = std::string(kMinimal) + R"(
+[training]
+model = "cnn"
+dataset = "synthetic"
+partition = "dirichlet:0.3"
+batch_size = 64
+lr = 0.1
+momentum = 0.0
+weight_decay = 5e-4
+lr_schedule = "step"
+milestones = [1, 2.5]
+gamma = 0.5
+epochs = 0.5
+device = "cuda:1"
+[sync]
+mode = "local"
+period = 4
+round_timeout_ms = 500
+[run]
+dir = "/tmp/x"
+log_level = "debug"
+)";
+  ClusterSpec spec = parse_cluster_text(text, "full.toml");
+  EXPECT_EQ(spec.training.model, "cnn");
+  EXPECT_EQ(spec.training.partition.kind, PartitionKind::dirichlet);
+  EXPECT_DOUBLE_EQ(spec.training.partition.alpha, 0.3);
+  EXPECT_EQ(spec.training.batch_size, 64);
+  EXPECT_DOUBLE_EQ(spec.training.weight_decay, 5e-4);
+  ASSERT_EQ(spec.training.milestones.size(), 2u);
+  EXPECT_DOUBLE_EQ(spec.training.milestones[1], 2.5);
+  EXPECT_DOUBLE_EQ(spec.training.epochs, 0.5);
+  EXPECT_EQ(spec.training.device, "cuda:1");
+  EXPECT_EQ(spec.sync.period, 4);
+  EXPECT_EQ(spec.sync.round_timeout_ms, 500);
+  EXPECT_EQ(spec.run.dir, "/tmp/x");
+  EXPECT_EQ(spec.run.log_level, "debug");
+}
+
+TEST(ClusterFile, ParsesShardPartition) {
+  std::string text = std::string(kMinimal) + "[training]\npartition = \"shards:2\"\n";
+  ClusterSpec spec = parse_cluster_text(text, "s.toml");
+  EXPECT_EQ(spec.training.partition.kind, PartitionKind::shards);
+  EXPECT_EQ(spec.training.partition.shards, 2);
+}
+
+TEST(ClusterFile, MissingFileNamesThePath) {
+  try {
+    parse_cluster_file("/nonexistent/cluster.toml");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file(), "/nonexistent/cluster.toml");
+    EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ClusterFile, EveryShippedConfigCompiles) {
+  for (const char* name : {"ring4", "torus2x4", "hypercube8", "exponential16", "one-peer-exp8",
+                           "edges5"}) {
+    std::string path = std::string(STARLING_SOURCE_DIR) + "/configs/" + name + ".toml";
+    SCOPED_TRACE(path);
+    ClusterSpec spec = parse_cluster_file(path);
+    Topology topo = Topology::compile(spec);
+    EXPECT_EQ(topo.size(), spec.nodes.size());
+    EXPECT_EQ(topo.graph().components().size(), 1u);
+  }
+}
+
+}  // namespace
+}  // namespace starling::topology

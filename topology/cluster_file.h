@@ -1,0 +1,24 @@
+#pragma once
+// Reading cluster files (TOML). Parsing is strict: every table and key is known, every value has
+// the right type and range, and an unknown key is an error (a typo must never pass silently).
+// Errors are ConfigError values naming file, line, field and what would be valid.
+//
+// Only per-field and per-section checks happen here; properties of the whole graph
+// (connectivity, sizes that a graph kind requires, weight sums) are checked by compile_topology.
+#include <string>
+#include <string_view>
+
+#include "topology/cluster_spec.h"
+
+namespace starling::topology {
+
+// Reads and parses a cluster file. Throws ConfigError (including for a missing file).
+ClusterSpec parse_cluster_file(const std::string& path);
+
+// Parses cluster text; `source_name` is used in error messages in place of a path.
+ClusterSpec parse_cluster_text(std::string_view text, const std::string& source_name);
+
+// The sync modes this build implements; others are refused with a message naming these.
+const std::vector<std::string>& implemented_sync_modes();
+
+}  // namespace starling::topology

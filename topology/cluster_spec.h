@@ -1,0 +1,109 @@
+#pragma once
+// Plain data parsed from a cluster file (see cluster_file.h). Nothing here does I/O or checks
+// invariants across sections; compile() in topology.h and the daemon turn these into runtime
+// objects. Every struct keeps the source line it came from so later checks can point at it.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace starling::topology {
+
+enum class TopologyKind { ring, torus, hypercube, exponential, one_peer_exponential, complete, edges };
+enum class WeightScheme { metropolis, uniform, explicit_matrix };
+
+std::string to_string(TopologyKind kind);
+std::string to_string(WeightScheme scheme);
+
+struct TopologySpec {
+  TopologyKind kind = TopologyKind::ring;
+  WeightScheme weights = WeightScheme::metropolis;
+  int rows = 0;  // torus only
+  int cols = 0;  // torus only
+  // kind = "edges": undirected edges as node indices, with the line of each for errors.
+  std::vector<std::pair<std::size_t, std::size_t>> edges;
+  std::vector<int> edge_lines;
+  // weights = "explicit": a dense n x n row-stochastic matrix in node order.
+  std::vector<std::vector<double>> matrix;
+  int line = 0;         // line of [topology]
+  int weights_line = 0;  // line of `weights` (or of `matrix`), for weight errors
+};
+
+struct NodeSpec {
+  std::string id;          // unique; names the node everywhere (logs, status, wire routing id)
+  std::string endpoint;    // data endpoint the node binds, e.g. tcp://127.0.0.1:7100
+  std::string control;     // control endpoint (ipc:// or tcp://); empty: default runtime path
+  std::string public_key;  // optional CURVE public key (Z85, 40 chars)
+  std::string metrics;     // optional host:port for the Prometheus endpoint; empty: off
+  int line = 0;
+};
+
+enum class PartitionKind { iid, dirichlet, shards };
+
+struct PartitionSpec {
+  PartitionKind kind = PartitionKind::iid;
+  double alpha = 0.0;  // dirichlet
+  int shards = 0;      // shards: label shards per node
+};
+
+struct TrainingSpec {
+  std::string model = "mlp";               // logreg | mlp | cnn
+  std::string dataset = "fashion-mnist";   // fashion-mnist | mnist | synthetic
+  std::string data_dir;                    // empty: the dataset's default directory
+  PartitionSpec partition;
+  std::int64_t batch_size = 32;
+  double lr = 0.05;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  std::string lr_schedule = "constant";    // constant | step | cosine
+  std::int64_t warmup_steps = 0;           // linear warmup, applies before any schedule
+  std::vector<double> milestones;          // step schedule: epochs at which lr *= gamma
+  double gamma = 0.1;
+  double epochs = 1.0;                     // may be fractional
+  std::int64_t max_steps = 0;              // 0: no limit besides epochs
+  std::int64_t max_train_samples = 0;      // 0: whole training set (tests use small subsets)
+  std::int64_t eval_every = 0;             // steps between evaluations; 0: at epoch ends only
+  std::int64_t eval_batch_size = 1000;
+  std::string device = "auto";             // auto | cpu | cuda | cuda:N
+  std::int64_t threads = 1;                // intra-op threads per node
+  std::int64_t checkpoint_every = 0;       // steps; 0: only at the end and on stop
+  std::int64_t keep_checkpoints = 3;
+  int line = 0;
+};
+
+struct SyncSpec {
+  std::string mode = "local";              // see cluster_file.cc for the modes this build has
+  std::int64_t period = 8;                 // H: local steps between gossip rounds
+  bool overlap = true;                     // train while a gossip exchange is in flight
+  std::int64_t round_timeout_ms = 2000;    // a neighbour later than this is left out of a round
+  std::int64_t heartbeat_ms = 200;
+  std::int64_t suspect_after_ms = 1000;    // silence before a peer is suspect
+  std::int64_t dead_after_ms = 3000;       // silence before a peer is dead
+  std::int64_t startup_timeout_ms = 60000; // wait this long for neighbours before training alone
+  std::int64_t final_rounds = 0;           // extra gossip rounds, without training, at the end
+  int line = 0;
+};
+
+struct RunSpec {
+  std::string dir;  // node output goes to <dir>/<node id>; empty: ./runs/<cluster name>
+  std::string log_level = "info";
+  int line = 0;
+};
+
+struct ClusterSpec {
+  std::string file;  // where it came from (a path, or "<embedded default>")
+  std::string name;
+  std::uint64_t seed = 1;
+  TopologySpec topology;
+  std::vector<NodeSpec> nodes;
+  TrainingSpec training;
+  SyncSpec sync;
+  RunSpec run;
+
+  // Index of the node with this id, or nodes.size() if there is none.
+  std::size_t index_of(const std::string& id) const;
+};
+
+}  // namespace starling::topology
