@@ -12,6 +12,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev            # logging
   libtomlplusplus-dev                 # cluster files
   nlohmann-json3-dev                  # control protocol, metrics lines
+  zlib1g-dev                          # reading the .gz IDX datasets
   libcli11-dev                        # command lines
   libgtest-dev                        # tests
   dataset-fashion-mnist               # /usr/share/datasets/fashion-mnist
