@@ -1,0 +1,119 @@
+#include "gossip/gossip_averager.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace starling::gossip {
+
+double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
+                const std::vector<double>& weights) {
+  if (inputs.empty() || inputs.size() != weights.size()) {
+    throw std::invalid_argument("mix_into: inputs and weights differ");
+  }
+  const std::size_t n = out.size();
+  for (const auto& input : inputs) {
+    if (input.size() != n) throw std::invalid_argument("mix_into: length mismatch");
+  }
+  // Pass 1: the weighted mix, one input at a time (each pass is a vectorised axpy).
+  const auto w0 = static_cast<float>(weights[0]);
+  const float* x0 = inputs[0].data();
+  float* o = out.data();
+  for (std::size_t k = 0; k < n; ++k) o[k] = w0 * x0[k];
+  for (std::size_t j = 1; j < inputs.size(); ++j) {
+    const auto w = static_cast<float>(weights[j]);
+    const float* x = inputs[j].data();
+    for (std::size_t k = 0; k < n; ++k) o[k] += w * x[k];
+  }
+  if (inputs.size() == 1) return 0.0;
+  // Pass 2: distance of input 0 from the plain mean, accumulated in double.
+  const double inv = 1.0 / static_cast<double>(inputs.size());
+  double squared = 0.0;
+  for (std::size_t k = 0; k < n; ++k) {
+    double sum = 0.0;
+    for (const auto& input : inputs) sum += input[k];
+    double diff = x0[k] - sum * inv;
+    squared += diff * diff;
+  }
+  return std::sqrt(squared);
+}
+
+GossipAverager::GossipAverager(Transport& transport, const topology::Topology& topology,
+                               std::chrono::milliseconds round_timeout, std::uint64_t window)
+    : transport_(transport), topology_(topology), round_timeout_(round_timeout), window_(window) {
+  transport_.mailbox().set_window(MessageType::gossip_params, 0, window_);
+}
+
+std::uint64_t GossipAverager::catch_up(std::uint64_t round) const {
+  const std::size_t self = transport_.self();
+  std::uint64_t latest = round;
+  for (std::size_t peer : topology_.graph().neighbours(self)) {
+    if (transport_.peers().is_reachable(peer)) {
+      latest = std::max(latest, transport_.peers().reported_round(peer));
+    }
+  }
+  return latest;
+}
+
+GossipRoundResult GossipAverager::run_round(std::uint64_t round,
+                                            std::shared_ptr<const std::vector<float>> snapshot,
+                                            std::span<float> mixed) {
+  if (ran_ && round <= last_round_) {
+    throw std::invalid_argument("GossipAverager::run_round: round " + std::to_string(round) +
+                                " is not after " + std::to_string(last_round_));
+  }
+  if (mixed.size() != snapshot->size()) {
+    throw std::invalid_argument("GossipAverager::run_round: buffer sizes differ");
+  }
+  ran_ = true;
+  last_round_ = round;
+  Mailbox& mailbox = transport_.mailbox();
+  PeerTable& peers = transport_.peers();
+  // Messages for earlier rounds are late from now on; up to `window_` rounds ahead are kept.
+  mailbox.set_window(MessageType::gossip_params, round, round + window_);
+
+  const std::size_t self = transport_.self();
+  topology::MixingRound plan = topology_.round_for(self, round);
+  std::span<const float> mine(*snapshot);
+
+  OutgoingMessage message;
+  message.type = MessageType::gossip_params;
+  message.tag = round;
+  message.payload = make_payload(mine, snapshot);
+  for (std::size_t peer : plan.send_to) {
+    if (!peers.is_dead(peer)) transport_.send(peer, message);
+  }
+
+  GossipRoundResult result;
+  result.round = round;
+  result.expected = plan.receive_from.size();
+  const auto start = Clock::now();
+  const auto deadline = start + round_timeout_;
+  std::vector<ReceivedMessage> arrived;
+  arrived.reserve(plan.receive_from.size());  // spans into these must stay valid
+  std::vector<std::span<const float>> inputs{mine};
+  std::vector<double> weights{plan.self_weight};
+  double self_weight = plan.self_weight;
+  for (auto [peer, weight] : plan.receive_from) {
+    auto message_in = mailbox.take(
+        MailboxKey{MessageType::gossip_params, round, static_cast<std::uint32_t>(peer), 0},
+        deadline, [&peers, p = peer] { return peers.is_dead(p); });
+    if (message_in && message_in->floats().size() == mine.size()) {
+      arrived.push_back(std::move(*message_in));
+      inputs.push_back(arrived.back().floats());
+      weights.push_back(weight);
+    } else {
+      // Dead, late, or (impossible with equal fingerprints) another size: keep our weight.
+      self_weight += weight;
+      result.missing.push_back(peer);
+    }
+  }
+  result.waited = Clock::now() - start;
+  weights[0] = self_weight;
+  result.self_weight = self_weight;
+  result.received = arrived.size();
+  result.consensus_distance = mix_into(mixed, inputs, weights);
+  return result;
+}
+
+}  // namespace starling::gossip

@@ -1,0 +1,67 @@
+#pragma once
+// GossipAverager: one node's side of fixed-topology gossip averaging (D-PSGD style mixing,
+// x_i <- sum_j W_ij x_j), one round at a time, on flat float buffers.
+//
+// A round: send my snapshot to this round's out-neighbours, wait (until a per-round deadline)
+// for each in-neighbour's message of the same round, and mix. There is no global barrier: a
+// node only ever waits for its own in-neighbours, and never past the deadline. A neighbour that
+// is dead, or later than the deadline, is left out and its weight goes to this node, so the
+// mixed vector is still a convex combination (the round is complete and atomic either way).
+//
+// Round numbers are tags on the wire, decoupled from training steps. A node that fell behind
+// (restarted, stalled) catches up by jumping to the round its live neighbours report.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "gossip/transport.h"
+#include "topology/topology.h"
+
+namespace starling::gossip {
+
+struct GossipRoundResult {
+  std::uint64_t round = 0;
+  std::size_t expected = 0;             // in-neighbours in this round
+  std::size_t received = 0;             // of which arrived in time and valid
+  std::vector<std::size_t> missing;     // left out: their weight went to self
+  double self_weight = 1.0;             // weight this node finally gave itself
+  // ||x_i - mean(x_i and what arrived)||_2: this node's distance from its neighbourhood.
+  double consensus_distance = 0.0;
+  std::chrono::nanoseconds waited{0};   // time spent waiting for neighbours
+};
+
+class GossipAverager {
+ public:
+  // `window`: how many rounds ahead of ours a neighbour's message is buffered; beyond it the
+  // message is refused as outside the window.
+  GossipAverager(Transport& transport, const topology::Topology& topology,
+                 std::chrono::milliseconds round_timeout, std::uint64_t window = 8);
+
+  // Runs round `round` (must not be lower than any round run before). `snapshot` is sent
+  // zero-copy and must not change until this returns. Writes the mix into `mixed`, which may
+  // not alias `snapshot`. Returns within about round_timeout.
+  GossipRoundResult run_round(std::uint64_t round,
+                              std::shared_ptr<const std::vector<float>> snapshot,
+                              std::span<float> mixed);
+
+  // The round to run next given that we would run `round`: jumps forward to the latest round
+  // a reachable in- or out-neighbour reports, so a node that fell behind rejoins the others.
+  std::uint64_t catch_up(std::uint64_t round) const;
+
+ private:
+  Transport& transport_;
+  const topology::Topology& topology_;
+  std::chrono::milliseconds round_timeout_;
+  std::uint64_t window_;
+  std::uint64_t last_round_ = 0;
+  bool ran_ = false;
+};
+
+// Mixes `inputs` with `weights` into `out`: out = sum_k weights[k] * inputs[k], in input order
+// (deterministic). Returns ||inputs[0] - mean(inputs)||_2 (the consensus distance of input 0).
+double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
+                const std::vector<double>& weights);
+
+}  // namespace starling::gossip

@@ -1,0 +1,137 @@
+#include "gossip/mailbox.h"
+
+#include <stdexcept>
+
+namespace starling::gossip {
+
+Mailbox::Mailbox(std::size_t cluster_size, std::size_t per_sender_limit)
+    : per_sender_limit_(per_sender_limit),
+      incarnation_(cluster_size, 0),
+      buffered_per_sender_(cluster_size, 0) {}
+
+std::optional<RejectReason> Mailbox::deliver(ReceivedMessage message) {
+  const Header& h = message.header();
+  std::unique_lock lock(mutex_);
+  if (h.sender >= incarnation_.size()) return RejectReason::unknown_sender;
+  if (h.incarnation < incarnation_[h.sender]) return RejectReason::replayed;
+  if (h.incarnation > incarnation_[h.sender]) {
+    // A restarted node may legitimately reuse tags its previous incarnation sent.
+    incarnation_[h.sender] = h.incarnation;
+    for (auto& [type, keys] : seen_) {
+      std::erase_if(keys, [&](const SeenKey& k) { return std::get<1>(k) == h.sender; });
+    }
+    std::erase_if(messages_, [&](const auto& entry) {
+      if (entry.first.sender != h.sender) return false;
+      --buffered_per_sender_[h.sender];
+      return true;
+    });
+  }
+  auto window = windows_.find(h.type);
+  if (window == windows_.end()) return RejectReason::round_outside_window;
+  if (h.tag < window->second.low) return RejectReason::late;
+  if (h.tag > window->second.high) return RejectReason::round_outside_window;
+  if (!seen_[h.type].emplace(h.tag, h.sender, h.aux0).second) return RejectReason::replayed;
+  if (buffered_per_sender_[h.sender] >= per_sender_limit_) return RejectReason::mailbox_full;
+  MailboxKey key{h.type, h.tag, h.sender, h.aux0};
+  ++buffered_per_sender_[h.sender];
+  messages_.emplace(key, std::move(message));
+  lock.unlock();
+  changed_.notify_all();
+  return std::nullopt;
+}
+
+void Mailbox::drop_below(MessageType type, std::uint64_t low) {
+  auto begin = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
+  auto end = messages_.lower_bound(MailboxKey{type, low, 0, 0});
+  for (auto it = begin; it != end; ++it) --buffered_per_sender_[it->first.sender];
+  messages_.erase(begin, end);
+  auto& seen = seen_[type];
+  seen.erase(seen.begin(), seen.lower_bound(SeenKey{low, 0, 0}));
+}
+
+void Mailbox::set_window(MessageType type, std::uint64_t low, std::uint64_t high) {
+  if (high < low) throw std::invalid_argument("Mailbox::set_window: high < low");
+  std::lock_guard lock(mutex_);
+  windows_[type] = Window{low, high};
+  drop_below(type, low);
+}
+
+std::optional<ReceivedMessage> Mailbox::try_take(const MailboxKey& key) {
+  std::lock_guard lock(mutex_);
+  auto it = messages_.find(key);
+  if (it == messages_.end()) return std::nullopt;
+  ReceivedMessage message = std::move(it->second);
+  --buffered_per_sender_[key.sender];
+  messages_.erase(it);
+  return message;
+}
+
+std::optional<ReceivedMessage> Mailbox::take(const MailboxKey& key, Clock::time_point deadline,
+                                             const std::function<bool()>& give_up) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    auto it = messages_.find(key);
+    if (it != messages_.end()) {
+      ReceivedMessage message = std::move(it->second);
+      --buffered_per_sender_[key.sender];
+      messages_.erase(it);
+      return message;
+    }
+    if (closed_ || (give_up && give_up())) return std::nullopt;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      // One last look: the message may have arrived together with the timeout.
+      it = messages_.find(key);
+      if (it == messages_.end()) return std::nullopt;
+    }
+  }
+}
+
+std::optional<ReceivedMessage> Mailbox::try_take_any(MessageType type) {
+  std::lock_guard lock(mutex_);
+  auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
+  if (it == messages_.end() || it->first.type != type) return std::nullopt;
+  ReceivedMessage message = std::move(it->second);
+  --buffered_per_sender_[it->first.sender];
+  messages_.erase(it);
+  return message;
+}
+
+std::optional<ReceivedMessage> Mailbox::take_any(MessageType type, Clock::time_point deadline,
+                                                 const std::function<bool()>& give_up) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
+    if (it != messages_.end() && it->first.type == type) {
+      ReceivedMessage message = std::move(it->second);
+      --buffered_per_sender_[it->first.sender];
+      messages_.erase(it);
+      return message;
+    }
+    if (closed_ || (give_up && give_up())) return std::nullopt;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        Clock::now() >= deadline) {
+      it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
+      if (it == messages_.end() || it->first.type != type) return std::nullopt;
+    }
+  }
+}
+
+void Mailbox::wake_all() {
+  { std::lock_guard lock(mutex_); }  // orders the wake-up after any state the caller changed
+  changed_.notify_all();
+}
+
+void Mailbox::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
+}
+
+std::size_t Mailbox::buffered() const {
+  std::lock_guard lock(mutex_);
+  return messages_.size();
+}
+
+}  // namespace starling::gossip

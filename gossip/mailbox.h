@@ -1,0 +1,83 @@
+#pragma once
+// Mailbox: validated messages waiting for the algorithm that will consume them.
+//
+// The network thread deliver()s; algorithm threads take() by exact key with a deadline. The
+// mailbox enforces the per-type tag window and replay protection, so an algorithm only ever
+// sees each (type, tag, sender, aux0) once, from the sender's newest incarnation, within the
+// window it announced with set_window(). Buffering is bounded per sender.
+//
+// Lock order: Mailbox::mutex_ is a leaf lock (nothing else is locked while holding it, and
+// give-up predicates passed to take() must not lock anything that calls into the mailbox).
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <vector>
+
+#include "gossip/message.h"
+
+namespace starling::gossip {
+
+using Clock = std::chrono::steady_clock;
+
+struct MailboxKey {
+  MessageType type = MessageType::gossip_params;
+  std::uint64_t tag = 0;
+  std::uint32_t sender = 0;
+  std::uint64_t aux0 = 0;
+  auto operator<=>(const MailboxKey&) const = default;
+};
+
+class Mailbox {
+ public:
+  Mailbox(std::size_t cluster_size, std::size_t per_sender_limit);
+
+  // Network side. Returns why the message was refused, or nullopt if it was stored.
+  std::optional<RejectReason> deliver(ReceivedMessage message);
+
+  // Accept tags of `type` in [low, high]; buffered or future messages below `low` are late.
+  // Types without a window are refused (round_outside_window): every payload type must be
+  // opened by the algorithm that consumes it.
+  void set_window(MessageType type, std::uint64_t low, std::uint64_t high);
+
+  // Waits until the message with `key` is there, `deadline` passes, `give_up()` returns true
+  // (checked on every wake-up; wake_all() forces one), or the mailbox is closed.
+  std::optional<ReceivedMessage> take(const MailboxKey& key, Clock::time_point deadline,
+                                      const std::function<bool()>& give_up = {});
+  std::optional<ReceivedMessage> try_take(const MailboxKey& key);
+  // The buffered message of `type` with the lowest key, if any (e.g. requests to serve).
+  std::optional<ReceivedMessage> try_take_any(MessageType type);
+  // Waits for any message of `type` (or until deadline / give_up / close).
+  std::optional<ReceivedMessage> take_any(MessageType type, Clock::time_point deadline,
+                                          const std::function<bool()>& give_up = {});
+
+  void wake_all();
+  void close();
+  std::size_t buffered() const;
+
+ private:
+  struct Window {
+    std::uint64_t low = 0;
+    std::uint64_t high = 0;
+  };
+  using SeenKey = std::tuple<std::uint64_t /*tag*/, std::uint32_t /*sender*/, std::uint64_t /*aux0*/>;
+
+  void drop_below(MessageType type, std::uint64_t low);  // requires mutex_
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t per_sender_limit_;
+  bool closed_ = false;
+  std::map<MessageType, Window> windows_;
+  std::map<MailboxKey, ReceivedMessage> messages_;
+  std::map<MessageType, std::set<SeenKey>> seen_;
+  std::vector<std::uint64_t> incarnation_;  // newest incarnation seen per sender
+  std::vector<std::size_t> buffered_per_sender_;
+};
+
+}  // namespace starling::gossip

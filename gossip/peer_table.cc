@@ -1,0 +1,149 @@
+#include "gossip/peer_table.h"
+
+namespace starling::gossip {
+
+std::string_view to_string(PeerState state) {
+  switch (state) {
+    case PeerState::connecting: return "connecting";
+    case PeerState::alive: return "alive";
+    case PeerState::suspect: return "suspect";
+    case PeerState::dead: return "dead";
+  }
+  return "?";
+}
+
+PeerTable::PeerTable(std::vector<std::string> ids, std::size_t self, PeerTiming timing)
+    : size_(ids.size()),
+      self_(self),
+      timing_(timing),
+      created_(std::chrono::steady_clock::now()),
+      peers_(ids.size()) {
+  for (std::size_t i = 0; i < ids.size(); ++i) peers_[i].id = std::move(ids[i]);
+  peers_[self].state = PeerState::alive;  // we always hear ourselves
+}
+
+void PeerTable::on_received(std::size_t peer, std::size_t bytes, std::uint64_t incarnation,
+                            TimePoint now) {
+  std::lock_guard lock(mutex_);
+  PeerInfo& p = peers_[peer];
+  p.last_seen = now;
+  p.bytes_received += bytes;
+  ++p.messages_received;
+  p.incarnation = std::max(p.incarnation, incarnation);
+  p.fingerprint_mismatch = false;
+}
+
+void PeerTable::on_heartbeat(std::size_t peer, std::uint64_t round, std::uint64_t step) {
+  std::lock_guard lock(mutex_);
+  peers_[peer].reported_round = round;
+  peers_[peer].reported_step = step;
+}
+
+void PeerTable::on_rtt(std::size_t peer, std::chrono::nanoseconds rtt) {
+  std::lock_guard lock(mutex_);
+  double ms = std::chrono::duration<double, std::milli>(rtt).count();
+  double& smoothed = peers_[peer].rtt_ms;
+  smoothed = smoothed < 0 ? ms : 0.8 * smoothed + 0.2 * ms;  // EWMA, as TCP's SRTT
+}
+
+void PeerTable::on_sent(std::size_t peer, std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  peers_[peer].bytes_sent += bytes;
+  ++peers_[peer].messages_sent;
+}
+
+void PeerTable::on_send_failure(std::size_t peer) {
+  std::lock_guard lock(mutex_);
+  ++peers_[peer].send_failures;
+}
+
+bool PeerTable::on_rejected(std::size_t peer, RejectReason reason) {
+  std::lock_guard lock(mutex_);
+  return ++peers_[peer].rejected[static_cast<std::size_t>(reason)] == 1;
+}
+
+bool PeerTable::on_rejected_unknown(RejectReason reason) {
+  std::lock_guard lock(mutex_);
+  return ++unknown_[static_cast<std::size_t>(reason)] == 1;
+}
+
+void PeerTable::on_fingerprint_mismatch(std::size_t peer) {
+  std::lock_guard lock(mutex_);
+  peers_[peer].fingerprint_mismatch = true;
+}
+
+void PeerTable::declare(std::size_t peer, PeerState state) {
+  std::lock_guard lock(mutex_);
+  PeerInfo& p = peers_[peer];
+  if (p.state == PeerState::dead && state == PeerState::alive) {
+    p.back = true;
+    ++p.returns;
+  }
+  p.state = state;
+}
+
+PeerState PeerTable::derive(const PeerInfo& info, TimePoint now) const {
+  if (!info.last_seen) {
+    return now - created_ >= timing_.never_seen_dead_after ? PeerState::dead
+                                                           : PeerState::connecting;
+  }
+  auto silence = now - *info.last_seen;
+  if (silence >= timing_.dead_after) return PeerState::dead;
+  if (silence >= timing_.suspect_after) return PeerState::suspect;
+  return PeerState::alive;
+}
+
+std::vector<PeerTransition> PeerTable::update(TimePoint now) {
+  std::lock_guard lock(mutex_);
+  std::vector<PeerTransition> transitions;
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    if (i == self_) continue;
+    PeerInfo& p = peers_[i];
+    PeerState next = derive(p, now);
+    if (next == p.state) continue;
+    if (p.state == PeerState::dead && next == PeerState::alive) {
+      p.back = true;
+      ++p.returns;
+    }
+    transitions.push_back({i, p.state, next});
+    p.state = next;
+  }
+  return transitions;
+}
+
+PeerState PeerTable::state(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].state;
+}
+
+bool PeerTable::is_reachable(std::size_t peer) const {
+  PeerState s = state(peer);
+  return s == PeerState::alive || s == PeerState::suspect;
+}
+
+std::uint64_t PeerTable::reported_round(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].reported_round;
+}
+
+std::vector<PeerInfo> PeerTable::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return peers_;
+}
+
+std::array<std::uint64_t, kRejectReasonCount> PeerTable::unknown_rejections() const {
+  std::lock_guard lock(mutex_);
+  return unknown_;
+}
+
+void PeerTable::on_handshake_failure() {
+  std::lock_guard lock(mutex_);
+  ++handshake_failures_;
+}
+
+std::uint64_t PeerTable::handshake_failures() const {
+  std::lock_guard lock(mutex_);
+  return handshake_failures_;
+}
+
+}  // namespace starling::gossip

@@ -1,0 +1,31 @@
+#pragma once
+// Transport: how sync algorithms reach the other nodes of the cluster. Implementations: a
+// ZeroMQ transport (zmq_transport.h) between processes, and an in-process fake
+// (fake_transport.h) for unit tests. Algorithms are written against this interface only.
+//
+// send() never blocks: it queues, and a peer that cannot be reached is counted as a send
+// failure in the peer table (the receiver's timeout then handles it). Received messages are
+// validated before they reach the mailbox.
+#include <cstddef>
+#include <cstdint>
+
+#include "gossip/mailbox.h"
+#include "gossip/message.h"
+#include "gossip/peer_table.h"
+
+namespace starling::gossip {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual std::size_t self() const = 0;
+  virtual std::size_t size() const = 0;
+  virtual void send(std::size_t peer, OutgoingMessage message) = 0;
+  virtual Mailbox& mailbox() = 0;
+  virtual PeerTable& peers() = 0;
+  // What heartbeats report to peers: the next gossip round and the training step.
+  virtual void set_progress(std::uint64_t next_round, std::uint64_t step) = 0;
+};
+
+}  // namespace starling::gossip

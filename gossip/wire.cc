@@ -1,0 +1,160 @@
+#include "gossip/wire.h"
+
+#include <cstring>
+
+#include "gossip/checksum.h"
+
+namespace starling::gossip {
+namespace {
+
+template <typename T>
+void put(std::array<std::byte, kHeaderSize>& out, std::size_t offset, T value) {
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    out[offset + i] = static_cast<std::byte>((static_cast<std::uint64_t>(value) >> (8 * i)) & 0xFF);
+  }
+}
+
+template <typename T>
+T get(std::span<const std::byte> in, std::size_t offset) {
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    value |= static_cast<std::uint64_t>(std::to_integer<std::uint8_t>(in[offset + i])) << (8 * i);
+  }
+  return static_cast<T>(value);
+}
+
+}  // namespace
+
+bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 9; }
+
+bool carries_payload(MessageType type) {
+  switch (type) {
+    case MessageType::gossip_params:
+    case MessageType::allreduce_chunk:
+    case MessageType::model_reply:
+    case MessageType::model_update: return true;
+    default: return false;
+  }
+}
+
+std::string_view to_string(MessageType type) {
+  switch (type) {
+    case MessageType::heartbeat: return "heartbeat";
+    case MessageType::heartbeat_ack: return "heartbeat-ack";
+    case MessageType::gossip_params: return "gossip-params";
+    case MessageType::allreduce_chunk: return "allreduce-chunk";
+    case MessageType::sync_request: return "sync-request";
+    case MessageType::model_request: return "model-request";
+    case MessageType::model_reply: return "model-reply";
+    case MessageType::model_update: return "model-update";
+    case MessageType::balance_release: return "balance-release";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::malformed_header: return "malformed header";
+    case RejectReason::bad_magic: return "wrong magic";
+    case RejectReason::bad_version: return "wrong protocol version";
+    case RejectReason::unknown_type: return "unknown message type";
+    case RejectReason::unknown_sender: return "unknown sender";
+    case RejectReason::sender_mismatch: return "sender does not match transport identity";
+    case RejectReason::fingerprint_mismatch: return "model fingerprint mismatch";
+    case RejectReason::length_mismatch: return "payload length disagrees with frame";
+    case RejectReason::missing_frames: return "missing frames";
+    case RejectReason::extra_frames: return "extra frames";
+    case RejectReason::checksum_mismatch: return "payload checksum mismatch";
+    case RejectReason::non_finite: return "NaN or Inf in payload";
+    case RejectReason::not_a_neighbour: return "sender is not a neighbour for this message";
+    case RejectReason::round_outside_window: return "round outside window";
+    case RejectReason::replayed: return "replayed message";
+    case RejectReason::late: return "late (round already done)";
+    case RejectReason::mailbox_full: return "mailbox full";
+    case RejectReason::count_: break;
+  }
+  return "unknown reason";
+}
+
+std::array<std::byte, kHeaderSize> encode_header(const Header& h) {
+  std::array<std::byte, kHeaderSize> out{};
+  put<std::uint32_t>(out, 0, kMagic);
+  put<std::uint16_t>(out, 4, kProtocolVersion);
+  put<std::uint16_t>(out, 6, static_cast<std::uint16_t>(h.type));
+  put<std::uint32_t>(out, 8, h.sender);
+  put<std::uint32_t>(out, 12, h.payload_crc);
+  put<std::uint64_t>(out, 16, h.incarnation);
+  put<std::uint64_t>(out, 24, h.tag);
+  put<std::uint64_t>(out, 32, h.fingerprint);
+  put<std::uint64_t>(out, 40, h.payload_bytes);
+  put<std::uint64_t>(out, 48, h.aux0);
+  put<std::uint64_t>(out, 56, h.aux1);
+  return out;
+}
+
+bool all_finite(std::span<const float> values) {
+  return all_finite_bytes(std::as_bytes(values));
+}
+
+bool all_finite_bytes(std::span<const std::byte> bytes) {
+  // A float is NaN or Inf exactly when its exponent bits are all ones. memcpy per element
+  // keeps this valid for unaligned frames (ZeroMQ's zero-copy receive can hand out any offset).
+  std::uint32_t any_special = 0;
+  const std::byte* data = bytes.data();
+  const std::size_t count = bytes.size() / sizeof(float);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, data + i * sizeof(float), sizeof bits);
+    any_special |= static_cast<std::uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+  }
+  return any_special == 0;
+}
+
+Decoded decode_message(std::span<const std::span<const std::byte>> frames,
+                       const DecodeContext& context) {
+  Decoded out;
+  auto fail = [&out](RejectReason reason) {
+    out.error = reason;
+    return out;
+  };
+  if (frames.empty()) return fail(RejectReason::missing_frames);
+  std::span<const std::byte> head = frames[0];
+  if (head.size() != kHeaderSize) return fail(RejectReason::malformed_header);
+  if (get<std::uint32_t>(head, 0) != kMagic) return fail(RejectReason::bad_magic);
+  if (get<std::uint16_t>(head, 4) != kProtocolVersion) return fail(RejectReason::bad_version);
+  auto raw_type = get<std::uint16_t>(head, 6);
+  if (!is_known_type(raw_type)) return fail(RejectReason::unknown_type);
+
+  Header& h = out.header;
+  h.type = static_cast<MessageType>(raw_type);
+  h.sender = get<std::uint32_t>(head, 8);
+  h.payload_crc = get<std::uint32_t>(head, 12);
+  h.incarnation = get<std::uint64_t>(head, 16);
+  h.tag = get<std::uint64_t>(head, 24);
+  h.fingerprint = get<std::uint64_t>(head, 32);
+  h.payload_bytes = get<std::uint64_t>(head, 40);
+  h.aux0 = get<std::uint64_t>(head, 48);
+  h.aux1 = get<std::uint64_t>(head, 56);
+  out.header_parsed = true;
+
+  if (h.sender >= context.cluster_size) return fail(RejectReason::unknown_sender);
+  if (h.sender != context.transport_sender) return fail(RejectReason::sender_mismatch);
+  if (h.fingerprint != context.fingerprint) return fail(RejectReason::fingerprint_mismatch);
+
+  const std::size_t expected_frames = carries_payload(h.type) ? 2 : 1;
+  if (frames.size() < expected_frames) return fail(RejectReason::missing_frames);
+  if (frames.size() > expected_frames) return fail(RejectReason::extra_frames);
+  if (expected_frames == 1) {
+    if (h.payload_bytes != 0 || h.payload_crc != 0) return fail(RejectReason::length_mismatch);
+    return out;
+  }
+  std::span<const std::byte> payload = frames[1];
+  if (h.payload_bytes != payload.size() || payload.size() % sizeof(float) != 0) {
+    return fail(RejectReason::length_mismatch);
+  }
+  if (crc32c(payload) != h.payload_crc) return fail(RejectReason::checksum_mismatch);
+  if (!all_finite_bytes(payload)) return fail(RejectReason::non_finite);
+  return out;
+}
+
+}  // namespace starling::gossip

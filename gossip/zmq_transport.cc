@@ -1,0 +1,408 @@
+#include "gossip/zmq_transport.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <zmq.hpp>
+
+namespace starling::gossip {
+namespace {
+
+constexpr int kMaxMessagesPerWake = 1024;  // bounds one poll iteration's work per socket
+// Routing id + header + payload + one more, so a message with extra frames is still seen to
+// have them; frames beyond that are read and discarded.
+constexpr std::size_t kMaxKeptFrames = 4;
+
+void release_payload(void* /*data*/, void* hint) {
+  delete static_cast<std::shared_ptr<const void>*>(hint);
+}
+
+struct Pending {
+  std::size_t peer;
+  OutgoingMessage message;
+};
+
+}  // namespace
+
+struct ZmqTransport::Impl {
+  ZmqTransport& owner;
+  zmq::context_t context{1};
+  zmq::socket_t router{context, zmq::socket_type::router};
+  zmq::socket_t monitor{context, zmq::socket_type::pair};
+  std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
+  std::unordered_map<std::string, std::size_t> index_of_id;
+  InboundPipeline pipeline;
+  int wake_fd = -1;
+
+  std::mutex queue_mutex;
+  std::deque<Pending> queue;  // guarded by queue_mutex
+  std::atomic<bool> stopping{false};
+
+  // Network-thread-only state.
+  std::mt19937_64 fault_rng;
+  std::multimap<Clock::time_point, Pending> delayed;
+  std::thread thread;
+
+  explicit Impl(ZmqTransport& transport)
+      : owner(transport),
+        pipeline(transport.options_.self, transport.options_.policy, transport.peers_,
+                 transport.mailbox_),
+        fault_rng(transport.options_.faults.seed) {}
+
+  const ZmqTransportOptions& options() const { return owner.options_; }
+
+  void configure_common(zmq::socket_t& socket) {
+    // ZMTP heartbeats: a connection whose peer stops answering PINGs is closed, so a stalled
+    // or vanished host does not keep a half-open TCP connection (and its queue) forever.
+    int ivl = static_cast<int>(options().heartbeat.count());
+    socket.set(zmq::sockopt::heartbeat_ivl, ivl);
+    socket.set(zmq::sockopt::heartbeat_timeout, ivl * 5);
+    socket.set(zmq::sockopt::heartbeat_ttl, ivl * 10);
+  }
+
+  void open_sockets() {
+    const auto& o = options();
+    for (std::size_t i = 0; i < o.ids.size(); ++i) index_of_id.emplace(o.ids[i], i);
+
+    configure_common(router);
+    router.set(zmq::sockopt::router_mandatory, 1);
+    // A restarted node reconnects with the same id while its old connection may still be
+    // half-open; handover lets the new connection take the id over.
+    router.set(zmq::sockopt::router_handover, 1);
+    router.set(zmq::sockopt::maxmsgsize,
+               static_cast<std::int64_t>(std::max(o.max_payload_bytes, kHeaderSize)));
+    router.set(zmq::sockopt::rcvhwm, 10000);
+    router.set(zmq::sockopt::linger, 0);
+    if (zmq_socket_monitor(router.handle(), "inproc://starling-inbox-monitor",
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+      throw TransportError(std::string("cannot monitor the inbox: ") + zmq_strerror(zmq_errno()));
+    }
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect("inproc://starling-inbox-monitor");
+    try {
+      router.bind(o.endpoints[o.self]);
+    } catch (const zmq::error_t& e) {
+      throw TransportError("node " + o.ids[o.self] + " cannot bind its data endpoint " +
+                           o.endpoints[o.self] + ": " + e.what());
+    }
+
+    dealers.resize(o.ids.size());
+    for (std::size_t i = 0; i < o.ids.size(); ++i) {
+      if (i == o.self) continue;
+      auto dealer = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+      configure_common(*dealer);
+      dealer->set(zmq::sockopt::routing_id, o.ids[o.self]);
+      dealer->set(zmq::sockopt::immediate, 1);
+      dealer->set(zmq::sockopt::reconnect_ivl, 100);
+      dealer->set(zmq::sockopt::reconnect_ivl_max, 2000);
+      dealer->set(zmq::sockopt::sndhwm, 1000);
+      dealer->set(zmq::sockopt::linger, static_cast<int>(o.linger.count()));
+      // Only heartbeat acks come back on a dealer.
+      dealer->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kHeaderSize));
+      dealer->connect(o.endpoints[i]);
+      dealers[i] = std::move(dealer);
+    }
+
+    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd < 0) throw TransportError("eventfd failed");
+  }
+
+  void wake() {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
+  }
+
+  void transmit(std::size_t peer, const OutgoingMessage& m) {
+    const auto& o = options();
+    Header h;
+    h.type = m.type;
+    h.sender = static_cast<std::uint32_t>(o.self);
+    h.incarnation = o.incarnation;
+    h.tag = m.tag;
+    h.fingerprint = o.policy.fingerprint;
+    h.aux0 = m.aux0;
+    h.aux1 = m.aux1;
+    const bool has_payload = carries_payload(m.type);
+    if (has_payload) {
+      h.payload_bytes = m.payload.bytes.size();
+      h.payload_crc = m.payload.crc;
+    }
+    auto head = encode_header(h);
+    zmq::message_t head_message(head.data(), head.size());
+    zmq::socket_t& dealer = *dealers[peer];
+    auto flags = zmq::send_flags::dontwait | (has_payload ? zmq::send_flags::sndmore
+                                                          : zmq::send_flags::none);
+    if (!dealer.send(head_message, flags)) {
+      // Not connected (IMMEDIATE) or over the high-water mark: the receiver's timeout handles it.
+      if (m.type != MessageType::heartbeat) owner.peers_.on_send_failure(peer);
+      return;
+    }
+    if (has_payload) {
+      zmq::message_t body;
+      if (!m.payload.bytes.empty()) {
+        auto* keep = new std::shared_ptr<const void>(m.payload.owner);
+        body = zmq::message_t(const_cast<std::byte*>(m.payload.bytes.data()),
+                              m.payload.bytes.size(), release_payload, keep);
+      }
+      // Once the first frame is accepted ZeroMQ accepts the rest of the message.
+      dealer.send(body, zmq::send_flags::dontwait);
+    }
+    owner.peers_.on_sent(peer, kHeaderSize + h.payload_bytes);
+  }
+
+  // Test hook: should this outgoing message vanish?
+  bool injected_drop() {
+    const double p = options().faults.drop_probability;
+    if (p <= 0 || std::uniform_real_distribution<double>(0.0, 1.0)(fault_rng) >= p) return false;
+    ++owner.injected_drops_;
+    return true;
+  }
+
+  void dispatch(Pending pending, Clock::time_point now) {
+    const auto& faults = options().faults;
+    if (injected_drop()) return;
+    if (faults.delay.count() > 0) {
+      delayed.emplace(now + faults.delay, std::move(pending));
+      return;
+    }
+    transmit(pending.peer, pending.message);
+  }
+
+  void flush_queue(Clock::time_point now) {
+    std::deque<Pending> batch;
+    {
+      std::lock_guard lock(queue_mutex);
+      batch.swap(queue);
+    }
+    for (auto& pending : batch) dispatch(std::move(pending), now);
+  }
+
+  void release_delayed(Clock::time_point now) {
+    while (!delayed.empty() && delayed.begin()->first <= now) {
+      Pending pending = std::move(delayed.begin()->second);
+      delayed.erase(delayed.begin());
+      transmit(pending.peer, pending.message);
+    }
+  }
+
+  void send_ack(const zmq::message_t& identity, std::uint64_t echo) {
+    if (injected_drop()) return;
+    const auto& o = options();
+    Header h;
+    h.type = MessageType::heartbeat_ack;
+    h.sender = static_cast<std::uint32_t>(o.self);
+    h.incarnation = o.incarnation;
+    h.fingerprint = o.policy.fingerprint;
+    h.aux0 = echo;
+    auto head = encode_header(h);
+    try {
+      zmq::message_t id_copy(identity.data(), identity.size());
+      zmq::message_t head_message(head.data(), head.size());
+      if (router.send(id_copy, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        router.send(head_message, zmq::send_flags::dontwait);
+      }
+    } catch (const zmq::error_t& e) {
+      // EHOSTUNREACH (ROUTER_MANDATORY): the peer disconnected since its heartbeat.
+      spdlog::debug("heartbeat ack not sent: {}", e.what());
+    }
+  }
+
+  // Reads one whole multipart message; keeps at most kMaxKeptFrames frames but counts all.
+  bool read_message(zmq::socket_t& socket, std::vector<zmq::message_t>& frames) {
+    frames.clear();
+    zmq::message_t frame;
+    if (!socket.recv(frame, zmq::recv_flags::dontwait)) return false;
+    while (true) {
+      bool more = frame.more();
+      if (frames.size() < kMaxKeptFrames) frames.push_back(std::move(frame));
+      if (!more) return true;
+      frame = zmq::message_t();
+      // The remaining frames of a multipart message are already here (atomic delivery).
+      if (!socket.recv(frame, zmq::recv_flags::none)) return true;
+    }
+  }
+
+  void handle_frames(std::optional<std::size_t> sender,
+                     std::shared_ptr<std::vector<zmq::message_t>> frames, std::size_t first,
+                     const zmq::message_t* reply_identity) {
+    std::vector<std::span<const std::byte>> views;
+    for (std::size_t i = first; i < frames->size(); ++i) {
+      views.emplace_back(static_cast<const std::byte*>((*frames)[i].data()), (*frames)[i].size());
+    }
+    InboundAction action = pipeline.handle(sender, views, frames);
+    if (action.send_heartbeat_ack && reply_identity) send_ack(*reply_identity, action.echo);
+  }
+
+  void receive_inbox() {
+    for (int n = 0; n < kMaxMessagesPerWake; ++n) {
+      auto frames = std::make_shared<std::vector<zmq::message_t>>();
+      if (!read_message(router, *frames)) return;
+      // Frame 0 is the routing id the peer's DEALER announced: its node id.
+      const zmq::message_t& identity = (*frames)[0];
+      std::optional<std::size_t> sender;
+      auto it = index_of_id.find(std::string(static_cast<const char*>(identity.data()), identity.size()));
+      if (it != index_of_id.end()) sender = it->second;
+      handle_frames(sender, frames, 1, &identity);
+    }
+  }
+
+  void receive_dealer(std::size_t peer) {
+    for (int n = 0; n < kMaxMessagesPerWake; ++n) {
+      auto frames = std::make_shared<std::vector<zmq::message_t>>();
+      if (!read_message(*dealers[peer], *frames)) return;
+      handle_frames(peer, frames, 0, nullptr);
+    }
+  }
+
+  void receive_monitor() {
+    for (int n = 0; n < kMaxMessagesPerWake; ++n) {
+      zmq::message_t event;
+      if (!monitor.recv(event, zmq::recv_flags::dontwait)) return;
+      zmq::message_t address;
+      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
+      if (event.size() >= 2) {
+        std::uint16_t id = 0;
+        std::memcpy(&id, event.data(), sizeof id);
+        if (id & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+          owner.peers_.on_handshake_failure();
+          if (owner.peers_.handshake_failures() == 1) {
+            spdlog::warn("a connection to {} failed the ZeroMQ handshake (not a Starling peer?); "
+                         "further failures are only counted",
+                         options().endpoints[options().self]);
+          }
+        }
+      }
+    }
+  }
+
+  void heartbeat_tick(Clock::time_point now) {
+    OutgoingMessage beat;
+    beat.type = MessageType::heartbeat;
+    beat.tag = owner.next_round_.load();
+    beat.aux1 = owner.step_.load();
+    for (std::size_t i = 0; i < dealers.size(); ++i) {
+      if (!dealers[i]) continue;
+      beat.aux0 = monotonic_ns();
+      dispatch(Pending{i, beat}, now);  // through the fault hooks like everything else
+    }
+    auto transitions = owner.peers_.update(now);
+    for (const auto& t : transitions) {
+      const std::string& id = owner.peers_.id(t.peer);
+      if (t.to == PeerState::dead) {
+        spdlog::warn("peer {} is dead (silent for {} ms); its mixing weight goes to this node",
+                     id, options().timing.dead_after.count());
+      } else if (t.to == PeerState::suspect) {
+        spdlog::info("peer {} is suspect (silent for {} ms)", id,
+                     options().timing.suspect_after.count());
+      } else if (t.to == PeerState::alive && t.from == PeerState::dead) {
+        spdlog::info("peer {} is back", id);
+      } else if (t.to == PeerState::alive && t.from == PeerState::connecting) {
+        spdlog::info("peer {} is alive", id);
+      }
+    }
+    if (!transitions.empty()) owner.mailbox_.wake_all();
+  }
+
+  void run() {
+    std::vector<zmq::pollitem_t> items;
+    items.push_back({router.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
+    std::vector<std::size_t> dealer_of_item(3, 0);
+    for (std::size_t i = 0; i < dealers.size(); ++i) {
+      if (!dealers[i]) continue;
+      items.push_back({dealers[i]->handle(), 0, ZMQ_POLLIN, 0});
+      dealer_of_item.push_back(i);
+    }
+    auto next_tick = Clock::now();
+    while (!stopping.load()) {
+      auto now = Clock::now();
+      if (now >= next_tick) {
+        heartbeat_tick(now);
+        next_tick = now + options().heartbeat;
+      }
+      release_delayed(now);
+      auto wake_at = next_tick;
+      if (!delayed.empty()) wake_at = std::min(wake_at, delayed.begin()->first);
+      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now);
+      try {
+        zmq::poll(items.data(), items.size(),
+                  std::max(timeout, std::chrono::milliseconds(0)));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      if (items[2].revents & ZMQ_POLLIN) {
+        std::uint64_t value;
+        [[maybe_unused]] auto n = ::read(wake_fd, &value, sizeof value);
+      }
+      flush_queue(Clock::now());
+      if (items[0].revents & ZMQ_POLLIN) receive_inbox();
+      if (items[1].revents & ZMQ_POLLIN) receive_monitor();
+      for (std::size_t k = 3; k < items.size(); ++k) {
+        if (items[k].revents & ZMQ_POLLIN) receive_dealer(dealer_of_item[k]);
+      }
+    }
+    // Give queued messages (e.g. a last model to neighbours) to ZeroMQ; linger sends them.
+    flush_queue(Clock::now());
+    for (auto& [due, pending] : delayed) transmit(pending.peer, pending.message);
+    delayed.clear();
+  }
+};
+
+ZmqTransport::ZmqTransport(ZmqTransportOptions options)
+    : options_(std::move(options)),
+      peers_(options_.ids, options_.self, options_.timing),
+      mailbox_(options_.ids.size(), options_.mailbox_per_sender_limit) {
+  if (options_.ids.size() != options_.endpoints.size() || options_.self >= options_.ids.size()) {
+    throw std::invalid_argument("ZmqTransport: ids, endpoints and self disagree");
+  }
+  impl_ = std::make_unique<Impl>(*this);
+  impl_->open_sockets();
+  impl_->thread = std::thread([this] {
+    try {
+      impl_->run();
+    } catch (const std::exception& e) {
+      // A broken invariant in the network thread: fail loudly rather than run deaf.
+      spdlog::critical("network thread failed: {}", e.what());
+      std::terminate();
+    }
+  });
+}
+
+ZmqTransport::~ZmqTransport() {
+  mailbox_.close();
+  impl_->stopping.store(true);
+  impl_->wake();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  // Sockets close with the Impl (after the thread ended: join orders all its accesses); the
+  // context then waits at most `linger` for unsent messages.
+  ::close(impl_->wake_fd);
+}
+
+void ZmqTransport::send(std::size_t peer, OutgoingMessage message) {
+  if (peer >= size() || peer == self()) {
+    throw std::invalid_argument("ZmqTransport::send: bad peer index " + std::to_string(peer));
+  }
+  {
+    std::lock_guard lock(impl_->queue_mutex);
+    impl_->queue.push_back(Pending{peer, std::move(message)});
+  }
+  impl_->wake();
+}
+
+void ZmqTransport::set_progress(std::uint64_t next_round, std::uint64_t step) {
+  next_round_.store(next_round);
+  step_.store(step);
+}
+
+}  // namespace starling::gossip

@@ -1,0 +1,228 @@
+// Gossip averaging over the in-process fake network: the mix equals W x, dead and late
+// neighbours give their weight to self, and nothing hangs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <future>
+#include <random>
+
+#include "gossip/fake_transport.h"
+#include "gossip/gossip_averager.h"
+#include "topology/cluster_file.h"
+#include "topology/topology.h"
+
+namespace starling::gossip {
+namespace {
+
+using namespace std::chrono_literals;
+
+topology::ClusterSpec cluster(const std::string& kind, std::size_t n) {
+  std::string text = "[cluster]\nname = \"t\"\n[topology]\nkind = \"" + kind + "\"\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    text += "[[node]]\nid = \"n" + std::to_string(i) + "\"\nendpoint = \"tcp://127.0.0.1:" +
+            std::to_string(9000 + i) + "\"\n";
+  }
+  return topology::parse_cluster_text(text, "test.toml");
+}
+
+std::vector<std::vector<float>> random_models(std::size_t n, std::size_t length, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> models(n, std::vector<float>(length));
+  for (auto& m : models) {
+    for (float& v : m) v = normal(rng);
+  }
+  return models;
+}
+
+// Runs one round on every live node concurrently; returns the mixed models and results.
+std::vector<GossipRoundResult> run_round(FakeNetwork& network, const topology::Topology& topo,
+                                         std::vector<std::vector<float>>& models,
+                                         std::vector<std::unique_ptr<GossipAverager>>& averagers,
+                                         std::uint64_t round) {
+  const std::size_t n = models.size();
+  std::vector<std::future<GossipRoundResult>> futures(n);
+  std::vector<std::vector<float>> mixed(n, std::vector<float>(models[0].size()));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!network.alive(i)) continue;
+    futures[i] = std::async(std::launch::async, [&, i] {
+      auto snapshot = std::make_shared<const std::vector<float>>(models[i]);
+      return averagers[i]->run_round(round, snapshot, mixed[i]);
+    });
+  }
+  std::vector<GossipRoundResult> results(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!network.alive(i)) continue;
+    results[i] = futures[i].get();
+    models[i] = mixed[i];
+  }
+  (void)topo;
+  return results;
+}
+
+struct Cluster {
+  topology::ClusterSpec spec;
+  topology::Topology topo;
+  FakeNetwork network;
+  std::vector<std::unique_ptr<GossipAverager>> averagers;
+
+  Cluster(const std::string& kind, std::size_t n, std::chrono::milliseconds timeout = 2000ms)
+      : spec(cluster(kind, n)),
+        topo(topology::Topology::compile(spec)),
+        network(topo.names(), 0x1234) {
+    for (std::size_t i = 0; i < n; ++i) {
+      averagers.push_back(std::make_unique<GossipAverager>(network.node(i), topo, timeout));
+    }
+  }
+};
+
+TEST(GossipAverager, OneRoundOnARingEqualsWTimesX) {
+  Cluster c("ring", 5);
+  auto models = random_models(5, 1000, 1);
+  auto before = models;
+  auto results = run_round(c.network, c.topo, models, c.averagers, 0);
+  const auto& w = c.topo.matrix(0);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(results[i].received, 2u);
+    EXPECT_TRUE(results[i].missing.empty());
+    for (std::size_t k = 0; k < 1000; k += 37) {
+      double expected = 0;
+      for (std::size_t j = 0; j < 5; ++j) expected += w(i, j) * before[j][k];
+      EXPECT_NEAR(models[i][k], expected, 1e-5);
+    }
+    EXPECT_GT(results[i].consensus_distance, 0.0);
+  }
+}
+
+TEST(GossipAverager, RepeatedRoundsReachConsensusAndKeepTheAverage) {
+  Cluster c("ring", 6);
+  auto models = random_models(6, 64, 2);
+  std::vector<double> mean(64, 0.0);
+  for (const auto& m : models) {
+    for (std::size_t k = 0; k < 64; ++k) mean[k] += m[k] / 6.0;
+  }
+  double distance = 0;
+  for (std::uint64_t r = 0; r < 60; ++r) {
+    auto results = run_round(c.network, c.topo, models, c.averagers, r);
+    distance = results[0].consensus_distance;
+  }
+  EXPECT_LT(distance, 1e-4);
+  for (const auto& m : models) {
+    for (std::size_t k = 0; k < 64; ++k) EXPECT_NEAR(m[k], mean[k], 1e-4);
+  }
+}
+
+TEST(GossipAverager, OnePeerExponentialReachesTheExactAverageInLog2NRounds) {
+  Cluster c("one-peer-exponential", 8);
+  auto models = random_models(8, 256, 3);
+  std::vector<double> mean(256, 0.0);
+  for (const auto& m : models) {
+    for (std::size_t k = 0; k < 256; ++k) mean[k] += m[k] / 8.0;
+  }
+  for (std::uint64_t r = 0; r < 3; ++r) {
+    auto results = run_round(c.network, c.topo, models, c.averagers, r);
+    for (const auto& result : results) EXPECT_EQ(result.received, 1u);
+  }
+  for (const auto& m : models) {
+    for (std::size_t k = 0; k < 256; ++k) EXPECT_NEAR(m[k], mean[k], 1e-5);
+  }
+}
+
+TEST(GossipAverager, ADeadNeighboursWeightGoesToSelfWithoutWaiting) {
+  Cluster c("ring", 4, 10s);
+  c.network.kill(2);
+  auto models = random_models(4, 100, 4);
+  auto before = models;
+  auto start = Clock::now();
+  auto results = run_round(c.network, c.topo, models, c.averagers, 0);
+  EXPECT_LT(Clock::now() - start, 2s) << "waited for a dead peer";
+  // Node 1's neighbours are 0 and 2: 2 is dead, so x1 <- (1/3 + 1/3) x1 + 1/3 x0.
+  EXPECT_EQ(results[1].missing, std::vector<std::size_t>{2});
+  EXPECT_NEAR(results[1].self_weight, 2.0 / 3.0, 1e-12);
+  for (std::size_t k = 0; k < 100; ++k) {
+    EXPECT_NEAR(models[1][k], (2.0 / 3.0) * before[1][k] + (1.0 / 3.0) * before[0][k], 1e-5);
+  }
+}
+
+TEST(GossipAverager, ALateNeighbourIsLeftOutAfterTheTimeout) {
+  Cluster c("ring", 3, 100ms);
+  c.network.cut(2, 0);  // node 0 never hears from node 2
+  auto models = random_models(3, 10, 5);
+  auto before = models;
+  auto start = Clock::now();
+  auto results = run_round(c.network, c.topo, models, c.averagers, 0);
+  auto elapsed = Clock::now() - start;
+  EXPECT_GE(elapsed, 100ms);
+  EXPECT_LT(elapsed, 2s);
+  EXPECT_EQ(results[0].missing, std::vector<std::size_t>{2});
+  EXPECT_EQ(results[1].received, 2u);
+  // The mix stays a convex combination: weights sum to one.
+  for (std::size_t k = 0; k < 10; ++k) {
+    EXPECT_NEAR(models[0][k], (2.0 / 3.0) * before[0][k] + (1.0 / 3.0) * before[1][k], 1e-5);
+  }
+}
+
+TEST(GossipAverager, NeighboursAheadAreBufferedAndMessagesBehindAreLate) {
+  Cluster c("ring", 2);
+  std::vector<float> x0{1, 2}, x1{3, 4};
+  std::vector<float> out(2);
+  // Node 1 runs round 0 and then round 1 alone (node 0 has not started); its round 1 message
+  // is buffered at node 0, then node 0 runs round 1 directly (it skipped round 0).
+  auto f = std::async(std::launch::async, [&] {
+    return c.averagers[1]->run_round(0, std::make_shared<const std::vector<float>>(x1), out);
+  });
+  std::vector<float> out0(2);
+  auto r0 = c.averagers[0]->run_round(0, std::make_shared<const std::vector<float>>(x0), out0);
+  f.get();
+  EXPECT_EQ(r0.received, 1u);
+  std::vector<float> out1(2);
+  auto g = std::async(std::launch::async, [&] {
+    return c.averagers[1]->run_round(1, std::make_shared<const std::vector<float>>(x1), out1);
+  });
+  auto r1 = c.averagers[0]->run_round(1, std::make_shared<const std::vector<float>>(x0), out0);
+  g.get();
+  EXPECT_EQ(r1.received, 1u);
+  EXPECT_THROW(c.averagers[0]->run_round(1, std::make_shared<const std::vector<float>>(x0), out0),
+               std::invalid_argument);
+}
+
+TEST(GossipAverager, OnlyNeighboursMayGossip) {
+  auto spec = cluster("ring", 4);
+  auto topo = topology::Topology::compile(spec);
+  std::vector<std::vector<bool>> neighbours(4, std::vector<bool>(4, false));
+  for (std::size_t i = 0; i < 4; ++i) {
+    for (std::size_t j : topo.graph().neighbours(i)) neighbours[i][j] = true;
+  }
+  FakeNetwork network(topo.names(), 7, neighbours);
+  network.node(0).mailbox().set_window(MessageType::gossip_params, 0, 8);
+  OutgoingMessage m;
+  m.type = MessageType::gossip_params;
+  m.payload = copy_payload(std::vector<float>{1, 2, 3});
+  network.node(2).send(0, m);  // 2 is opposite 0 on a ring of 4
+  auto info = network.node(0).peers().snapshot()[2];
+  EXPECT_EQ(info.rejected[static_cast<std::size_t>(RejectReason::not_a_neighbour)], 1u);
+  EXPECT_EQ(network.node(0).mailbox().buffered(), 0u);
+  network.node(1).send(0, m);
+  EXPECT_EQ(network.node(0).mailbox().buffered(), 1u);
+}
+
+TEST(GossipAverager, CatchUpJumpsToTheLatestRoundAReachableNeighbourReports) {
+  Cluster c("ring", 3);
+  EXPECT_EQ(c.averagers[0]->catch_up(5), 5u);
+  c.network.node(0).peers().on_heartbeat(1, 40, 0);
+  EXPECT_EQ(c.averagers[0]->catch_up(5), 40u);
+  c.network.kill(1);
+  EXPECT_EQ(c.averagers[0]->catch_up(5), 5u);  // the dead do not count
+}
+
+TEST(MixInto, ComputesWeightedSumAndDistance) {
+  std::vector<float> a{1, 1}, b{3, 5}, out(2);
+  double d = mix_into(out, {a, b}, {0.25, 0.75});
+  EXPECT_FLOAT_EQ(out[0], 2.5f);
+  EXPECT_FLOAT_EQ(out[1], 4.0f);
+  // mean = (2, 3); a - mean = (-1, -2)
+  EXPECT_NEAR(d, std::sqrt(5.0), 1e-9);
+}
+
+}  // namespace
+}  // namespace starling::gossip

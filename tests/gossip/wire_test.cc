@@ -1,0 +1,188 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "gossip/checksum.h"
+#include "gossip/message.h"
+#include "gossip/wire.h"
+
+namespace starling::gossip {
+namespace {
+
+std::vector<std::byte> bytes_of(const std::array<std::byte, kHeaderSize>& a) {
+  return {a.begin(), a.end()};
+}
+
+struct Frames {
+  std::vector<std::vector<std::byte>> data;
+  std::vector<std::span<const std::byte>> views() const {
+    return {data.begin(), data.end()};
+  }
+};
+
+constexpr std::uint64_t kFingerprint = 0xABCDEF0123456789ull;
+const DecodeContext kContext{4, kFingerprint, 2};
+
+Frames gossip_message(std::vector<float> values, Header h = {}) {
+  h.type = MessageType::gossip_params;
+  h.sender = 2;
+  h.fingerprint = kFingerprint;
+  h.tag = 7;
+  auto payload = copy_payload(values);
+  h.payload_bytes = payload.bytes.size();
+  h.payload_crc = payload.crc;
+  Frames f;
+  f.data.push_back(bytes_of(encode_header(h)));
+  f.data.emplace_back(payload.bytes.begin(), payload.bytes.end());
+  return f;
+}
+
+TEST(Checksum, KnownCrc32cValues) {
+  // RFC 3720 test vector: 32 bytes of zeros -> 0x8A9136AA; "123456789" -> 0xE3069283.
+  std::vector<std::byte> zeros(32, std::byte{0});
+  EXPECT_EQ(crc32c(zeros), 0x8A9136AAu);
+  std::string digits = "123456789";
+  EXPECT_EQ(crc32c(std::as_bytes(std::span(digits.data(), digits.size()))), 0xE3069283u);
+  // Lengths that exercise the 64-byte, 8-byte and 1-byte paths agree with a bytewise chain.
+  std::vector<std::byte> data(1000);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i * 31 + 7);
+  for (std::size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 64u, 65u, 999u}) {
+    std::uint32_t whole = crc32c(std::span(data.data(), len));
+    std::uint32_t chained = 0;
+    for (std::size_t i = 0; i < len; ++i) chained = crc32c(std::span(data.data() + i, 1), chained);
+    EXPECT_EQ(whole, chained) << len;
+  }
+}
+
+TEST(Wire, HeaderRoundTripsWithExplicitByteOrder) {
+  Header h;
+  h.type = MessageType::allreduce_chunk;
+  h.sender = 2;
+  h.payload_crc = 0x01020304;
+  h.incarnation = 0x1122334455667788ull;
+  h.tag = 42;
+  h.fingerprint = kFingerprint;
+  h.aux0 = (3ull << 32) | 5;
+  h.aux1 = 99;
+  auto encoded = encode_header(h);
+  // Magic is "STRL" in byte order, the version little-endian right after it.
+  EXPECT_EQ(static_cast<char>(encoded[0]), 'S');
+  EXPECT_EQ(static_cast<char>(encoded[3]), 'L');
+  EXPECT_EQ(std::to_integer<int>(encoded[4]), 1);
+  EXPECT_EQ(std::to_integer<int>(encoded[16]), 0x88);  // little-endian incarnation
+  std::vector<float> payload(0);
+  Frames f;
+  f.data.push_back(bytes_of(encoded));
+  f.data.emplace_back();
+  h.payload_bytes = 0;
+  h.payload_crc = crc32c({});
+  f.data[0] = bytes_of(encode_header(h));
+  Decoded d = decode_message(f.views(), kContext);
+  ASSERT_FALSE(d.error.has_value()) << to_string(*d.error);
+  EXPECT_EQ(d.header.type, MessageType::allreduce_chunk);
+  EXPECT_EQ(d.header.incarnation, h.incarnation);
+  EXPECT_EQ(d.header.aux0, h.aux0);
+  EXPECT_EQ(d.header.aux1, 99u);
+}
+
+TEST(Wire, AcceptsAValidGossipMessage) {
+  Frames f = gossip_message({1.0f, -2.5f, 3.0f});
+  Decoded d = decode_message(f.views(), kContext);
+  ASSERT_FALSE(d.error.has_value()) << to_string(*d.error);
+  EXPECT_EQ(d.header.tag, 7u);
+  EXPECT_EQ(d.header.payload_bytes, 12u);
+}
+
+RejectReason reason_of(const Frames& f, DecodeContext context = kContext) {
+  Decoded d = decode_message(f.views(), context);
+  EXPECT_TRUE(d.error.has_value());
+  return d.error.value_or(RejectReason::count_);
+}
+
+TEST(Wire, RejectsEveryKindOfBadMessage) {
+  const std::vector<float> values{1.0f, 2.0f, 3.0f, 4.0f};
+  {
+    Frames f = gossip_message(values);
+    f.data[0].resize(63);
+    EXPECT_EQ(reason_of(f), RejectReason::malformed_header);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data[0][0] = std::byte{'X'};
+    EXPECT_EQ(reason_of(f), RejectReason::bad_magic);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data[0][4] = std::byte{9};
+    EXPECT_EQ(reason_of(f), RejectReason::bad_version);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data[0][6] = std::byte{200};
+    EXPECT_EQ(reason_of(f), RejectReason::unknown_type);
+  }
+  {
+    Frames f = gossip_message(values);
+    EXPECT_EQ(reason_of(f, DecodeContext{2, kFingerprint, 1}), RejectReason::unknown_sender);
+    EXPECT_EQ(reason_of(f, DecodeContext{4, kFingerprint, 1}), RejectReason::sender_mismatch);
+    EXPECT_EQ(reason_of(f, DecodeContext{4, kFingerprint + 1, 2}),
+              RejectReason::fingerprint_mismatch);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data.pop_back();
+    EXPECT_EQ(reason_of(f), RejectReason::missing_frames);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data.push_back(f.data[1]);
+    EXPECT_EQ(reason_of(f), RejectReason::extra_frames);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data[1].resize(12);  // three floats where the header says four
+    EXPECT_EQ(reason_of(f), RejectReason::length_mismatch);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data[1][5] ^= std::byte{0x01};  // one flipped bit
+    EXPECT_EQ(reason_of(f), RejectReason::checksum_mismatch);
+  }
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    Frames f = gossip_message({1.0f, bad, 3.0f});
+    EXPECT_EQ(reason_of(f), RejectReason::non_finite);
+  }
+  {
+    // A heartbeat must not carry a payload.
+    Header h;
+    h.type = MessageType::heartbeat;
+    h.sender = 2;
+    h.fingerprint = kFingerprint;
+    h.payload_bytes = 4;
+    Frames f;
+    f.data.push_back(bytes_of(encode_header(h)));
+    EXPECT_EQ(reason_of(f), RejectReason::length_mismatch);
+  }
+}
+
+TEST(Wire, AllFiniteFindsSpecialValuesAnywhere) {
+  std::vector<float> v(1001, 1.0f);
+  EXPECT_TRUE(all_finite(v));
+  v[1000] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(all_finite(v));
+  v[1000] = std::numeric_limits<float>::max();
+  EXPECT_TRUE(all_finite(v));
+  v[0] = std::numeric_limits<float>::denorm_min();
+  EXPECT_TRUE(all_finite(v));
+  // Unaligned bytes are fine too.
+  std::vector<std::byte> raw(4 * 5 + 1);
+  float inf = std::numeric_limits<float>::infinity();
+  std::memcpy(raw.data() + 1 + 8, &inf, 4);
+  EXPECT_FALSE(all_finite_bytes(std::span(raw.data() + 1, 20)));
+}
+
+}  // namespace
+}  // namespace starling::gossip
