@@ -2,11 +2,18 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "daemon/ctl_status.h"
 #include "daemon/ctl_topology.h"
+#include "daemon/ctl_up.h"
+
+using namespace starling;
 
 int main(int argc, char** argv) {
-  CLI::App app{"starlingctl: inspect and operate Starling training clusters"};
+  CLI::App app{"starlingctl: inspect and operate Starling training clusters.\n"
+               "FILE is a cluster file; where it is optional, the default is the cluster of the\n"
+               "last `starlingctl up` (runs/latest/cluster.toml)."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "starlingctl 0.1.0");
 
   std::string topology_file;
   bool topology_json = false;
@@ -16,10 +23,65 @@ int main(int argc, char** argv) {
   topology->add_option("FILE", topology_file, "cluster file (TOML)")->required();
   topology->add_flag("--json", topology_json, "print JSON for scripts");
 
+  daemon::UpOptions up_options;
+  int stop_grace = 60;
+  auto* up = app.add_subcommand(
+      "up", "Start one starlingd per node of FILE on this machine, show live progress, stop them "
+            "all on Ctrl-C or SIGTERM, and print a summary. Without FILE: the embedded default "
+            "(4 nodes on a ring, mlp on Fashion-MNIST, gossip every 8 steps). Exits non-zero if "
+            "a node failed.");
+  up->add_option("FILE", up_options.cluster_path, "cluster file (default: the embedded default)");
+  up->add_option("--run-dir", up_options.run_dir,
+                 "where node output goes (default: runs/<cluster>-<timestamp>)");
+  up->add_option("--starlingd", up_options.starlingd,
+                 "the starlingd binary (default: next to starlingctl, else from PATH)");
+  up->add_option("--stop-grace", stop_grace, "seconds to wait for nodes to stop before SIGKILL")
+      ->check(CLI::Range(1, 3600));
+
+  struct ControlSubcommand {
+    std::string name;
+    CLI::App* app;
+    std::string file;
+    std::vector<std::string> nodes;
+    bool json = false;
+    int timeout_ms = 1000;
+  };
+  std::vector<ControlSubcommand> control = {
+      {"status", nullptr, {}, {}, false, 1000}, {"peers", nullptr, {}, {}, false, 1000},
+      {"pause", nullptr, {}, {}, false, 1000},  {"resume", nullptr, {}, {}, false, 1000},
+      {"checkpoint", nullptr, {}, {}, false, 30000}, {"stop", nullptr, {}, {}, false, 1000}};
+  const std::map<std::string, std::string> descriptions = {
+      {"status", "One line per node: state, step, epoch, loss, accuracy, samples/s, mode, peers "
+                 "alive/total, bytes sent, consensus distance. Unreachable nodes are shown as such."},
+      {"peers", "Each node's view of its peers: state, round-trip time, traffic, rejected messages"},
+      {"pause", "Pause training on the nodes (they keep answering peers)"},
+      {"resume", "Resume paused nodes"},
+      {"checkpoint", "Ask the nodes to write a checkpoint now; prints each path"},
+      {"stop", "Stop the nodes gracefully (each writes a checkpoint, then exits)"}};
+  for (auto& c : control) {
+    c.app = app.add_subcommand(c.name, descriptions.at(c.name));
+    c.app->add_option("FILE", c.file, "cluster file (default: runs/latest/cluster.toml)");
+    c.app->add_option("-n,--node", c.nodes, "only these nodes (repeatable; default: all)");
+    c.app->add_flag("--json", c.json, "print JSON for scripts");
+    c.app->add_option("--timeout-ms", c.timeout_ms, "how long to wait for answers")
+        ->check(CLI::Range(10, 600000));
+  }
+
   CLI11_PARSE(app, argc, argv);
 
   if (topology->parsed()) {
-    return starling::daemon::run_topology_command(topology_file, topology_json, std::cout, std::cerr);
+    return daemon::run_topology_command(topology_file, topology_json, std::cout, std::cerr);
+  }
+  if (up->parsed()) {
+    up_options.stop_grace = std::chrono::seconds(stop_grace);
+    return daemon::run_up(up_options, std::cout, std::cerr);
+  }
+  for (auto& c : control) {
+    if (c.app->parsed()) {
+      return daemon::run_control_command(c.name, c.file, c.nodes, c.json,
+                                         std::chrono::milliseconds(c.timeout_ms), std::cout,
+                                         std::cerr);
+    }
   }
   return 1;
 }

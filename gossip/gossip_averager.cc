@@ -55,6 +55,10 @@ std::uint64_t GossipAverager::catch_up(std::uint64_t round) const {
   return latest;
 }
 
+void GossipAverager::expect_round(std::uint64_t round) {
+  transport_.mailbox().set_window(MessageType::gossip_params, round, round + window_);
+}
+
 GossipRoundResult GossipAverager::run_round(std::uint64_t round,
                                             std::shared_ptr<const std::vector<float>> snapshot,
                                             std::span<float> mixed) {

@@ -50,6 +50,10 @@ class GossipAverager {
   // a reachable in- or out-neighbour reports, so a node that fell behind rejoins the others.
   std::uint64_t catch_up(std::uint64_t round) const;
 
+  // Buffers neighbours' messages from `round` on (e.g. after restoring a round counter), before
+  // the first run_round does.
+  void expect_round(std::uint64_t round);
+
  private:
   Transport& transport_;
   const topology::Topology& topology_;

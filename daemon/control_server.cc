@@ -1,0 +1,176 @@
+#include "daemon/control_server.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <deque>
+#include <mutex>
+#include <zmq.hpp>
+
+#include "daemon/control_client.h"
+#include "daemon/runtime_paths.h"
+
+namespace starling::daemon {
+
+struct ControlServer::Impl {
+  zmq::context_t context{1};
+  zmq::socket_t router{context, zmq::socket_type::router};
+  int wake_fd = -1;
+  std::mutex mutex;
+  std::deque<std::pair<ReplyToken, std::string>> replies;  // guarded by mutex
+  std::atomic<bool> stopping{false};
+  std::thread thread;
+  Handler handler;
+
+  void send(const ReplyToken& token, const std::string& body) {
+    try {
+      zmq::message_t identity(token.identity.data(), token.identity.size());
+      if (!router.send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
+      if (token.delimiter) {
+        zmq::message_t empty;
+        router.send(empty, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      }
+      zmq::message_t message(body.data(), body.size());
+      router.send(message, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      // The client went away before its reply (ROUTER_MANDATORY): nothing to do.
+      spdlog::debug("control reply not delivered: {}", e.what());
+    }
+  }
+
+  void serve_one(ControlServer& owner) {
+    std::vector<zmq::message_t> frames;
+    zmq::message_t frame;
+    if (!router.recv(frame, zmq::recv_flags::dontwait)) return;
+    frames.push_back(std::move(frame));
+    while (frames.back().more() && frames.size() < 8) {
+      frames.emplace_back();
+      (void)router.recv(frames.back(), zmq::recv_flags::none);
+    }
+    while (frames.back().more()) {  // drop anything beyond a sane frame count
+      zmq::message_t extra;
+      (void)router.recv(extra, zmq::recv_flags::none);
+      if (!extra.more()) break;
+    }
+    ++owner.requests_;
+    ReplyToken token;
+    token.identity = frames[0].to_string();
+    std::size_t body_index = 1;
+    if (frames.size() >= 3 && frames[1].size() == 0) {
+      token.delimiter = true;  // REQ client
+      body_index = 2;
+    }
+    if (frames.size() != body_index + 1) {
+      ++owner.bad_requests_;
+      send(token, error_reply("malformed request: expected exactly one JSON frame").dump());
+      return;
+    }
+    auto parsed = parse_control_request(frames[body_index].to_string_view());
+    if (auto* message = std::get_if<std::string>(&parsed)) {
+      ++owner.bad_requests_;
+      send(token, error_reply(*message).dump());
+      return;
+    }
+    const auto& request = std::get<ControlRequest>(parsed);
+    token.id = request.id;
+    try {
+      handler(request, token);
+    } catch (const std::exception& e) {
+      send(token, error_reply(std::string("internal error: ") + e.what(), request.id).dump());
+    }
+  }
+
+  void run(ControlServer& owner) {
+    std::vector<zmq::pollitem_t> items = {{router.handle(), 0, ZMQ_POLLIN, 0},
+                                          {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+    while (!stopping.load()) {
+      try {
+        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(500));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      if (items[1].revents & ZMQ_POLLIN) {
+        std::uint64_t value;
+        [[maybe_unused]] auto n = ::read(wake_fd, &value, sizeof value);
+      }
+      std::deque<std::pair<ReplyToken, std::string>> ready;
+      {
+        std::lock_guard lock(mutex);
+        ready.swap(replies);
+      }
+      for (auto& [token, body] : ready) send(token, body);
+      if (items[0].revents & ZMQ_POLLIN) {
+        for (int i = 0; i < 64; ++i) {
+          int events = router.get(zmq::sockopt::events);
+          if (!(events & ZMQ_POLLIN)) break;
+          serve_one(owner);
+        }
+      }
+    }
+  }
+};
+
+ControlServer::ControlServer(std::string endpoint, Handler handler)
+    : endpoint_(std::move(endpoint)), impl_(std::make_unique<Impl>()) {
+  impl_->handler = std::move(handler);
+  auto path = ipc_path(endpoint_);
+  if (!path.empty()) {
+    if (std::filesystem::exists(path)) {
+      // ZeroMQ would silently take the path over from a running node; ask first.
+      auto answer = query_node(endpoint_, {{"cmd", "status"}}, std::chrono::milliseconds(500));
+      if (answer.answered) {
+        throw ControlError("a live node already answers on " + endpoint_ + " (node " +
+                           answer.reply.value("node", std::string("?")) +
+                           "); is this node already running?");
+      }
+    }
+    try {
+      if (path.has_parent_path()) ensure_private_directory(path.parent_path());
+    } catch (const std::exception& e) {
+      throw ControlError("control socket " + endpoint_ + ": " + e.what());
+    }
+  }
+  impl_->router.set(zmq::sockopt::router_mandatory, 1);
+  impl_->router.set(zmq::sockopt::linger, 0);
+  impl_->router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxControlRequestBytes));
+  try {
+    impl_->router.bind(endpoint_);
+  } catch (const zmq::error_t& e) {
+    throw ControlError("cannot bind control endpoint " + endpoint_ + ": " + e.what());
+  }
+  impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  impl_->thread = std::thread([this] {
+    try {
+      impl_->run(*this);
+    } catch (const std::exception& e) {
+      spdlog::error("control socket {} stopped: {}", endpoint_, e.what());
+    }
+  });
+}
+
+ControlServer::~ControlServer() {
+  impl_->stopping.store(true);
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(impl_->wake_fd, &one, sizeof one);
+  if (impl_->thread.joinable()) impl_->thread.join();
+  ::close(impl_->wake_fd);
+  auto path = ipc_path(endpoint_);
+  if (!path.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+}
+
+void ControlServer::reply(const ReplyToken& token, nlohmann::json body) {
+  if (!token.id.is_null()) body["id"] = token.id;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->replies.emplace_back(token, body.dump());
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(impl_->wake_fd, &one, sizeof one);
+}
+
+}  // namespace starling::daemon

@@ -1,0 +1,53 @@
+#pragma once
+// ControlServer: a node's control socket. A ZeroMQ ROUTER bound at the control endpoint and
+// served by its own thread, so a slow or hostile client never stalls training, and training
+// never stalls status. Requests are parsed here (control_protocol.h); the handler answers at
+// once from snapshots, or keeps the ReplyToken and calls reply() later from any thread (e.g.
+// a checkpoint taken by the training thread at its next step boundary).
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "daemon/control_protocol.h"
+
+namespace starling::daemon {
+
+class ControlError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ReplyToken {
+  std::string identity;   // the client's routing id
+  bool delimiter = false;  // the client is a REQ socket (an empty frame precedes the body)
+  nlohmann::json id;       // request id to echo
+};
+
+class ControlServer {
+ public:
+  using Handler = std::function<void(const ControlRequest&, ReplyToken)>;
+
+  // Binds `endpoint` (for ipc://, in a directory only this user can enter). Throws
+  // ControlError naming the endpoint if it cannot bind, or if another live node already
+  // answers there.
+  ControlServer(std::string endpoint, Handler handler);
+  ~ControlServer();
+
+  void reply(const ReplyToken& token, nlohmann::json body);  // thread-safe
+  const std::string& endpoint() const { return endpoint_; }
+  std::uint64_t requests() const { return requests_.load(); }
+  std::uint64_t bad_requests() const { return bad_requests_.load(); }
+
+ private:
+  struct Impl;
+  std::string endpoint_;
+  std::atomic<std::uint64_t> requests_{0};
+  std::atomic<std::uint64_t> bad_requests_{0};
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace starling::daemon

@@ -1,0 +1,165 @@
+#include "daemon/ctl_status.h"
+
+#include <iomanip>
+#include <ostream>
+
+#include "daemon/control_client.h"
+#include "daemon/ctl_common.h"
+#include "daemon/runtime_paths.h"
+#include "topology/config_error.h"
+
+namespace starling::daemon {
+
+std::vector<NodeAnswer> ask_cluster(const topology::ClusterSpec& spec, const std::string& command,
+                                    const std::vector<std::string>& nodes,
+                                    std::chrono::milliseconds timeout) {
+  std::vector<std::size_t> indices;
+  if (nodes.empty()) {
+    for (std::size_t i = 0; i < spec.nodes.size(); ++i) indices.push_back(i);
+  } else {
+    for (const auto& id : nodes) {
+      std::size_t i = spec.index_of(id);
+      if (i == spec.nodes.size()) {
+        std::string ids;
+        for (const auto& n : spec.nodes) ids += (ids.empty() ? "" : ", ") + n.id;
+        throw topology::ConfigError(spec.file, 0, 0, "",
+                                    "no node \"" + id + "\" in this cluster; nodes are " + ids);
+      }
+      indices.push_back(i);
+    }
+  }
+  std::vector<std::string> endpoints;
+  for (std::size_t i : indices) endpoints.push_back(control_endpoint(spec, i));
+  auto results = query_nodes(endpoints, {{"cmd", command}}, timeout);
+  std::vector<NodeAnswer> answers;
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    NodeAnswer a;
+    a.node = spec.nodes[indices[k]].id;
+    a.answered = results[k].answered;
+    a.reply = results[k].reply;
+    a.error = results[k].error;
+    answers.push_back(std::move(a));
+  }
+  return answers;
+}
+
+namespace {
+
+std::string cell(const nlohmann::json& reply, const char* key, int digits) {
+  auto it = reply.find(key);
+  if (it == reply.end() || !it->is_number()) return "-";
+  return fixed_digits(it->get<double>(), digits);
+}
+
+}  // namespace
+
+void print_status_table(const std::vector<NodeAnswer>& answers, std::ostream& out) {
+  const std::vector<std::pair<std::string, int>> columns = {
+      {"node", 8},  {"state", 24}, {"step", 8},      {"epoch", 7},  {"loss", 8},  {"acc", 8},
+      {"samples/s", 10}, {"mode", 10}, {"peers", 7}, {"sent", 10}, {"consensus", 10}};
+  std::size_t node_width = 4;
+  for (const auto& a : answers) node_width = std::max(node_width, a.node.size());
+  out << std::left;
+  for (std::size_t c = 0; c < columns.size(); ++c) {
+    int width = c == 0 ? static_cast<int>(node_width) + 2 : columns[c].second;
+    out << std::setw(width) << columns[c].first;
+  }
+  out << "\n";
+  for (const auto& a : answers) {
+    out << std::setw(static_cast<int>(node_width) + 2) << a.node;
+    if (!a.answered || !a.reply.value("ok", false)) {
+      out << (a.answered ? a.reply.value("error", std::string("error")) : a.error) << "\n";
+      continue;
+    }
+    const auto& r = a.reply;
+    std::string accuracy = "-";
+    if (r.contains("accuracy") && r["accuracy"].is_number()) {
+      accuracy = fixed_digits(100.0 * r["accuracy"].get<double>(), 2) + "%";
+    }
+    std::string peers = std::to_string(r.value("peers_alive", 0)) + "/" +
+                        std::to_string(r.value("peers_total", 0));
+    std::string state = r.value("state", std::string("?"));
+    out << std::setw(24) << state.substr(0, 23) << std::setw(8)
+        << std::to_string(r.value("step", 0)) << std::setw(7) << cell(r, "epoch", 2)
+        << std::setw(8) << cell(r, "loss", 4) << std::setw(8) << accuracy << std::setw(10)
+        << cell(r, "samples_per_s", 0) << std::setw(10) << r.value("mode", std::string("?"))
+        << std::setw(7) << peers << std::setw(10)
+        << human_bytes(r.value("bytes_sent", 0.0)) << std::setw(10)
+        << cell(r, "consensus_distance", 4) << "\n";
+  }
+}
+
+int run_control_command(const std::string& command, const std::string& cluster_path,
+                        const std::vector<std::string>& nodes, bool json,
+                        std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err) {
+  std::vector<NodeAnswer> answers;
+  try {
+    auto spec = load_cluster_for_ctl(cluster_path);
+    answers = ask_cluster(spec, command, nodes, timeout);
+  } catch (const topology::ConfigError& e) {
+    err << "starlingctl: " << e.what() << "\n";
+    return 2;
+  }
+  bool all_ok = true;
+  for (const auto& a : answers) all_ok = all_ok && a.answered && a.reply.value("ok", false);
+  if (json) {
+    nlohmann::json doc = nlohmann::json::array();
+    for (const auto& a : answers) {
+      doc.push_back({{"node", a.node},
+                     {"answered", a.answered},
+                     {"reply", a.answered ? a.reply : nlohmann::json(nullptr)},
+                     {"error", a.answered ? nlohmann::json(nullptr) : nlohmann::json(a.error)}});
+    }
+    out << doc.dump(2) << "\n";
+    return all_ok ? 0 : 1;
+  }
+  if (command == "status") {
+    print_status_table(answers, out);
+  } else if (command == "peers") {
+    for (const auto& a : answers) {
+      out << a.node << ":\n";
+      if (!a.answered) {
+        out << "  " << a.error << "\n";
+        continue;
+      }
+      out << "  " << std::left << std::setw(8) << "peer" << std::setw(12) << "state"
+          << std::setw(10) << "rtt ms" << std::setw(12) << "sent" << std::setw(12) << "received"
+          << std::setw(8) << "round" << "rejected\n";
+      for (const auto& p : a.reply.value("peers", nlohmann::json::array())) {
+        std::string state = p.value("state", std::string("?"));
+        if (p.value("back", false)) state += " (back)";
+        std::string rtt = p["rtt_ms"].is_number() ? fixed_digits(p["rtt_ms"].get<double>(), 2) : "-";
+        std::string rejected;
+        for (auto it = p["rejected"].begin(); it != p["rejected"].end(); ++it) {
+          rejected += (rejected.empty() ? "" : ", ") + it.key() + ": " + std::to_string(it->get<std::uint64_t>());
+        }
+        out << "  " << std::setw(8) << p.value("id", std::string("?")) << std::setw(12) << state
+            << std::setw(10) << rtt << std::setw(12) << human_bytes(p.value("bytes_sent", 0.0))
+            << std::setw(12) << human_bytes(p.value("bytes_received", 0.0)) << std::setw(8)
+            << p.value("round", 0) << (rejected.empty() ? "-" : rejected) << "\n";
+      }
+      auto handshake = a.reply.value("handshake_failures", 0);
+      if (handshake) out << "  failed handshakes on the data port: " << handshake << "\n";
+      for (auto it = a.reply["rejected_from_unknown"].begin();
+           it != a.reply["rejected_from_unknown"].end(); ++it) {
+        out << "  rejected from unknown connections: " << it.key() << ": " << it->dump() << "\n";
+      }
+    }
+  } else {
+    for (const auto& a : answers) {
+      out << a.node << ": ";
+      if (!a.answered) {
+        out << a.error << "\n";
+      } else if (!a.reply.value("ok", false)) {
+        out << "error: " << a.reply.value("error", std::string("?")) << "\n";
+      } else {
+        nlohmann::json shown = a.reply;
+        shown.erase("ok");
+        out << "ok " << shown.dump() << "\n";
+      }
+    }
+  }
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace starling::daemon

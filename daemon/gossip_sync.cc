@@ -1,0 +1,221 @@
+#include "daemon/gossip_sync.h"
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/checkpoint_extras.h"
+
+namespace starling::daemon {
+
+using Clock = std::chrono::steady_clock;
+
+GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& topology,
+                       GossipSyncOptions options, MetricsLog& metrics)
+    : transport_(transport),
+      topology_(topology),
+      options_(options),
+      metrics_(metrics),
+      averager_(transport, topology, options.round_timeout) {
+  if (options_.overlap) worker_ = std::thread([this] { worker_loop(); });
+}
+
+GossipSync::~GossipSync() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void GossipSync::worker_loop() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [this] { return stopping_ || job_.has_value(); });
+    if (stopping_) return;
+    Job job = std::move(*job_);
+    job_.reset();
+    lock.unlock();
+    Outcome outcome;
+    outcome.snapshot = job.snapshot;
+    outcome.mixed.resize(job.snapshot->size());
+    outcome.result = averager_.run_round(job.round, job.snapshot, outcome.mixed);
+    lock.lock();
+    outcome_ = std::move(outcome);
+    changed_.notify_all();
+  }
+}
+
+void GossipSync::wait_for_neighbours() {
+  const std::size_t self = transport_.self();
+  const auto& neighbours = topology_.graph().neighbours(self);
+  if (neighbours.empty()) return;
+  const auto start = Clock::now();
+  const auto deadline = start + options_.startup_timeout;
+  auto missing = [&] {
+    std::vector<std::string> names;
+    auto table = transport_.peers().snapshot();
+    for (std::size_t j : neighbours) {
+      // Alive with a measured round trip: we hear it and it hears us.
+      if (table[j].state != gossip::PeerState::alive || table[j].rtt_ms < 0) {
+        names.push_back(table[j].id);
+      }
+    }
+    return names;
+  };
+  auto last_report = start;
+  while (true) {
+    auto names = missing();
+    if (names.empty()) {
+      spdlog::info("all {} neighbours connected after {:.1f} s", neighbours.size(),
+                   std::chrono::duration<double>(Clock::now() - start).count());
+      return;
+    }
+    auto now = Clock::now();
+    if (now >= deadline) {
+      spdlog::warn("starting without {} (not reachable after {} ms); they join when they come up",
+                   fmt::join(names, ", "), options_.startup_timeout.count());
+      return;
+    }
+    if (now - last_report >= std::chrono::seconds(5)) {
+      spdlog::info("waiting for neighbours: {}", fmt::join(names, ", "));
+      last_report = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void GossipSync::start(training::Trainer& trainer) {
+  transport_.set_progress(next_round_, static_cast<std::uint64_t>(trainer.step_count()));
+  wait_for_neighbours();
+  // A restarted node rejoins at the round its neighbours are at, and from now on buffers
+  // their messages for the rounds it is about to run.
+  std::lock_guard lock(mutex_);
+  next_round_ = averager_.catch_up(next_round_);
+  averager_.expect_round(next_round_);
+}
+
+void GossipSync::launch_round(training::Trainer& trainer, bool overlap) {
+  trainer.pull_parameters();
+  auto params = trainer.parameters();
+  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
+  std::uint64_t round;
+  {
+    std::lock_guard lock(mutex_);
+    next_round_ = averager_.catch_up(next_round_);
+    round = next_round_++;
+  }
+  if (overlap) {
+    {
+      std::lock_guard lock(mutex_);
+      job_ = Job{round, snapshot};
+      in_flight_ = true;
+    }
+    changed_.notify_all();
+    return;
+  }
+  Outcome outcome;
+  outcome.snapshot = snapshot;
+  outcome.mixed.resize(snapshot->size());
+  outcome.result = averager_.run_round(round, snapshot, outcome.mixed);
+  apply(trainer, outcome);
+}
+
+void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
+  auto params = trainer.parameters();
+  const float* mixed = outcome.mixed.data();
+  const float* snapshot = outcome.snapshot->data();
+  float* x = params.data();
+  // x <- x + (m - x_s): keeps the local progress made since the snapshot.
+  for (std::size_t k = 0; k < params.size(); ++k) x[k] += mixed[k] - snapshot[k];
+  trainer.push_parameters();
+
+  const auto& r = outcome.result;
+  std::vector<std::string> missing;
+  for (std::size_t peer : r.missing) missing.push_back(topology_.names()[peer]);
+  double waited_ms = std::chrono::duration<double, std::milli>(r.waited).count();
+  {
+    std::lock_guard lock(mutex_);
+    ++rounds_;
+    neighbours_left_out_ += r.missing.size();
+    last_distance_ = r.consensus_distance;
+    last_wait_ms_ = waited_ms;
+  }
+  metrics_.write({{"event", "gossip"},
+                  {"step", trainer.step_count()},
+                  {"round", r.round},
+                  {"received", r.received},
+                  {"expected", r.expected},
+                  {"left_out", missing},
+                  {"self_weight", r.self_weight},
+                  {"consensus_distance", r.consensus_distance},
+                  {"waited_ms", waited_ms}});
+}
+
+void GossipSync::complete_round(training::Trainer& trainer) {
+  std::unique_lock lock(mutex_);
+  if (!in_flight_) return;
+  // The worker finishes within round_timeout (every wait in a round has that deadline).
+  changed_.wait(lock, [this] { return outcome_.has_value(); });
+  Outcome outcome = std::move(*outcome_);
+  outcome_.reset();
+  in_flight_ = false;
+  lock.unlock();
+  apply(trainer, outcome);
+}
+
+void GossipSync::after_step(training::Trainer& trainer) {
+  const std::int64_t step = trainer.step_count();
+  bool ready;
+  {
+    std::lock_guard lock(mutex_);
+    ready = in_flight_ && outcome_.has_value();
+  }
+  if (ready) complete_round(trainer);  // applied at the first step boundary after it finished
+  if (step % options_.period == 0) {
+    complete_round(trainer);  // the previous round must be in before the next snapshot
+    launch_round(trainer, options_.overlap);
+  }
+  std::uint64_t next;
+  {
+    std::lock_guard lock(mutex_);
+    next = next_round_;
+  }
+  transport_.set_progress(next, static_cast<std::uint64_t>(step));
+}
+
+void GossipSync::finish(training::Trainer& trainer, bool stopping) {
+  complete_round(trainer);
+  if (stopping) return;
+  // Extra rounds without training pull the replicas together before the final evaluation.
+  for (std::int64_t i = 0; i < options_.final_rounds; ++i) launch_round(trainer, false);
+}
+
+void GossipSync::save_state(training::CheckpointExtras& extras) const {
+  std::lock_guard lock(mutex_);
+  put_u64(extras, "gossip.next_round", next_round_);
+}
+
+void GossipSync::restore_state(const training::CheckpointExtras& extras) {
+  if (auto round = get_u64(extras, "gossip.next_round")) {
+    std::lock_guard lock(mutex_);
+    next_round_ = *round;
+  }
+}
+
+nlohmann::json GossipSync::status() const {
+  std::lock_guard lock(mutex_);
+  return {{"round", next_round_},
+          {"rounds", rounds_},
+          {"neighbours_left_out", neighbours_left_out_},
+          {"consensus_distance", last_distance_},
+          {"last_wait_ms", last_wait_ms_},
+          {"period", options_.period},
+          {"overlap", options_.overlap}};
+}
+
+double GossipSync::consensus_distance() const {
+  std::lock_guard lock(mutex_);
+  return last_distance_;
+}
+
+}  // namespace starling::daemon

@@ -1,0 +1,512 @@
+#include "daemon/node.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "daemon/control_server.h"
+#include "daemon/gossip_sync.h"
+#include "daemon/metrics_log.h"
+#include "daemon/runtime_paths.h"
+#include "daemon/sync_strategy.h"
+#include "daemon/systemd_notify.h"
+#include "topology/cluster_file.h"
+#include "topology/config_error.h"
+#include "topology/topology.h"
+#include "training/trainer.h"
+
+namespace starling::daemon {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+void configure_logging(const std::string& node_id, const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("starlingd-" + node_id);
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [" + node_id + "] %v");
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+std::uint64_t incarnation_now() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+}  // namespace
+
+struct Node::Impl {
+  topology::ClusterSpec spec;
+  std::unique_ptr<topology::Topology> topo;
+  std::size_t index = 0;
+  std::string id;
+  std::filesystem::path node_dir;
+  std::filesystem::path checkpoint_dir;
+  std::unique_ptr<MetricsLog> metrics;
+  std::unique_ptr<training::Trainer> trainer;
+  // Immutable facts about the trainer, cached so the control thread never touches it.
+  std::string device;
+  std::int64_t total_steps = 0;
+  std::unique_ptr<gossip::ZmqTransport> transport;
+  std::unique_ptr<SyncStrategy> sync;
+  std::unique_ptr<ControlServer> control;
+  Clock::time_point started = Clock::now();
+
+  // Signals and the systemd watchdog are served by an Asio io_context on its own thread.
+  boost::asio::io_context io;
+  std::unique_ptr<boost::asio::signal_set> signals;
+  std::unique_ptr<boost::asio::steady_timer> watchdog;
+  std::thread io_thread;
+
+  // Requests from other threads, served by the training thread between steps.
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> paused{false};
+  std::mutex commands_mutex;
+  std::condition_variable commands_changed;
+  std::deque<ReplyToken> checkpoint_requests;  // guarded by commands_mutex
+  std::atomic<std::int64_t> loop_heartbeat_ns{0};
+
+  // What status reports; written by the training thread, read by the control thread.
+  mutable std::mutex status_mutex;
+  std::string state = "starting";
+  std::int64_t step = 0;
+  double epoch = 0;
+  double loss = NAN;
+  double accuracy = NAN;
+  double eval_loss = NAN;
+  double samples_per_s = 0;
+  double lr = 0;
+  std::string last_checkpoint;
+
+  void set_state(const std::string& s) {
+    std::lock_guard lock(status_mutex);
+    state = s;
+  }
+
+  nlohmann::json status_json() const {
+    nlohmann::json j;
+    {
+      std::lock_guard lock(status_mutex);
+      j = {{"node", id},
+           {"cluster", spec.name},
+           {"state", state},
+           {"mode", sync->mode()},
+           {"step", step},
+           {"total_steps", total_steps},
+           {"epoch", epoch},
+           {"loss", number_or_null(loss)},
+           {"accuracy", number_or_null(accuracy)},
+           {"eval_loss", number_or_null(eval_loss)},
+           {"samples_per_s", samples_per_s},
+           {"lr", lr},
+           {"last_checkpoint", last_checkpoint}};
+    }
+    j["device"] = device;
+    j["pid"] = ::getpid();
+    j["uptime_s"] = std::chrono::duration<double>(Clock::now() - started).count();
+    j["paused"] = paused.load();
+    std::size_t alive = 0, total = 0;
+    std::uint64_t sent = 0, received = 0, rejected = 0;
+    if (transport) {
+      auto table = transport->peers().snapshot();
+      for (std::size_t i = 0; i < table.size(); ++i) {
+        if (i == index) continue;
+        ++total;
+        if (table[i].state == gossip::PeerState::alive) ++alive;
+        sent += table[i].bytes_sent;
+        received += table[i].bytes_received;
+        for (auto count : table[i].rejected) rejected += count;
+      }
+    }
+    j["peers_alive"] = alive;
+    j["peers_total"] = total;
+    j["bytes_sent"] = sent;
+    j["bytes_received"] = received;
+    j["rejected"] = rejected;
+    j["consensus_distance"] = sync->consensus_distance();
+    j["sync"] = sync->status();
+    return j;
+  }
+
+  nlohmann::json peers_json() const {
+    nlohmann::json peers = nlohmann::json::array();
+    nlohmann::json unknown = nlohmann::json::object();
+    std::uint64_t handshake_failures = 0;
+    if (transport) {
+      auto now = Clock::now();
+      auto table = transport->peers().snapshot();
+      for (std::size_t i = 0; i < table.size(); ++i) {
+        if (i == index) continue;
+        const auto& p = table[i];
+        nlohmann::json rejected = nlohmann::json::object();
+        for (std::size_t r = 0; r < gossip::kRejectReasonCount; ++r) {
+          if (p.rejected[r]) {
+            rejected[std::string(gossip::to_string(static_cast<gossip::RejectReason>(r)))] =
+                p.rejected[r];
+          }
+        }
+        peers.push_back(
+            {{"id", p.id},
+             {"state", std::string(gossip::to_string(p.state))},
+             {"back", p.back},
+             {"returns", p.returns},
+             {"neighbour", topo->graph().has_edge(index, i)},
+             {"last_seen_ms", p.last_seen ? nlohmann::json(std::chrono::duration<double, std::milli>(
+                                                              now - *p.last_seen)
+                                                              .count())
+                                          : nlohmann::json(nullptr)},
+             {"rtt_ms", p.rtt_ms >= 0 ? nlohmann::json(p.rtt_ms) : nlohmann::json(nullptr)},
+             {"bytes_sent", p.bytes_sent},
+             {"bytes_received", p.bytes_received},
+             {"messages_sent", p.messages_sent},
+             {"messages_received", p.messages_received},
+             {"send_failures", p.send_failures},
+             {"rejected", rejected},
+             {"round", p.reported_round},
+             {"step", p.reported_step},
+             {"fingerprint_mismatch", p.fingerprint_mismatch}});
+      }
+      auto counts = transport->peers().unknown_rejections();
+      for (std::size_t r = 0; r < gossip::kRejectReasonCount; ++r) {
+        if (counts[r]) {
+          unknown[std::string(gossip::to_string(static_cast<gossip::RejectReason>(r)))] = counts[r];
+        }
+      }
+      handshake_failures = transport->peers().handshake_failures();
+    }
+    return {{"node", id},
+            {"peers", peers},
+            {"rejected_from_unknown", unknown},
+            {"handshake_failures", handshake_failures}};
+  }
+
+  void handle_control(const ControlRequest& request, ReplyToken token) {
+    switch (request.command) {
+      case ControlCommand::status: control->reply(token, ok_reply(status_json())); return;
+      case ControlCommand::peers: control->reply(token, ok_reply(peers_json())); return;
+      case ControlCommand::pause:
+        paused.store(true);
+        spdlog::info("paused by control request");
+        control->reply(token, ok_reply({{"paused", true}}));
+        return;
+      case ControlCommand::resume:
+        paused.store(false);
+        commands_changed.notify_all();
+        spdlog::info("resumed by control request");
+        control->reply(token, ok_reply({{"paused", false}}));
+        return;
+      case ControlCommand::stop:
+        request_stop();
+        control->reply(token, ok_reply({{"stopping", true}}));
+        return;
+      case ControlCommand::checkpoint: {
+        // Written by the training thread at its next step boundary; it replies then.
+        std::lock_guard lock(commands_mutex);
+        checkpoint_requests.push_back(token);
+        commands_changed.notify_all();
+        return;
+      }
+    }
+  }
+
+  void request_stop() {
+    if (!stop_requested.exchange(true)) spdlog::info("stop requested; stopping after a checkpoint");
+    commands_changed.notify_all();
+  }
+
+  std::string write_checkpoint() {
+    training::CheckpointExtras extras;
+    sync->save_state(extras);
+    std::string path = trainer->save_checkpoint(checkpoint_dir.string(), extras);
+    {
+      std::lock_guard lock(status_mutex);
+      last_checkpoint = path;
+    }
+    metrics->write({{"event", "checkpoint"}, {"step", trainer->step_count()}, {"path", path}});
+    return path;
+  }
+
+  void serve_checkpoint_requests() {
+    std::deque<ReplyToken> requests;
+    {
+      std::lock_guard lock(commands_mutex);
+      requests.swap(checkpoint_requests);
+    }
+    if (requests.empty()) return;
+    nlohmann::json reply;
+    try {
+      std::string path = write_checkpoint();
+      reply = ok_reply({{"path", path}, {"step", trainer->step_count()}});
+    } catch (const std::exception& e) {
+      reply = error_reply(std::string("checkpoint failed: ") + e.what());
+    }
+    for (const auto& token : requests) control->reply(token, reply);
+  }
+
+  void evaluate(const char* why) {
+    set_state("evaluating");
+    auto result = trainer->evaluate();
+    {
+      std::lock_guard lock(status_mutex);
+      accuracy = result.accuracy;
+      eval_loss = result.loss;
+    }
+    metrics->write({{"event", "eval"},
+                    {"why", why},
+                    {"step", trainer->step_count()},
+                    {"epoch", trainer->epoch()},
+                    {"loss", result.loss},
+                    {"accuracy", result.accuracy},
+                    {"consensus_distance", sync->consensus_distance()},
+                    {"seconds", result.seconds}});
+    spdlog::info("step {} epoch {:.2f}: test accuracy {:.2f}% loss {:.4f}", trainer->step_count(),
+                 trainer->epoch(), 100.0 * result.accuracy, result.loss);
+    set_state("training");
+  }
+
+  void start_io_thread() {
+    signals = std::make_unique<boost::asio::signal_set>(io, SIGINT, SIGTERM);
+    signals->async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (!ec) {
+        spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        request_stop();
+      }
+    });
+    if (auto interval = systemd_watchdog_interval()) {
+      watchdog = std::make_unique<boost::asio::steady_timer>(io);
+      schedule_watchdog(*interval / 2);
+    }
+    io_thread = std::thread([this] { io.run(); });
+  }
+
+  void schedule_watchdog(std::chrono::microseconds every) {
+    watchdog->expires_after(every);
+    watchdog->async_wait([this, every](const boost::system::error_code& ec) {
+      if (ec) return;
+      // Keep systemd's watchdog fed only while the training loop turns (a wedged loop then
+      // gets the node restarted).
+      auto last = std::chrono::nanoseconds(loop_heartbeat_ns.load());
+      auto now = Clock::now().time_since_epoch();
+      if (now - last < 2 * every) systemd_notify("WATCHDOG=1");
+      schedule_watchdog(every);
+    });
+  }
+
+  void touch_loop() {
+    loop_heartbeat_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                Clock::now().time_since_epoch())
+                                .count());
+  }
+
+  int run();
+};
+
+Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
+  Impl& n = *impl_;
+  n.spec = topology::parse_cluster_file(options.config_path);
+  n.index = n.spec.index_of(options.node_id);
+  if (n.index == n.spec.nodes.size()) {
+    std::string ids;
+    for (const auto& node : n.spec.nodes) ids += (ids.empty() ? "" : ", ") + node.id;
+    throw topology::ConfigError(options.config_path, 0, 0, "",
+                                "node \"" + options.node_id + "\" is not in this cluster; its "
+                                "nodes are " + ids);
+  }
+  n.id = options.node_id;
+  configure_logging(n.id, options.log_level.value_or(n.spec.run.log_level));
+  n.topo = std::make_unique<topology::Topology>(topology::Topology::compile(n.spec));
+
+  n.node_dir = node_directory(n.spec, n.index, options.run_dir);
+  n.checkpoint_dir = n.node_dir / "checkpoints";
+  std::filesystem::create_directories(n.checkpoint_dir);
+  n.metrics = std::make_unique<MetricsLog>(n.node_dir / "metrics.jsonl");
+
+  training::NodeShard shard{n.index, n.spec.nodes.size(), n.spec.seed};
+  n.trainer = std::make_unique<training::Trainer>(n.spec.training, shard);
+  n.device = n.trainer->device();
+  n.total_steps = n.trainer->total_steps();
+  spdlog::info("cluster {} ({} nodes, {}), mode {}: model {} with {} parameters on {}, {} "
+               "training samples, {} steps",
+               n.spec.name, n.spec.nodes.size(), topology::to_string(n.topo->kind()),
+               n.spec.sync.mode, n.spec.training.model, n.trainer->parameter_count(),
+               n.trainer->device(), n.trainer->shard_size(), n.trainer->total_steps());
+
+  const auto& s = n.spec.sync;
+  if (s.mode == "local") {
+    n.sync = std::make_unique<LocalSync>();
+  } else {
+    gossip::ZmqTransportOptions t;
+    for (const auto& node : n.spec.nodes) {
+      t.ids.push_back(node.id);
+      t.endpoints.push_back(node.endpoint);
+    }
+    t.self = n.index;
+    t.incarnation = incarnation_now();
+    t.policy.fingerprint = n.trainer->fingerprint();
+    t.policy.gossip_neighbours.assign(n.spec.nodes.size(), false);
+    for (std::size_t j : n.topo->graph().neighbours(n.index)) t.policy.gossip_neighbours[j] = true;
+    t.max_payload_bytes = n.trainer->parameter_count() * sizeof(float);
+    t.heartbeat = std::chrono::milliseconds(s.heartbeat_ms);
+    t.timing.suspect_after = std::chrono::milliseconds(s.suspect_after_ms);
+    t.timing.dead_after = std::chrono::milliseconds(s.dead_after_ms);
+    t.timing.never_seen_dead_after =
+        std::chrono::milliseconds(std::max(s.startup_timeout_ms, s.dead_after_ms));
+    t.faults = options.faults;
+    n.transport = std::make_unique<gossip::ZmqTransport>(std::move(t));
+    if (s.mode == "gossip") {
+      GossipSyncOptions g;
+      g.period = s.period;
+      g.overlap = s.overlap;
+      g.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);
+      g.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
+      g.final_rounds = s.final_rounds;
+      n.sync = std::make_unique<GossipSync>(*n.transport, *n.topo, g, *n.metrics);
+    } else {
+      throw topology::ConfigError(n.spec.file, s.line, 0, "sync.mode",
+                                  "\"" + s.mode + "\" is not implemented in this build");
+    }
+  }
+
+  if (auto loaded = n.trainer->load_latest_checkpoint(n.checkpoint_dir.string())) {
+    n.sync->restore_state(loaded->extras);
+    n.last_checkpoint = loaded->path;
+    n.step = n.trainer->step_count();
+    n.epoch = n.trainer->epoch();
+    spdlog::info("resumed from {} at step {}", loaded->path, loaded->step);
+    n.metrics->write({{"event", "resumed"}, {"step", loaded->step}, {"path", loaded->path}});
+  }
+
+  n.control = std::make_unique<ControlServer>(
+      control_endpoint(n.spec, n.index),
+      [this](const ControlRequest& request, ReplyToken token) {
+        impl_->handle_control(request, std::move(token));
+      });
+  n.start_io_thread();
+}
+
+Node::~Node() {
+  impl_->io.stop();
+  if (impl_->io_thread.joinable()) impl_->io_thread.join();
+  // Order matters: the control thread reads the sync strategy and the transport.
+  impl_->control.reset();
+  impl_->sync.reset();
+  impl_->transport.reset();
+}
+
+void Node::request_stop() { impl_->request_stop(); }
+
+int Node::run() { return impl_->run(); }
+
+int Node::Impl::run() {
+  metrics->write({{"event", "start"},
+                  {"node", id},
+                  {"cluster", spec.name},
+                  {"mode", sync->mode()},
+                  {"model", spec.training.model},
+                  {"parameters", trainer->parameter_count()},
+                  {"shard_size", trainer->shard_size()},
+                  {"total_steps", trainer->total_steps()},
+                  {"device", trainer->device()},
+                  {"pid", ::getpid()}});
+  systemd_notify("READY=1\nSTATUS=waiting for neighbours");
+  set_state("waiting for neighbours");
+  touch_loop();
+  sync->start(*trainer);
+  set_state("training");
+
+  const std::int64_t steps_per_epoch = std::max<std::int64_t>(1, trainer->steps_per_epoch());
+  const std::int64_t eval_every = spec.training.eval_every;
+  const std::int64_t checkpoint_every = spec.training.checkpoint_every;
+  auto window_start = Clock::now();
+  std::int64_t window_samples = 0;
+  auto last_report = Clock::now();
+  auto last_notify = Clock::now();
+  double smoothed_loss = NAN;
+  bool stopped_early = false;
+
+  while (true) {
+    touch_loop();
+    serve_checkpoint_requests();
+    if (stop_requested.load()) {
+      stopped_early = !trainer->finished();
+      break;
+    }
+    if (paused.load()) {
+      set_state("paused");
+      std::unique_lock lock(commands_mutex);
+      commands_changed.wait_for(lock, std::chrono::milliseconds(200));
+      continue;
+    }
+    if (trainer->finished()) break;
+    set_state("training");
+
+    training::StepResult r = sync->step(*trainer);
+    sync->after_step(*trainer);
+    window_samples += r.samples;
+    smoothed_loss = std::isfinite(smoothed_loss) ? 0.98 * smoothed_loss + 0.02 * r.loss : r.loss;
+
+    auto now = Clock::now();
+    double window_seconds = std::chrono::duration<double>(now - window_start).count();
+    {
+      std::lock_guard lock(status_mutex);
+      step = r.step;
+      epoch = r.epoch;
+      loss = smoothed_loss;
+      lr = r.lr;
+      if (window_seconds >= 1.0) samples_per_s = static_cast<double>(window_samples) / window_seconds;
+    }
+    if (now - last_report >= std::chrono::seconds(1)) {
+      metrics->write({{"event", "train"},
+                      {"step", r.step},
+                      {"epoch", r.epoch},
+                      {"loss", smoothed_loss},
+                      {"lr", r.lr},
+                      {"samples_per_s", static_cast<double>(window_samples) / window_seconds}});
+      last_report = now;
+      window_start = now;
+      window_samples = 0;
+    }
+    if (now - last_notify >= std::chrono::seconds(5)) {
+      systemd_notify("STATUS=step " + std::to_string(r.step) + "/" +
+                     std::to_string(trainer->total_steps()) + ", loss " +
+                     std::to_string(smoothed_loss));
+      last_notify = now;
+    }
+    bool eval_due = eval_every > 0 ? r.step % eval_every == 0 : r.step % steps_per_epoch == 0;
+    if (eval_due && !trainer->finished()) evaluate(eval_every > 0 ? "periodic" : "epoch");
+    if (checkpoint_every > 0 && r.step % checkpoint_every == 0) write_checkpoint();
+  }
+
+  systemd_notify("STOPPING=1");
+  set_state(stopped_early ? "stopping" : "finishing");
+  sync->finish(*trainer, stopped_early);
+  if (!stopped_early) evaluate("final");
+  std::string path = write_checkpoint();
+  double seconds = metrics->seconds();
+  nlohmann::json summary = status_json();
+  summary["event"] = "summary";
+  summary["finished"] = !stopped_early;
+  summary["wall_seconds"] = seconds;
+  summary["checkpoint"] = path;
+  metrics->write(summary);
+  spdlog::info("{} at step {} after {:.1f} s; checkpoint {}",
+               stopped_early ? "stopped" : "finished", trainer->step_count(), seconds, path);
+  set_state(stopped_early ? "stopped" : "finished");
+  return kExitOk;
+}
+
+}  // namespace starling::daemon

@@ -1,0 +1,47 @@
+#pragma once
+// Node: one starlingd. Wires a cluster file's node into a running daemon: trainer, transport,
+// sync strategy, control socket, metrics, checkpoints, signals and systemd notification, and
+// runs the training loop on the calling thread.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "gossip/zmq_transport.h"
+
+namespace starling::daemon {
+
+// Process exit codes of starlingd (also listed in its --help).
+enum ExitCode : int {
+  kExitOk = 0,            // finished training, or stopped on request after a checkpoint
+  kExitFailure = 1,       // an unexpected runtime failure
+  kExitConfig = 2,        // invalid cluster file or command line
+  kExitTraining = 3,      // dataset or device problem (missing file, empty shard, no CUDA)
+  kExitNetwork = 4,       // cannot bind the data or control endpoint
+};
+
+struct NodeOptions {
+  std::string config_path;
+  std::string node_id;
+  std::string run_dir;                   // overrides [run] dir
+  std::optional<std::string> log_level;  // overrides [run] log_level
+  gossip::FaultInjection faults;         // test hooks
+};
+
+class Node {
+ public:
+  // Loads and checks everything and binds the sockets; throws topology::ConfigError,
+  // training::TrainingError, gossip::TransportError or ControlError.
+  explicit Node(const NodeOptions& options);
+  ~Node();
+
+  // Trains until done or asked to stop; returns an ExitCode.
+  int run();
+  // Thread-safe: ends the run at the next step boundary, after a checkpoint.
+  void request_stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace starling::daemon

@@ -1,0 +1,37 @@
+#pragma once
+// Where a node keeps things on disk, shared by starlingd and starlingctl so both agree on
+// default paths.
+//
+// Control socket: the node's `control` endpoint, or by default
+//   ipc://<runtime dir>/<cluster>-<node>.sock
+// where the runtime dir is $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else
+// $XDG_RUNTIME_DIR/starling, else /run/starling for root, else /tmp/starling-<uid>; created
+// with mode 0700 so only this user can reach the control socket.
+//
+// Node output (metrics, checkpoints, logs): <run dir>/<node id>, where the run dir is the
+// --run-dir option, else [run] dir, else $STATE_DIRECTORY/<cluster> (systemd's
+// StateDirectory=), else ./runs/<cluster>.
+#include <filesystem>
+#include <string>
+
+#include "topology/cluster_spec.h"
+
+namespace starling::daemon {
+
+std::filesystem::path runtime_directory();
+// Creates the runtime directory (0700) if needed; throws std::runtime_error if it exists with
+// wider permissions or belongs to someone else.
+void ensure_private_directory(const std::filesystem::path& dir);
+
+// The control endpoint of `node` (explicit, or the default ipc path).
+std::string control_endpoint(const topology::ClusterSpec& spec, std::size_t node);
+
+std::filesystem::path run_directory(const topology::ClusterSpec& spec,
+                                    const std::string& override_dir);
+std::filesystem::path node_directory(const topology::ClusterSpec& spec, std::size_t node,
+                                     const std::string& override_dir);
+
+// For ipc:// endpoints: the socket path (empty for other transports).
+std::filesystem::path ipc_path(const std::string& endpoint);
+
+}  // namespace starling::daemon

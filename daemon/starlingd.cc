@@ -1,0 +1,84 @@
+// starlingd: one node of a Starling cluster. Runs in the foreground (systemd style), logs to
+// stderr, and stops cleanly (after a checkpoint) on SIGTERM or SIGINT.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "daemon/control_server.h"
+#include "daemon/node.h"
+#include "gossip/zmq_transport.h"
+#include "topology/cluster_file.h"
+#include "topology/config_error.h"
+#include "topology/topology.h"
+#include "training/trainer.h"
+
+using namespace starling;
+
+int main(int argc, char** argv) {
+  CLI::App app{"starlingd: one node of a Starling decentralized training cluster.\n"
+               "Trains its shard of the data and averages parameters with its peers as the\n"
+               "cluster file's [sync] section says. Logs to stderr; metrics, checkpoints and\n"
+               "the node's output go to <run dir>/<node id>/.\n\n"
+               "Exit codes: 0 finished (or stopped on request after a checkpoint), 1 runtime\n"
+               "failure, 2 invalid cluster file or arguments, 3 dataset/device problem,\n"
+               "4 cannot bind the data or control endpoint."};
+  daemon::NodeOptions options;
+  std::string log_level;
+  bool check_only = false;
+  app.add_option("-c,--config", options.config_path, "cluster file (TOML)")->required();
+  app.add_option("-n,--node", options.node_id, "this node's id in the cluster file")->required();
+  app.add_option("--run-dir", options.run_dir,
+                 "directory for node output (overrides [run] dir; default ./runs/<cluster>)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error (overrides [run])")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("--check", check_only, "validate the cluster file and this node's place in it, then exit");
+  auto* hooks = app.add_option_group("Test hooks", "fault injection for tests; never in production");
+  hooks->add_option("--test-drop-rate", options.faults.drop_probability,
+                    "drop this fraction of outgoing messages")
+      ->check(CLI::Range(0.0, 1.0));
+  int delay_ms = 0;
+  hooks->add_option("--test-delay-ms", delay_ms, "delay every outgoing message by this much")
+      ->check(CLI::Range(0, 60000));
+  app.set_version_flag("--version", "starlingd 0.1.0");
+  CLI11_PARSE(app, argc, argv);
+  options.faults.delay = std::chrono::milliseconds(delay_ms);
+  if (!log_level.empty()) options.log_level = log_level;
+
+  if (check_only) {
+    try {
+      auto spec = topology::parse_cluster_file(options.config_path);
+      auto topo = topology::Topology::compile(spec);
+      if (spec.index_of(options.node_id) == spec.nodes.size()) {
+        std::cerr << "starlingd: node \"" << options.node_id << "\" is not in "
+                  << options.config_path << "\n";
+        return daemon::kExitConfig;
+      }
+      std::cout << options.config_path << ": valid; node " << options.node_id << " of "
+                << spec.nodes.size() << " in cluster " << spec.name << ", mode " << spec.sync.mode
+                << "\n";
+      return daemon::kExitOk;
+    } catch (const topology::ConfigError& e) {
+      std::cerr << "starlingd: " << e.what() << "\n";
+      return daemon::kExitConfig;
+    }
+  }
+
+  try {
+    daemon::Node node(options);
+    return node.run();
+  } catch (const topology::ConfigError& e) {
+    std::cerr << "starlingd: " << e.what() << "\n";
+    return daemon::kExitConfig;
+  } catch (const training::TrainingError& e) {
+    std::cerr << "starlingd: " << e.what() << "\n";
+    return daemon::kExitTraining;
+  } catch (const gossip::TransportError& e) {
+    std::cerr << "starlingd: " << e.what() << "\n";
+    return daemon::kExitNetwork;
+  } catch (const daemon::ControlError& e) {
+    std::cerr << "starlingd: " << e.what() << "\n";
+    return daemon::kExitNetwork;
+  } catch (const std::exception& e) {
+    std::cerr << "starlingd: " << e.what() << "\n";
+    return daemon::kExitFailure;
+  }
+}
