@@ -141,11 +141,14 @@ void write_file_durably(const std::filesystem::path& path, std::span<const std::
 }
 
 std::vector<std::uint8_t> read_whole_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw TrainingError(path.string() + ": cannot open");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                  std::istreambuf_iterator<char>());
-  if (in.bad()) throw TrainingError(path.string() + ": read failed");
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw TrainingError(path.string() + ": cannot determine size");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(bytes.data()), size);
+  if (in.gcount() != size) throw TrainingError(path.string() + ": read failed");
   return bytes;
 }
 

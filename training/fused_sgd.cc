@@ -56,7 +56,7 @@ FusedSgd::FusedSgd(SgdOptions options, at::Tensor values, at::Tensor gradients,
 }
 
 void FusedSgd::step(double lr) {
-  if (values_.device().is_cpu()) {
+  if (values_.device().is_cpu() && options_.kernel == SgdOptions::Kernel::automatic) {
     step_cpu(static_cast<float>(lr));
   } else {
     step_tensor_ops(lr);

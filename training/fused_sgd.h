@@ -18,6 +18,9 @@ struct SgdOptions {
   double momentum = 0;
   double weight_decay = 0;
   bool nesterov = false;
+  // The tensor-op kernel is what runs off the CPU; tests force it on the CPU to check its math
+  // on a machine without a GPU.
+  enum class Kernel { automatic, tensor_ops } kernel = Kernel::automatic;
 };
 
 class FusedSgd {
