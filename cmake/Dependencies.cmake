@@ -16,3 +16,4 @@ endif()
 # LibTorch: Debian's libtorch-dev by default; on a GPU machine point Torch_DIR at the
 # LibTorch bundled with PyTorch (python3 -c 'import torch; print(torch.utils.cmake_prefix_path)').
 find_package(Torch REQUIRED)
+find_package(ZLIB REQUIRED)                                 # the .gz IDX datasets

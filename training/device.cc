@@ -1,0 +1,40 @@
+#include "training/device.h"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "training/trainer.h"
+
+namespace starling::training {
+
+c10::Device resolve_device(const std::string& name) {
+  const bool have_cuda = torch::cuda::is_available();
+  if (name == "auto") return have_cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  int index = 0;
+  if (name != "cuda") {
+    const std::string digits = name.rfind("cuda:", 0) == 0 ? name.substr(5) : "";
+    if (digits.empty() || digits.size() > 4 ||
+        !std::all_of(digits.begin(), digits.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      throw TrainingError("training.device: \"" + name +
+                          "\" is not valid; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
+    }
+    index = std::stoi(digits);
+  }
+  if (!have_cuda) {
+    throw TrainingError("training.device: \"" + name +
+                        "\" asked for, but this LibTorch has no usable CUDA device (CPU-only "
+                        "build, no driver, or no GPU); use \"cpu\" or \"auto\"");
+  }
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  if (index >= count) {
+    throw TrainingError("training.device: \"" + name + "\" does not exist; this machine has " +
+                        std::to_string(count) + " CUDA device(s)");
+  }
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+}  // namespace starling::training
