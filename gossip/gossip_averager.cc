@@ -45,12 +45,16 @@ GossipAverager::GossipAverager(Transport& transport, const topology::Topology& t
 }
 
 std::uint64_t GossipAverager::catch_up(std::uint64_t round) const {
+  // A neighbour reporting next round R has started rounds up to R - 1 and is in (or past)
+  // R - 1. If that is ahead of us we skip to it, where it waits for us; a neighbour only one
+  // round ahead (R - 1 == round) is exactly where we are going anyway. Jumping to R instead
+  // would leapfrog: two nodes that each see the other one round ahead would never meet.
   const std::size_t self = transport_.self();
   std::uint64_t latest = round;
   for (std::size_t peer : topology_.graph().neighbours(self)) {
-    if (transport_.peers().is_reachable(peer)) {
-      latest = std::max(latest, transport_.peers().reported_round(peer));
-    }
+    if (!transport_.peers().is_reachable(peer)) continue;
+    std::uint64_t reported = transport_.peers().reported_round(peer);
+    if (reported > 0) latest = std::max(latest, reported - 1);
   }
   return latest;
 }

@@ -46,8 +46,9 @@ class GossipAverager {
                               std::shared_ptr<const std::vector<float>> snapshot,
                               std::span<float> mixed);
 
-  // The round to run next given that we would run `round`: jumps forward to the latest round
-  // a reachable in- or out-neighbour reports, so a node that fell behind rejoins the others.
+  // The round to run next given that we would run `round`: jumps forward to the round the most
+  // advanced reachable neighbour is in (its reported next round minus one), so a node that
+  // fell behind rejoins the others instead of timing out round after round.
   std::uint64_t catch_up(std::uint64_t round) const;
 
   // Buffers neighbours' messages from `round` on (e.g. after restoring a round counter), before

@@ -14,7 +14,7 @@
 namespace starling::topology {
 
 const std::vector<std::string>& implemented_sync_modes() {
-  static const std::vector<std::string> modes = {"local"};
+  static const std::vector<std::string> modes = {"local", "gossip"};
   return modes;
 }
 

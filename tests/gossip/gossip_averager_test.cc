@@ -209,7 +209,11 @@ TEST(GossipAverager, OnlyNeighboursMayGossip) {
 TEST(GossipAverager, CatchUpJumpsToTheLatestRoundAReachableNeighbourReports) {
   Cluster c("ring", 3);
   EXPECT_EQ(c.averagers[0]->catch_up(5), 5u);
-  c.network.node(0).peers().on_heartbeat(1, 40, 0);
+  // A neighbour whose next round is 6 is in round 5, where we are going: no jump.
+  c.network.node(0).peers().on_heartbeat(1, 6, 0);
+  EXPECT_EQ(c.averagers[0]->catch_up(5), 5u);
+  // One whose next round is 41 is in round 40 and waits there.
+  c.network.node(0).peers().on_heartbeat(1, 41, 0);
   EXPECT_EQ(c.averagers[0]->catch_up(5), 40u);
   c.network.kill(1);
   EXPECT_EQ(c.averagers[0]->catch_up(5), 5u);  // the dead do not count
