@@ -8,6 +8,12 @@ namespace starling::daemon {
 
 using Clock = std::chrono::steady_clock;
 
+// How far behind its most advanced neighbour a node may fall before it jumps ahead. On a
+// time-varying graph healthy nodes drift several rounds apart (each round depends on one peer
+// only), and a jump skips rounds other nodes are waiting for, so only a node beyond the mailbox
+// window (whose neighbours' messages it could not even buffer) rejoins by jumping.
+constexpr std::uint64_t kRealignSlack = gossip::GossipAverager::kDefaultWindow;
+
 GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& topology,
                        GossipSyncOptions options, MetricsLog& metrics)
     : transport_(transport),
@@ -88,9 +94,10 @@ void GossipSync::start(training::Trainer& trainer) {
   transport_.set_progress(next_round_, static_cast<std::uint64_t>(trainer.step_count()));
   wait_for_neighbours();
   // A restarted node rejoins at the round its neighbours are at, and from now on buffers
-  // their messages for the rounds it is about to run.
+  // their messages for the rounds it is about to run. (A fresh node starts at round 0 like
+  // everyone: neighbours that started a little earlier are a round or two ahead and wait.)
   std::lock_guard lock(mutex_);
-  next_round_ = averager_.catch_up(next_round_);
+  if (resumed_) next_round_ = averager_.catch_up(next_round_);
   averager_.expect_round(next_round_);
 }
 
@@ -101,7 +108,9 @@ void GossipSync::launch_round(training::Trainer& trainer, bool overlap) {
   std::uint64_t round;
   {
     std::lock_guard lock(mutex_);
-    next_round_ = averager_.catch_up(next_round_);
+    // Rounds advance in lockstep with steps; only a node that fell clearly behind (stalled
+    // while its neighbours went on) jumps.
+    next_round_ = averager_.catch_up(next_round_, kRealignSlack);
     round = next_round_++;
   }
   if (overlap) {
@@ -196,10 +205,9 @@ void GossipSync::save_state(training::CheckpointExtras& extras) const {
 }
 
 void GossipSync::restore_state(const training::CheckpointExtras& extras) {
-  if (auto round = get_u64(extras, "gossip.next_round")) {
-    std::lock_guard lock(mutex_);
-    next_round_ = *round;
-  }
+  std::lock_guard lock(mutex_);
+  resumed_ = true;
+  if (auto round = get_u64(extras, "gossip.next_round")) next_round_ = *round;
 }
 
 nlohmann::json GossipSync::status() const {

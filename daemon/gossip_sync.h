@@ -89,6 +89,7 @@ class GossipSync final : public SyncStrategy {
 
   // Training-thread state, published under mutex_ for status().
   std::uint64_t next_round_ = 0;
+  bool resumed_ = false;  // restored from a checkpoint: catch up with the neighbours at start
   std::uint64_t rounds_ = 0;
   std::uint64_t neighbours_left_out_ = 0;
   double last_distance_ = 0.0;

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cmath>
 #include <condition_variable>
@@ -47,7 +46,22 @@ std::uint64_t incarnation_now() {
                                         .count());
 }
 
+// The node a stop signal goes to, and a signal that came before any node was running.
+std::mutex g_signal_mutex;
+Node* g_running_node = nullptr;  // guarded by g_signal_mutex
+int g_pending_signal = 0;        // guarded by g_signal_mutex
+
 }  // namespace
+
+void request_stop_from_signal(int signal) {
+  std::lock_guard lock(g_signal_mutex);
+  if (g_running_node) {
+    spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : strsignal(signal));
+    g_running_node->request_stop();
+  } else {
+    g_pending_signal = signal;
+  }
+}
 
 struct Node::Impl {
   topology::ClusterSpec spec;
@@ -66,9 +80,8 @@ struct Node::Impl {
   std::unique_ptr<ControlServer> control;
   Clock::time_point started = Clock::now();
 
-  // Signals and the systemd watchdog are served by an Asio io_context on its own thread.
+  // Timers (the systemd watchdog) are served by an Asio io_context on its own thread.
   boost::asio::io_context io;
-  std::unique_ptr<boost::asio::signal_set> signals;
   std::unique_ptr<boost::asio::steady_timer> watchdog;
   std::thread io_thread;
 
@@ -279,18 +292,12 @@ struct Node::Impl {
   }
 
   void start_io_thread() {
-    signals = std::make_unique<boost::asio::signal_set>(io, SIGINT, SIGTERM);
-    signals->async_wait([this](const boost::system::error_code& ec, int signal) {
-      if (!ec) {
-        spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-        request_stop();
-      }
-    });
+    auto guard = boost::asio::make_work_guard(io);  // keeps run() going between timers
     if (auto interval = systemd_watchdog_interval()) {
       watchdog = std::make_unique<boost::asio::steady_timer>(io);
       schedule_watchdog(*interval / 2);
     }
-    io_thread = std::thread([this] { io.run(); });
+    io_thread = std::thread([this, guard = std::move(guard)] { io.run(); });
   }
 
   void schedule_watchdog(std::chrono::microseconds every) {
@@ -396,9 +403,20 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
         impl_->handle_control(request, std::move(token));
       });
   n.start_io_thread();
+
+  std::lock_guard lock(g_signal_mutex);
+  g_running_node = this;
+  if (g_pending_signal != 0) {
+    spdlog::info("received {} while starting", strsignal(g_pending_signal));
+    n.request_stop();
+  }
 }
 
 Node::~Node() {
+  {
+    std::lock_guard lock(g_signal_mutex);
+    if (g_running_node == this) g_running_node = nullptr;
+  }
   impl_->io.stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();
   // Order matters: the control thread reads the sync strategy and the transport.

@@ -27,6 +27,11 @@ struct NodeOptions {
   gossip::FaultInjection faults;         // test hooks
 };
 
+// For starlingd's signal thread: asks the running Node to stop (and, if none is running yet,
+// the next one built stops as soon as it is). Thread-safe; not async-signal-safe (call it
+// from a thread that took the signal with sigwait).
+void request_stop_from_signal(int signal);
+
 class Node {
  public:
   // Loads and checks everything and binds the sockets; throws topology::ConfigError,

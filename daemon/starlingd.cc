@@ -1,7 +1,12 @@
 // starlingd: one node of a Starling cluster. Runs in the foreground (systemd style), logs to
 // stderr, and stops cleanly (after a checkpoint) on SIGTERM or SIGINT.
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "daemon/control_server.h"
 #include "daemon/node.h"
@@ -12,6 +17,52 @@
 #include "training/trainer.h"
 
 using namespace starling;
+
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int signal) {
+  // Async-signal-safe: one byte naming the signal; the watcher thread does the rest.
+  auto byte = static_cast<unsigned char>(signal);
+  [[maybe_unused]] auto n = ::write(g_signal_pipe[1], &byte, 1);
+}
+
+// SIGINT and SIGTERM get a handler (installed first thing in main) that hands them to a
+// watcher thread through a pipe, so a stop request is never lost and never fatal, whichever
+// thread the kernel picks (LibTorch and OpenBLAS start threads of their own before main, so
+// blocking the signals in our threads alone would not do). A request that arrives while the
+// node is still starting (loading the dataset) stops it as soon as it is built.
+class StopSignals {
+ public:
+  StopSignals() {
+    if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    ::sigaction(SIGINT, &action, nullptr);
+    ::sigaction(SIGTERM, &action, nullptr);
+    thread_ = std::thread([] {
+      unsigned char byte = 0;
+      while (::read(g_signal_pipe[0], &byte, 1) == 1 && byte != 0) {
+        daemon::request_stop_from_signal(byte);
+      }
+    });
+  }
+  ~StopSignals() {
+    unsigned char stop = 0;  // not a signal number: ends the watcher
+    [[maybe_unused]] auto n = ::write(g_signal_pipe[1], &stop, 1);
+    thread_.join();
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  std::thread thread_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"starlingd: one node of a Starling decentralized training cluster.\n"
@@ -62,6 +113,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  StopSignals signals;
   try {
     daemon::Node node(options);
     return node.run();

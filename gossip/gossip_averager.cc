@@ -44,17 +44,17 @@ GossipAverager::GossipAverager(Transport& transport, const topology::Topology& t
   transport_.mailbox().set_window(MessageType::gossip_params, 0, window_);
 }
 
-std::uint64_t GossipAverager::catch_up(std::uint64_t round) const {
-  // A neighbour reporting next round R has started rounds up to R - 1 and is in (or past)
-  // R - 1. If that is ahead of us we skip to it, where it waits for us; a neighbour only one
-  // round ahead (R - 1 == round) is exactly where we are going anyway. Jumping to R instead
-  // would leapfrog: two nodes that each see the other one round ahead would never meet.
+std::uint64_t GossipAverager::catch_up(std::uint64_t round, std::uint64_t slack) const {
+  // A neighbour reporting next round R will run R next (it is in R - 1, or past it). Jumping to
+  // R means our message for R waits for it in its mailbox and we wait at most one of its
+  // rounds for its message. Only a node more than `slack` rounds behind jumps, so two nodes
+  // one round apart (normal jitter) never leapfrog each other.
   const std::size_t self = transport_.self();
   std::uint64_t latest = round;
   for (std::size_t peer : topology_.graph().neighbours(self)) {
     if (!transport_.peers().is_reachable(peer)) continue;
     std::uint64_t reported = transport_.peers().reported_round(peer);
-    if (reported > 0) latest = std::max(latest, reported - 1);
+    if (reported > round + slack) latest = std::max(latest, reported);
   }
   return latest;
 }
@@ -105,13 +105,14 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   for (auto [peer, weight] : plan.receive_from) {
     auto message_in = mailbox.take(
         MailboxKey{MessageType::gossip_params, round, static_cast<std::uint32_t>(peer), 0},
-        deadline, [&peers, p = peer] { return peers.is_dead(p); });
+        deadline, [&peers, p = peer] { return !peers.is_alive(p); });
     if (message_in && message_in->floats().size() == mine.size()) {
       arrived.push_back(std::move(*message_in));
       inputs.push_back(arrived.back().floats());
       weights.push_back(weight);
     } else {
-      // Dead, late, or (impossible with equal fingerprints) another size: keep our weight.
+      // Silent (suspect or dead), late, or (impossible with equal fingerprints) another size:
+      // keep our weight.
       self_weight += weight;
       result.missing.push_back(peer);
     }

@@ -4,12 +4,13 @@
 //
 // A round: send my snapshot to this round's out-neighbours, wait (until a per-round deadline)
 // for each in-neighbour's message of the same round, and mix. There is no global barrier: a
-// node only ever waits for its own in-neighbours, and never past the deadline. A neighbour that
-// is dead, or later than the deadline, is left out and its weight goes to this node, so the
-// mixed vector is still a convex combination (the round is complete and atomic either way).
+// node only ever waits for its own in-neighbours, and never past the deadline, nor for a
+// neighbour that has gone silent (suspect or dead). A neighbour left out gives its weight to
+// this node, so the mixed vector is still a convex combination (the round is complete and
+// atomic either way).
 //
-// Round numbers are tags on the wire, decoupled from training steps. A node that fell behind
-// (restarted, stalled) catches up by jumping to the round its live neighbours report.
+// Round numbers are tags on the wire. A node that fell behind (restarted, stalled) catches up
+// by jumping to the round its live neighbours report (catch_up).
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -36,8 +37,10 @@ class GossipAverager {
  public:
   // `window`: how many rounds ahead of ours a neighbour's message is buffered; beyond it the
   // message is refused as outside the window.
+  static constexpr std::uint64_t kDefaultWindow = 8;
+
   GossipAverager(Transport& transport, const topology::Topology& topology,
-                 std::chrono::milliseconds round_timeout, std::uint64_t window = 8);
+                 std::chrono::milliseconds round_timeout, std::uint64_t window = kDefaultWindow);
 
   // Runs round `round` (must not be lower than any round run before). `snapshot` is sent
   // zero-copy and must not change until this returns. Writes the mix into `mixed`, which may
@@ -46,10 +49,11 @@ class GossipAverager {
                               std::shared_ptr<const std::vector<float>> snapshot,
                               std::span<float> mixed);
 
-  // The round to run next given that we would run `round`: jumps forward to the round the most
-  // advanced reachable neighbour is in (its reported next round minus one), so a node that
-  // fell behind rejoins the others instead of timing out round after round.
-  std::uint64_t catch_up(std::uint64_t round) const;
+  // Where a node that would run `round` should rejoin: the next round of the most advanced
+  // reachable neighbour, if that is more than `slack` rounds ahead; else `round`. Rounds
+  // otherwise advance in lockstep with local steps (one per period on every node), which keeps
+  // time-varying graphs aligned; this only re-aligns a node that restarted or stalled.
+  std::uint64_t catch_up(std::uint64_t round, std::uint64_t slack = 0) const;
 
   // Buffers neighbours' messages from `round` on (e.g. after restoring a round counter), before
   // the first run_round does.

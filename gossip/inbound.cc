@@ -30,9 +30,9 @@ void InboundPipeline::reject(std::optional<std::size_t> peer, RejectReason reaso
                   from, header->fingerprint, policy_.fingerprint);
     return;
   }
-  spdlog::warn("rejected a {} message from {}: {} (further rejections of this kind from this "
+  spdlog::warn("rejected a {}message from {}: {} (further rejections of this kind from this "
                "peer are only counted)",
-               header ? std::string(to_string(header->type)) : std::string("malformed"), from,
+               header ? std::string(to_string(header->type)) + " " : std::string(), from,
                to_string(reason));
 }
 

@@ -89,6 +89,7 @@ class PeerTable {
 
   PeerState state(std::size_t peer) const;
   bool is_dead(std::size_t peer) const { return state(peer) == PeerState::dead; }
+  bool is_alive(std::size_t peer) const { return state(peer) == PeerState::alive; }
   // Alive or suspect: worth sending to and waiting for (until it is declared dead).
   bool is_reachable(std::size_t peer) const;
   std::uint64_t reported_round(std::size_t peer) const;

@@ -1,0 +1,221 @@
+// The control socket and hostile input, against running daemons.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <zmq.hpp>
+
+#include "gossip/message.h"
+#include "gossip/wire.h"
+#include "support/local_cluster.h"
+
+namespace starling::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Sends raw frames to a control endpoint and returns the one-frame reply.
+std::optional<nlohmann::json> raw_request(const std::string& endpoint,
+                                          const std::vector<std::string>& frames) {
+  zmq::context_t ctx;
+  zmq::socket_t socket(ctx, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::rcvtimeo, 3000);
+  socket.connect(endpoint);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    zmq::message_t m(frames[i].data(), frames[i].size());
+    socket.send(m, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  zmq::message_t reply;
+  if (!socket.recv(reply)) return std::nullopt;
+  return nlohmann::json::parse(reply.to_string_view(), nullptr, false);
+}
+
+std::string run(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (pipe && std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
+  if (pipe) pclose(pipe);
+  return output;
+}
+
+LocalClusterOptions long_pair() {
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nstartup_timeout_ms = 3000";
+  return o;
+}
+
+TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
+  LocalCluster cluster(long_pair());
+  cluster.start_all();
+  const std::string endpoint = cluster.control_endpoint(0);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto s = cluster.ask(0, "status", 500ms);
+        return s && s->value("step", 0) > 10;
+      },
+      60s))
+      << cluster.log(0);
+
+  // Bad requests get a JSON error naming what would be valid, and change nothing.
+  auto unknown = raw_request(endpoint, {R"({"cmd": "reboot"})"});
+  ASSERT_TRUE(unknown);
+  EXPECT_FALSE(unknown->value("ok", true));
+  EXPECT_NE(unknown->value("error", "").find("valid commands: status, peers"), std::string::npos)
+      << unknown->dump();
+  auto garbage = raw_request(endpoint, {"{not json"});
+  ASSERT_TRUE(garbage);
+  EXPECT_NE(garbage->value("error", "").find("malformed request"), std::string::npos);
+  auto extra = raw_request(endpoint, {R"({"cmd": "status", "force": true})"});
+  ASSERT_TRUE(extra);
+  EXPECT_NE(extra->value("error", "").find("unknown field \"force\""), std::string::npos);
+  auto two_frames = raw_request(endpoint, {R"({"cmd": "status"})", "trailing"});
+  ASSERT_TRUE(two_frames);
+  EXPECT_FALSE(two_frames->value("ok", true));
+  auto with_id = raw_request(endpoint, {R"({"cmd": "status", "id": 42})"});
+  ASSERT_TRUE(with_id);
+  EXPECT_EQ(with_id->value("id", 0), 42);
+  EXPECT_EQ(with_id->value("node", ""), "n0");
+
+  // Pause stops the steps; resume restarts them.
+  ASSERT_TRUE(cluster.ask(0, "pause")->value("ok", false));
+  ASSERT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("state", "") == "paused"; }, 5s));
+  auto paused_at = cluster.ask(0, "status")->value("step", 0);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(cluster.ask(0, "status")->value("step", 0), paused_at);
+  ASSERT_TRUE(cluster.ask(0, "resume")->value("ok", false));
+  EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > paused_at; }, 10s));
+
+  // A checkpoint on request: the reply names a file that exists.
+  auto checkpoint = cluster.ask(0, "checkpoint", 30s);
+  ASSERT_TRUE(checkpoint && checkpoint->value("ok", false)) << (checkpoint ? checkpoint->dump() : "");
+  EXPECT_TRUE(std::filesystem::exists(checkpoint->value("path", "")));
+
+  // Peers: the other node, alive, with a round-trip time.
+  auto peers = cluster.ask(0, "peers");
+  ASSERT_TRUE(peers);
+  ASSERT_EQ((*peers)["peers"].size(), 1u);
+  EXPECT_EQ((*peers)["peers"][0].value("state", ""), "alive");
+  EXPECT_TRUE((*peers)["peers"][0]["rtt_ms"].is_number());
+
+  // starlingctl status shows both nodes; a stopped node is shown as unreachable.
+  std::string table = run(std::string(STARLINGCTL_PATH) + " status " + cluster.cluster_file().string());
+  EXPECT_NE(table.find("n0"), std::string::npos) << table;
+  EXPECT_NE(table.find("gossip"), std::string::npos) << table;
+  EXPECT_NE(table.find("1/1"), std::string::npos) << table;
+
+  ASSERT_TRUE(cluster.ask(1, "stop")->value("ok", false));
+  auto exit = cluster.wait_exit(1, 30s);
+  ASSERT_TRUE(exit && WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << cluster.log(1);
+  table = run(std::string(STARLINGCTL_PATH) + " status --timeout-ms 300 " +
+              cluster.cluster_file().string());
+  EXPECT_NE(table.find("unreachable"), std::string::npos) << table;
+  // Node 0 has lost its only neighbour and goes on alone.
+  auto step = cluster.ask(0, "status")->value("step", 0);
+  EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > step + 50; }, 20s));
+  cluster.signal(0, SIGTERM);
+  exit = cluster.wait_exit(0, 30s);
+  EXPECT_TRUE(exit && WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0);
+}
+
+TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
+  LocalCluster cluster(long_pair());
+  cluster.start_all();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto s = cluster.ask(0, "status", 500ms);
+        return s && s->value("step", 0) > 10 && s->value("peers_alive", 0) == 1;
+      },
+      60s));
+  const std::string data = cluster.data_endpoint(0);
+  const int port = std::stoi(data.substr(data.rfind(':') + 1));
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::string junk(2048, '\xff');
+    [[maybe_unused]] auto w = ::write(fd, junk.data(), junk.size());
+    std::this_thread::sleep_for(200ms);
+    ::close(fd);
+  }
+  zmq::context_t ctx;
+  zmq::socket_t forger(ctx, zmq::socket_type::dealer);
+  forger.set(zmq::sockopt::routing_id, "n1");  // pretends to be the real neighbour
+  forger.set(zmq::sockopt::linger, 0);
+  forger.connect(data);
+  std::this_thread::sleep_for(300ms);
+  gossip::Header h;
+  h.type = gossip::MessageType::gossip_params;
+  h.sender = 1;
+  h.fingerprint = 12345;  // not the model's
+  h.payload_bytes = 8;
+  std::vector<float> values{1.0f, 2.0f};
+  h.payload_crc = gossip::copy_payload(values).crc;
+  auto head = gossip::encode_header(h);
+  zmq::message_t m1(head.data(), head.size()), p1(values.data(), 8);
+  forger.send(m1, zmq::send_flags::sndmore);
+  forger.send(p1, zmq::send_flags::none);
+  head[1] = std::byte{0};  // wrong magic
+  zmq::message_t m2(head.data(), head.size()), p2(values.data(), 8);
+  forger.send(m2, zmq::send_flags::sndmore);
+  forger.send(p2, zmq::send_flags::none);
+
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto peers = cluster.ask(0, "peers");
+        if (!peers) return false;
+        auto rejected = (*peers)["peers"][0]["rejected"];
+        return rejected.value("wrong magic", 0) == 1 &&
+               rejected.value("model fingerprint mismatch", 0) == 1 &&
+               peers->value("handshake_failures", 0) >= 1;
+      },
+      10s))
+      << cluster.ask(0, "peers")->dump(2);
+  // Training went on, and the node logged each kind of rejection once.
+  auto step = cluster.ask(0, "status")->value("step", 0);
+  EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > step; }, 10s));
+  std::string log = cluster.log(0);
+  EXPECT_NE(log.find("rejected a message from n1: wrong magic"), std::string::npos) << log;
+  EXPECT_NE(log.find("failed the ZeroMQ handshake"), std::string::npos) << log;
+}
+
+TEST(Control, APeerWithAnotherModelIsRefusedWithAClearLogLine) {
+  LocalClusterOptions o = long_pair();
+  o.sync = "mode = \"gossip\"\nperiod = 8\nstartup_timeout_ms = 2000";
+  LocalCluster cluster(o);
+  // Node 1 runs the same cluster but another model.
+  std::ifstream in(cluster.cluster_file());
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string other = std::regex_replace(text.str(), std::regex("model = \"mlp\""), "model = \"logreg\"");
+  auto other_file = cluster.dir() / "other-model.toml";
+  std::ofstream(other_file) << other;
+  cluster.start(0);
+  cluster.start(1, {"--run-dir", (cluster.dir() / "run-other").string()}, other_file);
+  EXPECT_TRUE(eventually(
+      [&] { return cluster.log(0).find("refusing n1: it runs a different model") != std::string::npos; },
+      30s))
+      << cluster.log(0);
+  auto peers = cluster.ask(0, "peers");
+  ASSERT_TRUE(peers);
+  EXPECT_TRUE((*peers)["peers"][0].value("fingerprint_mismatch", false));
+  EXPECT_NE((*peers)["peers"][0].value("state", ""), "alive");
+  // It trains alone rather than mixing in a foreign model.
+  EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > 20; }, 30s));
+}
+
+}  // namespace
+}  // namespace starling::testing

@@ -1,0 +1,106 @@
+// Fault tests: a node SIGKILLed mid-run, then restarted from its checkpoint.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include "support/local_cluster.h"
+
+namespace starling::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::int64_t step_of(LocalCluster& cluster, std::size_t i) {
+  auto status = cluster.ask(i, "status", 1000ms);
+  return status ? status->value("step", std::int64_t{-1}) : -1;
+}
+
+std::string peer_state(LocalCluster& cluster, std::size_t i, const std::string& peer,
+                       bool* back = nullptr) {
+  auto peers = cluster.ask(i, "peers", 1000ms);
+  if (!peers) return "unreachable";
+  for (const auto& p : (*peers)["peers"]) {
+    if (p.value("id", "") == peer) {
+      if (back) *back = p.value("back", false);
+      return p.value("state", "");
+    }
+  }
+  return "absent";
+}
+
+TEST(Fault, SigkilledNodeIsDeadForItsNeighboursAndComesBackFromItsCheckpoint) {
+  constexpr auto kSuspect = 400ms;
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 30\ncheckpoint_every = 40\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nheartbeat_ms = 100\nsuspect_after_ms = 400\n"
+           "dead_after_ms = 1200\nround_timeout_ms = 1000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 100; }, 60s)) << cluster.log(2);
+
+  cluster.signal(2, SIGKILL);
+  auto status = cluster.wait_exit(2, 5s);
+  ASSERT_TRUE(status && WIFSIGNALED(*status));
+  const auto killed_at = std::chrono::steady_clock::now();
+  std::vector<std::int64_t> before;
+  for (std::size_t i : {0u, 1u, 3u}) before.push_back(step_of(cluster, i));
+
+  // The others keep stepping: within twice the suspect timeout every survivor has advanced.
+  std::this_thread::sleep_for(2 * kSuspect);
+  std::size_t k = 0;
+  for (std::size_t i : {0u, 1u, 3u}) {
+    EXPECT_GT(step_of(cluster, i), before[k++]) << "node " << i << " stalled\n" << cluster.log(i);
+  }
+  // Its neighbours (n1, n3) see it dead; nobody hangs (they answer).
+  for (std::size_t i : {1u, 3u}) {
+    EXPECT_TRUE(eventually([&] { return peer_state(cluster, i, "n2") == "dead"; }, 5s))
+        << "node " << i << " does not see n2 dead: " << peer_state(cluster, i, "n2");
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, 10s);
+  for (const auto& round : cluster.metrics(1, "gossip")) {
+    EXPECT_LT(round.value("waited_ms", 0.0), 1500.0) << "a round waited past its timeout";
+  }
+
+  // Restart: it resumes from its newest checkpoint and is alive again for its neighbours.
+  cluster.start(2);
+  EXPECT_TRUE(eventually([&] { return !cluster.metrics(2, "resumed").empty(); }, 60s))
+      << cluster.log(2);
+  auto resumed = cluster.metrics(2, "resumed");
+  ASSERT_FALSE(resumed.empty());
+  EXPECT_GE(resumed.back().value("step", 0), 80);
+  for (std::size_t i : {1u, 3u}) {
+    bool back = false;
+    EXPECT_TRUE(eventually(
+        [&] { return peer_state(cluster, i, "n2", &back) == "alive" && back; }, 30s))
+        << "node " << i << " does not see n2 back";
+  }
+  // And it gossips again: a round after the restart hears from both neighbours.
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto lines = cluster.metrics(2);
+        bool restarted = false;
+        for (const auto& line : lines) {
+          if (line.value("event", "") == "resumed") restarted = true;
+          if (restarted && line.value("event", "") == "gossip" && line.value("received", 0) == 2) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30s))
+      << cluster.log(2);
+
+  for (std::size_t i = 0; i < 4; ++i) cluster.signal(i, SIGTERM);
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto exit = cluster.wait_exit(i, 60s);
+    ASSERT_TRUE(exit) << "node " << i << " did not stop on SIGTERM";
+    EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0)
+        << "node " << i << " wait status " << *exit << "\n" << cluster.log(i);
+    auto summaries = cluster.metrics(i, "summary");
+    ASSERT_FALSE(summaries.empty());
+    EXPECT_FALSE(summaries.back().value("finished", true));  // stopped early, with a checkpoint
+  }
+}
+
+}  // namespace
+}  // namespace starling::testing

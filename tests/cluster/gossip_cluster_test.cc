@@ -1,0 +1,97 @@
+// Multi-process tests: real starlingd processes gossiping over loopback TCP.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+
+#include "support/local_cluster.h"
+
+namespace starling::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool exited_cleanly(std::optional<int> status) {
+  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
+}
+
+nlohmann::json summary_of(const LocalCluster& cluster, std::size_t i) {
+  auto lines = cluster.metrics(i, "summary");
+  return lines.empty() ? nlohmann::json() : lines.back();
+}
+
+// Fashion-MNIST, mlp, one epoch of each node's shard. final_rounds gossip rounds without
+// training end the run: on a ring of 4 with Metropolis weights each round shrinks the
+// disagreement by the SLEM, 1/3, so 10 rounds shrink it by 3^-10 = 1.7e-5. At the end of
+// training neighbours differ by well under the models' norm (about 20), so the distance left
+// after those rounds is below 20 * 1.7e-5 = 3.4e-4; we allow 1e-3 for float rounding.
+TEST(GossipCluster, RingOfFourReachesConsensusAndAccuracy) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.topology = "kind = \"ring\"";
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05\nlr_schedule = \"cosine\"";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_rounds = 10";
+  LocalCluster cluster(o);
+  cluster.start_all();
+
+  // The control socket answers while the node trains.
+  bool seen_training = eventually(
+      [&] {
+        auto status = cluster.ask(0, "status", 500ms);
+        return status && status->value("state", "") == "training" && status->value("step", 0) > 0;
+      },
+      60s);
+  EXPECT_TRUE(seen_training) << cluster.log(0);
+
+  std::vector<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 180s))) << cluster.log(i);
+    auto summary = summary_of(cluster, i);
+    ASSERT_FALSE(summary.is_null()) << cluster.log(i);
+    EXPECT_TRUE(summary.value("finished", false));
+    EXPECT_LT(summary.value("consensus_distance", 1.0), 1e-3) << summary.dump();
+    double accuracy = summary.value("accuracy", 0.0);
+    EXPECT_GT(accuracy, 0.80) << summary.dump();
+    accuracies.push_back(accuracy);
+    EXPECT_GT(summary.value("bytes_sent", 0.0), 0.0);
+    // Every round heard both neighbours (nobody was slow enough to be left out for long).
+    auto rounds = cluster.metrics(i, "gossip");
+    ASSERT_FALSE(rounds.empty());
+    std::size_t complete = 0;
+    for (const auto& r : rounds) complete += r.value("received", 0) == 2 ? 1 : 0;
+    EXPECT_GT(complete, rounds.size() * 9 / 10) << "rounds with both neighbours: " << complete
+                                                << " of " << rounds.size();
+  }
+  // Consensus: the four replicas are one model, so they score the same.
+  auto [lo, hi] = std::minmax_element(accuracies.begin(), accuracies.end());
+  EXPECT_LT(*hi - *lo, 0.002);
+}
+
+// Eight nodes on the time-varying one-peer exponential graph: any three consecutive rounds
+// (log2 8) average exactly, so after three final rounds only float rounding separates the
+// replicas; the fourth final round measures that (a round reports the distance of its inputs).
+TEST(GossipCluster, EightOnTheOnePeerExponentialGraph) {
+  LocalClusterOptions o;
+  o.nodes = 8;
+  o.topology = "kind = \"one-peer-exponential\"";
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05\nlr_schedule = \"cosine\"";
+  o.sync = "mode = \"gossip\"\nperiod = 4\nfinal_rounds = 4";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  std::vector<double> accuracies;
+  for (std::size_t i = 0; i < 8; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 240s))) << cluster.log(i);
+    auto summary = summary_of(cluster, i);
+    ASSERT_FALSE(summary.is_null()) << cluster.log(i);
+    EXPECT_LT(summary.value("consensus_distance", 1.0), 1e-4) << summary.dump();
+    accuracies.push_back(summary.value("accuracy", 0.0));
+    EXPECT_GT(accuracies.back(), 0.78) << summary.dump();
+    // One peer per round: each round expects exactly one message.
+    for (const auto& r : cluster.metrics(i, "gossip")) EXPECT_EQ(r.value("expected", 0), 1);
+  }
+  auto [lo, hi] = std::minmax_element(accuracies.begin(), accuracies.end());
+  EXPECT_LT(*hi - *lo, 0.001);
+}
+
+}  // namespace
+}  // namespace starling::testing

@@ -1,0 +1,139 @@
+#include "support/local_cluster.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "daemon/control_client.h"
+#include "support/ports.h"
+
+namespace starling::testing {
+
+namespace fs = std::filesystem;
+
+LocalCluster::LocalCluster(const LocalClusterOptions& options) {
+  std::string pattern = (fs::temp_directory_path() / "starling-cluster-XXXXXX").string();
+  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  dir_ = pattern;
+  std::ostringstream text;
+  text << "[cluster]\nname = \"" << options.name << "\"\nseed = 1\n\n[topology]\n"
+       << options.topology << "\n\n[training]\n" << options.training << "\n\n[sync]\n"
+       << options.sync << "\n\n[run]\ndir = \"" << (dir_ / "run").string() << "\"\n";
+  for (std::size_t i = 0; i < options.nodes; ++i) {
+    ids_.push_back("n" + std::to_string(i));
+    endpoints_.push_back(loopback_endpoint());
+    text << "\n[[node]]\nid = \"" << ids_[i] << "\"\nendpoint = \"" << endpoints_[i]
+         << "\"\ncontrol = \"" << control_endpoint(i) << "\"\n";
+  }
+  cluster_file_ = dir_ / "cluster.toml";
+  std::ofstream(cluster_file_) << text.str();
+  pids_.assign(options.nodes, -1);
+}
+
+LocalCluster::~LocalCluster() {
+  for (std::size_t i = 0; i < pids_.size(); ++i) {
+    if (pids_[i] > 0) {
+      ::kill(pids_[i], SIGKILL);
+      ::waitpid(pids_[i], nullptr, 0);
+    }
+  }
+  if (!std::getenv("STARLING_KEEP_TEST_DIRS")) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+std::string LocalCluster::control_endpoint(std::size_t i) const {
+  return "ipc://" + (dir_ / "ctl" / (ids_[i] + ".sock")).string();
+}
+
+void LocalCluster::start(std::size_t i, const std::vector<std::string>& extra_args,
+                         const std::filesystem::path& config) {
+  fs::create_directories(dir_ / "logs");
+  fs::path log = dir_ / "logs" / (ids_[i] + ".log");
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
+    std::vector<std::string> args = {STARLINGD_PATH, "--config",
+                                     (config.empty() ? cluster_file_ : config).string(), "--node",
+                                     ids_[i]};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(STARLINGD_PATH, argv.data());
+    ::_exit(127);
+  }
+  pids_[i] = pid;
+}
+
+void LocalCluster::start_all() {
+  for (std::size_t i = 0; i < size(); ++i) start(i);
+}
+
+void LocalCluster::signal(std::size_t i, int sig) {
+  if (pids_[i] > 0) ::kill(pids_[i], sig);
+}
+
+std::optional<int> LocalCluster::wait_exit(std::size_t i, std::chrono::milliseconds timeout) {
+  if (pids_[i] <= 0) return std::nullopt;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = ::waitpid(pids_[i], &status, WNOHANG);
+    if (r == pids_[i]) {
+      pids_[i] = -1;
+      return status;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+bool LocalCluster::running(std::size_t i) {
+  if (pids_[i] <= 0) return false;
+  int status = 0;
+  if (::waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
+    pids_[i] = -1;
+    return false;
+  }
+  return true;
+}
+
+std::optional<nlohmann::json> LocalCluster::ask(std::size_t i, const std::string& command,
+                                                std::chrono::milliseconds timeout) {
+  auto result = daemon::query_node(control_endpoint(i), {{"cmd", command}}, timeout);
+  if (!result.answered) return std::nullopt;
+  return result.reply;
+}
+
+std::vector<nlohmann::json> LocalCluster::metrics(std::size_t i, const std::string& event) const {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(dir_ / "run" / ids_[i] / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded()) continue;
+    if (event.empty() || j.value("event", "") == event) lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
+std::string LocalCluster::log(std::size_t i) const {
+  std::ifstream in(dir_ / "logs" / (ids_[i] + ".log"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+}  // namespace starling::testing

@@ -1,0 +1,73 @@
+#pragma once
+// LocalCluster: a real cluster of starlingd processes on loopback for multi-process tests. It
+// writes a cluster file with ephemeral ports and control sockets in a private temp directory,
+// starts and signals daemons, and reads their status (control socket) and metrics (JSON lines).
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <string>
+#include <vector>
+
+namespace starling::testing {
+
+struct LocalClusterOptions {
+  std::size_t nodes = 4;
+  std::string topology = "kind = \"ring\"";  // body of [topology]
+  std::string training;                      // body of [training]
+  std::string sync;                          // body of [sync]
+  std::string name = "test";
+};
+
+class LocalCluster {
+ public:
+  explicit LocalCluster(const LocalClusterOptions& options);
+  ~LocalCluster();  // SIGKILLs whatever still runs and removes the directory
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const std::filesystem::path& cluster_file() const { return cluster_file_; }
+  std::size_t size() const { return ids_.size(); }
+  const std::string& id(std::size_t i) const { return ids_[i]; }
+  std::string control_endpoint(std::size_t i) const;
+  std::string data_endpoint(std::size_t i) const { return endpoints_[i]; }
+
+  // Starts node i's starlingd; `config` replaces the cluster file (e.g. a variant with another
+  // model) when given.
+  void start(std::size_t i, const std::vector<std::string>& extra_args = {},
+             const std::filesystem::path& config = {});
+  void start_all();
+  void signal(std::size_t i, int sig);
+  // Waits for node i to exit; returns its wait status, or nullopt on timeout.
+  std::optional<int> wait_exit(std::size_t i, std::chrono::milliseconds timeout);
+  bool running(std::size_t i);
+
+  // The node's status reply, or nullopt when it does not answer within `timeout`.
+  std::optional<nlohmann::json> ask(std::size_t i, const std::string& command,
+                                    std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+  std::vector<nlohmann::json> metrics(std::size_t i, const std::string& event = "") const;
+  std::string log(std::size_t i) const;
+
+ private:
+  std::filesystem::path dir_;
+  std::filesystem::path cluster_file_;
+  std::vector<std::string> ids_;
+  std::vector<std::string> endpoints_;
+  std::vector<pid_t> pids_;
+};
+
+// Polls `predicate` every 20 ms until it holds or `limit` passes.
+template <typename Predicate>
+bool eventually(Predicate predicate, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return predicate();
+}
+
+}  // namespace starling::testing
