@@ -164,7 +164,11 @@ void GossipSync::complete_round(training::Trainer& trainer) {
   std::unique_lock lock(mutex_);
   if (!in_flight_) return;
   // The worker finishes within round_timeout (every wait in a round has that deadline).
-  changed_.wait(lock, [this] { return outcome_.has_value(); });
+  if (!outcome_) {
+    const auto start = Clock::now();
+    changed_.wait(lock, [this] { return outcome_.has_value(); });
+    blocked_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  }
   Outcome outcome = std::move(*outcome_);
   outcome_.reset();
   in_flight_ = false;
@@ -217,6 +221,7 @@ nlohmann::json GossipSync::status() const {
           {"neighbours_left_out", neighbours_left_out_},
           {"consensus_distance", last_distance_},
           {"last_wait_ms", last_wait_ms_},
+          {"blocked_seconds", blocked_seconds_},
           {"period", options_.period},
           {"overlap", options_.overlap}};
 }

@@ -94,6 +94,7 @@ class GossipSync final : public SyncStrategy {
   std::uint64_t neighbours_left_out_ = 0;
   double last_distance_ = 0.0;
   double last_wait_ms_ = 0.0;
+  double blocked_seconds_ = 0.0;  // training thread waiting for an overlapped round to finish
 };
 
 }  // namespace starling::daemon

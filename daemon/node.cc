@@ -16,6 +16,7 @@
 #include "daemon/control_server.h"
 #include "daemon/gossip_sync.h"
 #include "daemon/metrics_log.h"
+#include "daemon/prometheus.h"
 #include "daemon/runtime_paths.h"
 #include "daemon/sync_strategy.h"
 #include "daemon/systemd_notify.h"
@@ -83,6 +84,7 @@ struct Node::Impl {
   // Timers (the systemd watchdog) are served by an Asio io_context on its own thread.
   boost::asio::io_context io;
   std::unique_ptr<boost::asio::steady_timer> watchdog;
+  std::unique_ptr<MetricsServer> metrics_server;  // when the node has a `metrics` address
   std::thread io_thread;
 
   // Requests from other threads, served by the training thread between steps.
@@ -270,7 +272,8 @@ struct Node::Impl {
     for (const auto& token : requests) control->reply(token, reply);
   }
 
-  void evaluate(const char* why) {
+  // Returns the seconds the evaluation took.
+  double evaluate(const char* why) {
     set_state("evaluating");
     auto result = trainer->evaluate();
     {
@@ -289,6 +292,7 @@ struct Node::Impl {
     spdlog::info("step {} epoch {:.2f}: test accuracy {:.2f}% loss {:.4f}", trainer->step_count(),
                  trainer->epoch(), 100.0 * result.accuracy, result.loss);
     set_state("training");
+    return result.seconds;
   }
 
   void start_io_thread() {
@@ -402,6 +406,16 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       [this](const ControlRequest& request, ReplyToken token) {
         impl_->handle_control(request, std::move(token));
       });
+  if (!n.spec.nodes[n.index].metrics.empty()) {
+    try {
+      n.metrics_server = std::make_unique<MetricsServer>(
+          n.io, n.spec.nodes[n.index].metrics,
+          [this] { return render_prometheus(impl_->status_json(), impl_->peers_json()); });
+    } catch (const std::exception& e) {
+      throw ControlError(e.what());
+    }
+    spdlog::info("Prometheus metrics at http://{}/metrics", n.spec.nodes[n.index].metrics);
+  }
   n.start_io_thread();
 
   std::lock_guard lock(g_signal_mutex);
@@ -419,6 +433,7 @@ Node::~Node() {
   }
   impl_->io.stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();
+  impl_->metrics_server.reset();
   // Order matters: the control thread reads the sync strategy and the transport.
   impl_->control.reset();
   impl_->sync.reset();
@@ -445,6 +460,11 @@ int Node::Impl::run() {
   touch_loop();
   sync->start(*trainer);
   set_state("training");
+  const std::int64_t first_step = trainer->step_count();
+  const std::int64_t first_samples = trainer->samples_seen();
+  const double training_started = metrics->seconds();
+  double eval_seconds = 0;  // time spent evaluating inside the loop, not training
+  metrics->write({{"event", "training"}, {"step", first_step}});
 
   const std::int64_t steps_per_epoch = std::max<std::int64_t>(1, trainer->steps_per_epoch());
   const std::int64_t eval_every = spec.training.eval_every;
@@ -505,10 +525,13 @@ int Node::Impl::run() {
       last_notify = now;
     }
     bool eval_due = eval_every > 0 ? r.step % eval_every == 0 : r.step % steps_per_epoch == 0;
-    if (eval_due && !trainer->finished()) evaluate(eval_every > 0 ? "periodic" : "epoch");
+    if (eval_due && !trainer->finished()) eval_seconds += evaluate(eval_every > 0 ? "periodic" : "epoch");
     if (checkpoint_every > 0 && r.step % checkpoint_every == 0) write_checkpoint();
   }
 
+  // Training throughput over the loop alone: no start-up, no evaluation.
+  const double train_seconds = metrics->seconds() - training_started - eval_seconds;
+  const std::int64_t trained_samples = trainer->samples_seen() - first_samples;
   systemd_notify("STOPPING=1");
   set_state(stopped_early ? "stopping" : "finishing");
   sync->finish(*trainer, stopped_early);
@@ -519,6 +542,9 @@ int Node::Impl::run() {
   summary["event"] = "summary";
   summary["finished"] = !stopped_early;
   summary["wall_seconds"] = seconds;
+  summary["train_seconds"] = train_seconds;
+  summary["trained_samples"] = trained_samples;
+  summary["trained_steps"] = trainer->step_count() - first_step;
   summary["checkpoint"] = path;
   metrics->write(summary);
   spdlog::info("{} at step {} after {:.1f} s; checkpoint {}",

@@ -6,36 +6,92 @@
 
 namespace starling::gossip {
 
-double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
-                const std::vector<double>& weights) {
-  if (inputs.empty() || inputs.size() != weights.size()) {
-    throw std::invalid_argument("mix_into: inputs and weights differ");
+namespace {
+
+// One fused pass for a fixed number of inputs: the weighted mix and the squared distance of
+// input 0 from the plain mean, element by element. N is a template parameter so the inner
+// loops unroll and the outer loop vectorises. The distance is summed in float within blocks
+// of 1024 elements and in double across blocks (bounded rounding error, no slow doubles in the
+// vector loop).
+template <std::size_t N>
+double mix_block(float* __restrict out, const float* const* x, const float* w, std::size_t begin,
+                 std::size_t end) {
+  const float inv = 1.0f / static_cast<float>(N);
+  float squared = 0.0f;
+  for (std::size_t k = begin; k < end; ++k) {
+    float mixed = 0.0f, sum = 0.0f;
+    for (std::size_t j = 0; j < N; ++j) {
+      mixed += w[j] * x[j][k];
+      sum += x[j][k];
+    }
+    out[k] = mixed;
+    float diff = x[0][k] - sum * inv;
+    squared += diff * diff;
   }
+  return squared;
+}
+
+template <std::size_t N>
+double mix_all(std::span<float> out, const std::vector<std::span<const float>>& inputs,
+               const std::vector<double>& weights) {
+  const float* x[N];
+  float w[N];
+  for (std::size_t j = 0; j < N; ++j) {
+    x[j] = inputs[j].data();
+    w[j] = static_cast<float>(weights[j]);
+  }
+  constexpr std::size_t kBlock = 1024;
+  double squared = 0.0;
+  for (std::size_t begin = 0; begin < out.size(); begin += kBlock) {
+    squared += mix_block<N>(out.data(), x, w, begin, std::min(out.size(), begin + kBlock));
+  }
+  return std::sqrt(squared);
+}
+
+// Any number of inputs: input by input (each pass an axpy), then the distance.
+double mix_general(std::span<float> out, const std::vector<std::span<const float>>& inputs,
+                   const std::vector<double>& weights) {
   const std::size_t n = out.size();
-  for (const auto& input : inputs) {
-    if (input.size() != n) throw std::invalid_argument("mix_into: length mismatch");
-  }
-  // Pass 1: the weighted mix, one input at a time (each pass is a vectorised axpy).
-  const auto w0 = static_cast<float>(weights[0]);
-  const float* x0 = inputs[0].data();
   float* o = out.data();
-  for (std::size_t k = 0; k < n; ++k) o[k] = w0 * x0[k];
+  const auto w0 = static_cast<float>(weights[0]);
+  for (std::size_t k = 0; k < n; ++k) o[k] = w0 * inputs[0][k];
   for (std::size_t j = 1; j < inputs.size(); ++j) {
     const auto w = static_cast<float>(weights[j]);
     const float* x = inputs[j].data();
     for (std::size_t k = 0; k < n; ++k) o[k] += w * x[k];
   }
-  if (inputs.size() == 1) return 0.0;
-  // Pass 2: distance of input 0 from the plain mean, accumulated in double.
   const double inv = 1.0 / static_cast<double>(inputs.size());
   double squared = 0.0;
   for (std::size_t k = 0; k < n; ++k) {
     double sum = 0.0;
     for (const auto& input : inputs) sum += input[k];
-    double diff = x0[k] - sum * inv;
+    double diff = inputs[0][k] - sum * inv;
     squared += diff * diff;
   }
   return std::sqrt(squared);
+}
+
+}  // namespace
+
+double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
+                const std::vector<double>& weights) {
+  if (inputs.empty() || inputs.size() != weights.size()) {
+    throw std::invalid_argument("mix_into: inputs and weights differ");
+  }
+  for (const auto& input : inputs) {
+    if (input.size() != out.size()) throw std::invalid_argument("mix_into: length mismatch");
+  }
+  switch (inputs.size()) {
+    case 1: return mix_all<1>(out, inputs, weights);
+    case 2: return mix_all<2>(out, inputs, weights);
+    case 3: return mix_all<3>(out, inputs, weights);
+    case 4: return mix_all<4>(out, inputs, weights);
+    case 5: return mix_all<5>(out, inputs, weights);
+    case 6: return mix_all<6>(out, inputs, weights);
+    case 7: return mix_all<7>(out, inputs, weights);
+    case 8: return mix_all<8>(out, inputs, weights);
+    default: return mix_general(out, inputs, weights);
+  }
 }
 
 GossipAverager::GossipAverager(Transport& transport, const topology::Topology& topology,

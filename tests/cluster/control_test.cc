@@ -47,6 +47,27 @@ std::string run(const std::string& command) {
   return output;
 }
 
+// One HTTP/1.1 GET on loopback; returns the whole response (status line, headers, body).
+std::string http_get(int port, const std::string& target) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "";
+  }
+  std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  [[maybe_unused]] auto w = ::write(fd, request.data(), request.size());
+  std::string response;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof buffer)) > 0) response.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+  return response;
+}
+
 LocalClusterOptions long_pair() {
   LocalClusterOptions o;
   o.nodes = 2;
@@ -56,7 +77,9 @@ LocalClusterOptions long_pair() {
 }
 
 TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
-  LocalCluster cluster(long_pair());
+  LocalClusterOptions options = long_pair();
+  options.metrics = true;
+  LocalCluster cluster(options);
   cluster.start_all();
   const std::string endpoint = cluster.control_endpoint(0);
   ASSERT_TRUE(eventually(
@@ -107,6 +130,16 @@ TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
   ASSERT_EQ((*peers)["peers"].size(), 1u);
   EXPECT_EQ((*peers)["peers"][0].value("state", ""), "alive");
   EXPECT_TRUE((*peers)["peers"][0]["rtt_ms"].is_number());
+
+  // Prometheus can scrape the node.
+  std::string scrape = http_get(cluster.metrics_port(0), "/metrics");
+  EXPECT_EQ(scrape.rfind("HTTP/1.1 200 OK", 0), 0u) << scrape;
+  EXPECT_NE(scrape.find("starling_steps_total{node=\"n0\",cluster=\"test\"}"), std::string::npos)
+      << scrape;
+  EXPECT_NE(scrape.find("starling_peer_up{node=\"n0\",cluster=\"test\",peer=\"n1\"} 1"),
+            std::string::npos)
+      << scrape;
+  EXPECT_EQ(http_get(cluster.metrics_port(0), "/").rfind("HTTP/1.1 404", 0), 0u);
 
   // starlingctl status shows both nodes; a stopped node is shown as unreachable.
   std::string table = run(std::string(STARLINGCTL_PATH) + " status " + cluster.cluster_file().string());

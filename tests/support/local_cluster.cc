@@ -29,6 +29,10 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
     endpoints_.push_back(loopback_endpoint());
     text << "\n[[node]]\nid = \"" << ids_[i] << "\"\nendpoint = \"" << endpoints_[i]
          << "\"\ncontrol = \"" << control_endpoint(i) << "\"\n";
+    if (options.metrics) {
+      metrics_ports_.push_back(free_tcp_port());
+      text << "metrics = \"127.0.0.1:" << metrics_ports_.back() << "\"\n";
+    }
   }
   cluster_file_ = dir_ / "cluster.toml";
   std::ofstream(cluster_file_) << text.str();

@@ -21,6 +21,7 @@ struct LocalClusterOptions {
   std::string training;                      // body of [training]
   std::string sync;                          // body of [sync]
   std::string name = "test";
+  bool metrics = false;  // give every node a Prometheus endpoint on a free loopback port
 };
 
 class LocalCluster {
@@ -34,6 +35,7 @@ class LocalCluster {
   const std::string& id(std::size_t i) const { return ids_[i]; }
   std::string control_endpoint(std::size_t i) const;
   std::string data_endpoint(std::size_t i) const { return endpoints_[i]; }
+  int metrics_port(std::size_t i) const { return metrics_ports_.at(i); }
 
   // Starts node i's starlingd; `config` replaces the cluster file (e.g. a variant with another
   // model) when given.
@@ -56,6 +58,7 @@ class LocalCluster {
   std::filesystem::path cluster_file_;
   std::vector<std::string> ids_;
   std::vector<std::string> endpoints_;
+  std::vector<int> metrics_ports_;
   std::vector<pid_t> pids_;
 };
 

@@ -1,0 +1,76 @@
+"""Runs a Starling cluster (one starlingd per node, on loopback) and reads its metrics."""
+import json
+import os
+import socket
+import subprocess
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("STARLING_BUILD", os.path.join(ROOT, "build"))
+STARLINGCTL = os.path.join(BUILD, "daemon", "starlingctl")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_text(name, nodes, topology, training, sync, run_dir):
+    lines = ['[cluster]', f'name = "{name}"', 'seed = 1', '', '[topology]', topology, '',
+             '[training]', training, '', '[sync]', sync, '', '[run]', f'dir = "{run_dir}"']
+    for i in range(nodes):
+        lines += ['', '[[node]]', f'id = "n{i}"',
+                  f'endpoint = "tcp://127.0.0.1:{free_port()}"',
+                  f'control = "ipc://{run_dir}/n{i}.sock"']
+    return "\n".join(lines) + "\n"
+
+
+def run_cluster(name, nodes, topology, training, sync, keep=None):
+    """Runs the cluster to completion; returns per-node metrics (lists of JSON events)."""
+    run_dir = keep or tempfile.mkdtemp(prefix=f"starling-bench-{name}-")
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, "cluster.toml")
+    with open(path, "w") as f:
+        f.write(cluster_text(name, nodes, topology, training, sync, run_dir))
+    with open(os.path.join(run_dir, "up.log"), "w") as log:
+        subprocess.run([STARLINGCTL, "up", path, "--run-dir", run_dir], stdout=log,
+                       stderr=subprocess.STDOUT, check=True)
+    metrics = []
+    for i in range(nodes):
+        with open(os.path.join(run_dir, f"n{i}", "metrics.jsonl")) as f:
+            metrics.append([json.loads(line) for line in f if line.strip()])
+    return metrics
+
+
+def summaries(metrics):
+    return [next(e for e in reversed(m) if e["event"] == "summary") for m in metrics]
+
+
+def throughput(metrics):
+    """Cluster samples/s over the training loops: all samples / the slowest node's time."""
+    s = summaries(metrics)
+    return sum(x["trained_samples"] for x in s) / max(x["train_seconds"] for x in s)
+
+
+def eval_curve(metrics):
+    """Per evaluation point (same steps on every node): training seconds (evaluations taken
+    out, the slowest node's clock) and the nodes' mean test accuracy."""
+    curves = []
+    for m in metrics:
+        started = next(e["time"] for e in m if e["event"] == "training")
+        spent = 0.0
+        points = []
+        for e in m:
+            if e["event"] == "eval":
+                began = e["time"] - e["seconds"]
+                points.append((e["step"], began - started - spent, e["accuracy"]))
+                spent += e["seconds"]
+        curves.append(points)
+    steps = sorted(set(p[0] for p in curves[0]).intersection(*[{p[0] for p in c} for c in curves]))
+    out = []
+    for step in steps:
+        at = [next(p for p in c if p[0] == step) for c in curves]
+        out.append({"step": step, "train_seconds": max(p[1] for p in at),
+                    "accuracy": sum(p[2] for p in at) / len(at)})
+    return out
