@@ -1,6 +1,7 @@
 // Starling's side of the training benchmarks, through the same Trainer facade the daemon uses.
 //
 //   throughput: training samples/s of steady-state steps (after warmup), one JSON line.
+//   evaluate: seconds for one evaluation of the whole test set (after one warm-up pass).
 //   time-to-accuracy: trains until the test accuracy reaches a target, evaluating every
 //     --eval-every steps; reports epochs and wall time (training only, and with evaluation).
 //
@@ -88,8 +89,8 @@ int main(int argc, char** argv) {
   double target = 0;
   std::int64_t eval_every = 0;
   std::string schedule_milestones;
-  app.add_option("--mode", mode, "throughput | time-to-accuracy")
-      ->check(CLI::IsMember({"throughput", "time-to-accuracy"}));
+  app.add_option("--mode", mode, "throughput | time-to-accuracy | evaluate")
+      ->check(CLI::IsMember({"throughput", "time-to-accuracy", "evaluate"}));
   app.add_option("--model", spec.model)->check(CLI::IsMember({"logreg", "mlp", "cnn"}));
   app.add_option("--dataset", spec.dataset);
   app.add_option("--data-dir", spec.data_dir);
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup-lr-steps", spec.warmup_steps);
   app.add_option("--epochs", spec.epochs);
   app.add_option("--threads", spec.threads);
+  app.add_option("--eval-batch", spec.eval_batch_size);
   app.add_option("--device", spec.device);
   app.add_option("--warmup", warmup_steps, "untimed steps before measuring (throughput)");
   app.add_option("--seconds", min_seconds, "minimum measured time (throughput)");
@@ -123,6 +125,11 @@ int main(int argc, char** argv) {
                           {"setup_seconds", seconds_since(build_start)}};
     if (mode == "throughput") {
       out.update(measure_throughput(trainer, warmup_steps, min_seconds));
+    } else if (mode == "evaluate") {
+      trainer.evaluate();  // warm up
+      const auto result = trainer.evaluate();
+      out.update({{"eval_batch", spec.eval_batch_size}, {"eval_seconds", result.seconds},
+                  {"eval_samples_per_s", static_cast<double>(result.samples) / result.seconds}});
     } else {
       out.update(time_to_accuracy(trainer, target,
                                   eval_every > 0 ? eval_every : trainer.steps_per_epoch()));
