@@ -20,9 +20,12 @@ namespace {
 // Wraps a host vector as a CPU tensor without copying: the tensor's deleter owns the vector.
 template <typename T>
 at::Tensor adopt(std::vector<T>&& data, at::IntArrayRef shape, at::ScalarType type) {
-  auto* owned = new std::vector<T>(std::move(data));
-  return at::from_blob(
-      owned->data(), shape, [owned](void*) { delete owned; }, at::TensorOptions().dtype(type));
+  auto owned = std::make_unique<std::vector<T>>(std::move(data));
+  std::vector<T>* raw = owned.get();
+  at::Tensor tensor = at::from_blob(
+      raw->data(), shape, [raw](void*) { delete raw; }, at::TensorOptions().dtype(type));
+  owned.release();  // the tensor's deleter owns it now
+  return tensor;
 }
 
 void validate(const topology::TrainingSpec& spec, const NodeShard& shard) {
