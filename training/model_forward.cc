@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "training/relu_max_pool.h"
+
 namespace starling::training {
 namespace {
 
@@ -18,11 +20,11 @@ at::Tensor mlp(const std::vector<at::Tensor>& t, const at::Tensor& x) {
 }
 
 // conv5x5(32) -> ReLU -> maxpool2 -> conv5x5(64) -> ReLU -> maxpool2 -> fc128 -> ReLU -> fc10,
-// valid (unpadded) convolutions.
+// valid (unpadded) convolutions. ReLU and pooling run as one op (relu_max_pool.h).
 at::Tensor cnn(const std::vector<at::Tensor>& t, const at::Tensor& x) {
   at::Tensor h = x.view({-1, 1, kImageSide, kImageSide});
-  h = at::max_pool2d(at::conv2d(h, t[0], t[1]).relu_(), {2, 2});
-  h = at::max_pool2d(at::conv2d(h, t[2], t[3]).relu_(), {2, 2});
+  h = relu_max_pool2x2(at::conv2d(h, t[0], t[1]));
+  h = relu_max_pool2x2(at::conv2d(h, t[2], t[3]));
   h = at::linear(h.flatten(1), t[4], t[5]).relu_();
   return at::linear(h, t[6], t[7]);
 }

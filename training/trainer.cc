@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "training/blas_threads.h"
 #include "training/device.h"
 #include "training/host_dataset.h"
 #include "training/model_forward.h"
@@ -19,9 +20,12 @@ namespace {
 // Wraps a host vector as a CPU tensor without copying: the tensor's deleter owns the vector.
 template <typename T>
 at::Tensor adopt(std::vector<T>&& data, at::IntArrayRef shape, at::ScalarType type) {
-  auto* owned = new std::vector<T>(std::move(data));
-  return at::from_blob(
-      owned->data(), shape, [owned](void*) { delete owned; }, at::TensorOptions().dtype(type));
+  auto owned = std::make_unique<std::vector<T>>(std::move(data));
+  std::vector<T>* raw = owned.get();
+  at::Tensor tensor = at::from_blob(
+      raw->data(), shape, [raw](void*) { delete raw; }, at::TensorOptions().dtype(type));
+  owned.release();  // the tensor's deleter owns it now
+  return tensor;
 }
 
 void validate(const topology::TrainingSpec& spec, const NodeShard& shard) {
@@ -45,6 +49,7 @@ Trainer::Impl::Impl(const topology::TrainingSpec& training_spec, NodeShard node_
     : spec(training_spec), shard(node_shard), device(c10::kCPU) {
   validate(spec, shard);
   at::set_num_threads(static_cast<int>(spec.threads));
+  limit_blas_threads(static_cast<int>(spec.threads));
   device = resolve_device(spec.device);
   device_name = device.str();
   const ModelKind kind = model_kind_from_name(spec.model);
@@ -83,6 +88,7 @@ Trainer::Impl::Impl(const topology::TrainingSpec& training_spec, NodeShard node_
                         std::span(host_parameters.data_ptr<float>(),
                                   static_cast<std::size_t>(layout.total_floats)));
   if (!host_is_live()) flat->values().copy_(host_parameters);
+  if (DenseBackprop::supports(kind)) dense = std::make_unique<DenseBackprop>(*flat, spec.batch_size);
 
   sgd = std::make_unique<FusedSgd>(
       SgdOptions{.momentum = spec.momentum, .weight_decay = spec.weight_decay,
@@ -129,11 +135,15 @@ double Trainer::compute_gradients() {
   const at::Tensor images = s.train_images.index_select(0, index);
   const at::Tensor labels = s.train_labels.index_select(0, index);
 
-  s.flat->zero_gradients();
-  at::Tensor loss =
-      at::cross_entropy_loss(model_forward(s.layout.kind, s.flat->tensors(), images), labels);
-  loss.backward();
-  s.pending_loss = loss.item<double>();
+  if (s.dense) {
+    s.pending_loss = s.dense->forward_backward(images, labels);
+  } else {
+    s.flat->zero_gradients();  // autograd accumulates into the gradient views
+    at::Tensor loss =
+        at::cross_entropy_loss(model_forward(s.layout.kind, s.flat->tensors(), images), labels);
+    loss.backward();
+    s.pending_loss = loss.item<double>();
+  }
   s.pending_samples = count;
   s.gradients_pending = true;
   return s.pending_loss;

@@ -65,7 +65,8 @@ class Trainer {
  public:
   // Loads the dataset, cuts this node's shard, builds the model (initialised from the cluster
   // seed, so every node starts from the same parameters), optimizer and schedule.
-  // Sets the process's intra-op thread count to spec.threads. Throws TrainingError.
+  // Sets the process's intra-op thread count to spec.threads (LibTorch's pool, and OpenBLAS's
+  // when LibTorch runs on it; both are process-wide). Throws TrainingError.
   Trainer(const topology::TrainingSpec& spec, NodeShard shard);
   ~Trainer();
   Trainer(const Trainer&) = delete;
@@ -79,7 +80,8 @@ class Trainer {
   std::int64_t total_steps() const;     // from epochs and max_steps
 
   bool finished() const;  // step_count() >= total_steps()
-  // One SGD step on the next batch: forward, backward, optimizer.
+  // One SGD step on the next batch: forward, backward, optimizer. Steps past total_steps()
+  // are allowed (the data order simply continues); finished() is the caller's stop signal.
   StepResult step();
   // The same step split in two, for synchronous data-parallel SGD: compute_gradients() fills
   // gradients() and returns the batch loss; the caller may average gradients() across nodes;
@@ -110,7 +112,8 @@ class Trainer {
   // Writes a checkpoint of everything needed to resume bit-for-bit on the CPU (model,
   // optimizer state, step, epoch, data order, RNG state, extras) durably: temp file, fsync,
   // rename, fsync of the directory; with its own checksum. Keeps the newest keep_checkpoints.
-  // Returns the path written.
+  // Returns the path written (dir/ckpt-<step>.starling; dir is created if needed). Call it
+  // between steps: between compute_gradients() and apply_gradients() it throws logic_error.
   std::string save_checkpoint(const std::string& dir, const CheckpointExtras& extras = {});
   // Loads the newest checkpoint in `dir` whose checksum and contents verify; files that do not
   // are skipped with a warning naming them. nullopt when there is none.

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "training/data_order.h"
+#include "training/dense_backprop.h"
 #include "training/flat_parameters.h"
 #include "training/fused_sgd.h"
 #include "training/lr_schedule.h"
@@ -34,6 +35,9 @@ struct Trainer::Impl {
   at::Tensor test_labels;
 
   std::unique_ptr<FlatParameters> flat;
+  // Set for dense networks: their gradients come from a hand-written backward pass, not
+  // autograd (dense_backprop.h says why).
+  std::unique_ptr<DenseBackprop> dense;
   at::Tensor host_parameters;
   at::Tensor host_gradients;
   std::unique_ptr<FusedSgd> sgd;
