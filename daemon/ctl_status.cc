@@ -76,15 +76,21 @@ void print_status_table(const std::vector<NodeAnswer>& answers, std::ostream& ou
     if (r.contains("accuracy") && r["accuracy"].is_number()) {
       accuracy = fixed_digits(100.0 * r["accuracy"].get<double>(), 2) + "%";
     }
-    std::string peers = std::to_string(r.value("peers_alive", 0)) + "/" +
-                        std::to_string(r.value("peers_total", 0));
+    auto count = [&r](const char* key) {
+      return r.contains(key) && r[key].is_number() ? std::to_string(r[key].get<std::int64_t>())
+                                                   : std::string("?");
+    };
+    std::string peers = count("peers_alive") + "/" + count("peers_total");
     std::string state = r.value("state", std::string("?"));
     out << std::setw(24) << state.substr(0, 23) << std::setw(8)
-        << std::to_string(r.value("step", 0)) << std::setw(7) << cell(r, "epoch", 2)
+        << count("step") << std::setw(7) << cell(r, "epoch", 2)
         << std::setw(8) << cell(r, "loss", 4) << std::setw(8) << accuracy << std::setw(10)
         << cell(r, "samples_per_s", 0) << std::setw(10) << r.value("mode", std::string("?"))
         << std::setw(7) << peers << std::setw(10)
-        << human_bytes(r.value("bytes_sent", 0.0)) << std::setw(10)
+        << (r.contains("bytes_sent") && r["bytes_sent"].is_number()
+                ? human_bytes(r["bytes_sent"].get<double>())
+                : std::string("-"))
+        << std::setw(10)
         << cell(r, "consensus_distance", 4) << "\n";
   }
 }

@@ -144,6 +144,12 @@ std::string tail(const fs::path& path, std::size_t lines) {
   return out;
 }
 
+// A JSON number, or `fallback` when the key is missing or not a number (NaN is written as null).
+double number_or(const nlohmann::json& j, const char* key, double fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
 std::optional<nlohmann::json> last_summary(const fs::path& metrics) {
   std::ifstream in(metrics);
   std::string line;
@@ -199,11 +205,12 @@ void print_summary(const topology::ClusterSpec& spec, const fs::path& run_dir,
       accuracy_sum += s["accuracy"].get<double>();
       ++accuracy_count;
     }
-    bytes += s.value("bytes_sent", 0.0);
+    bytes += number_or(s, "bytes_sent", 0.0);
     out << std::setw(10) << accuracy << std::setw(12)
-        << fixed_digits(s.value("consensus_distance", 0.0), 4) << std::setw(12)
-        << human_bytes(s.value("bytes_sent", 0.0)) << std::setw(10) << s.value("step", 0)
-        << fixed_digits(s.value("wall_seconds", 0.0), 1) << "\n";
+        << fixed_digits(number_or(s, "consensus_distance", NAN), 4) << std::setw(12)
+        << human_bytes(number_or(s, "bytes_sent", 0.0)) << std::setw(10)
+        << static_cast<std::int64_t>(number_or(s, "step", 0)) << fixed_digits(number_or(s, "wall_seconds", 0.0), 1)
+        << "\n";
   }
   if (accuracy_count) {
     out << "mean test accuracy " << fixed_digits(100.0 * accuracy_sum / accuracy_count, 2)

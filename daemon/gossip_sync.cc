@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 #include "daemon/checkpoint_extras.h"
 
 namespace starling::daemon {
@@ -21,7 +23,7 @@ GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& t
       options_(options),
       metrics_(metrics),
       averager_(transport, topology, options.round_timeout) {
-  if (options_.overlap) worker_ = std::thread([this] { worker_loop(); });
+  if (options_.staleness > 0) worker_ = std::thread([this] { worker_loop(); });
 }
 
 GossipSync::~GossipSync() {
@@ -36,17 +38,17 @@ GossipSync::~GossipSync() {
 void GossipSync::worker_loop() {
   std::unique_lock lock(mutex_);
   while (true) {
-    changed_.wait(lock, [this] { return stopping_ || job_.has_value(); });
+    changed_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
     if (stopping_) return;
-    Job job = std::move(*job_);
-    job_.reset();
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
     lock.unlock();
     Outcome outcome;
-    outcome.snapshot = job.snapshot;
-    outcome.mixed.resize(job.snapshot->size());
-    outcome.result = averager_.run_round(job.round, job.snapshot, outcome.mixed);
+    outcome.delta.resize(job.snapshot->size());
+    outcome.result = averager_.run_round(job.round, job.snapshot, outcome.delta,
+                                         gossip::GossipAverager::Output::delta);
     lock.lock();
-    outcome_ = std::move(outcome);
+    outcomes_.push_back(std::move(outcome));
     changed_.notify_all();
   }
 }
@@ -101,7 +103,7 @@ void GossipSync::start(training::Trainer& trainer) {
   averager_.expect_round(next_round_);
 }
 
-void GossipSync::launch_round(training::Trainer& trainer, bool overlap) {
+void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
   trainer.pull_parameters();
   auto params = trainer.parameters();
   auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
@@ -113,29 +115,28 @@ void GossipSync::launch_round(training::Trainer& trainer, bool overlap) {
     next_round_ = averager_.catch_up(next_round_, kRealignSlack);
     round = next_round_++;
   }
-  if (overlap) {
+  if (on_worker) {
     {
       std::lock_guard lock(mutex_);
-      job_ = Job{round, snapshot};
-      in_flight_ = true;
+      jobs_.push_back(Job{round, snapshot});
+      ++in_flight_;
     }
     changed_.notify_all();
     return;
   }
   Outcome outcome;
-  outcome.snapshot = snapshot;
-  outcome.mixed.resize(snapshot->size());
-  outcome.result = averager_.run_round(round, snapshot, outcome.mixed);
+  outcome.delta.resize(snapshot->size());
+  outcome.result = averager_.run_round(round, snapshot, outcome.delta,
+                                       gossip::GossipAverager::Output::delta);
   apply(trainer, outcome);
 }
 
 void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
   auto params = trainer.parameters();
-  const float* mixed = outcome.mixed.data();
-  const float* snapshot = outcome.snapshot->data();
+  const float* delta = outcome.delta.data();
   float* x = params.data();
   // x <- x + (m - x_s): keeps the local progress made since the snapshot.
-  for (std::size_t k = 0; k < params.size(); ++k) x[k] += mixed[k] - snapshot[k];
+  for (std::size_t k = 0; k < params.size(); ++k) x[k] += delta[k];
   trainer.push_parameters();
 
   const auto& r = outcome.result;
@@ -160,33 +161,34 @@ void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
                   {"waited_ms", waited_ms}});
 }
 
-void GossipSync::complete_round(training::Trainer& trainer) {
-  std::unique_lock lock(mutex_);
-  if (!in_flight_) return;
-  // The worker finishes within round_timeout (every wait in a round has that deadline).
-  if (!outcome_) {
-    const auto start = Clock::now();
-    changed_.wait(lock, [this] { return outcome_.has_value(); });
-    blocked_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+void GossipSync::apply_finished(training::Trainer& trainer, std::size_t keep_in_flight) {
+  while (true) {
+    std::unique_lock lock(mutex_);
+    if (outcomes_.empty()) {
+      if (in_flight_ <= keep_in_flight) return;
+      // The worker finishes every round within round_timeout (each wait in a round has that
+      // deadline), so this wait is bounded too.
+      const auto start = Clock::now();
+      changed_.wait(lock, [this] { return !outcomes_.empty(); });
+      blocked_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+    }
+    Outcome outcome = std::move(outcomes_.front());
+    outcomes_.pop_front();
+    --in_flight_;
+    lock.unlock();
+    apply(trainer, outcome);
   }
-  Outcome outcome = std::move(*outcome_);
-  outcome_.reset();
-  in_flight_ = false;
-  lock.unlock();
-  apply(trainer, outcome);
 }
 
 void GossipSync::after_step(training::Trainer& trainer) {
   const std::int64_t step = trainer.step_count();
-  bool ready;
-  {
-    std::lock_guard lock(mutex_);
-    ready = in_flight_ && outcome_.has_value();
-  }
-  if (ready) complete_round(trainer);  // applied at the first step boundary after it finished
+  const auto staleness = static_cast<std::size_t>(options_.staleness);
+  // Finished rounds are applied at the first step boundary after they finish.
+  apply_finished(trainer, std::numeric_limits<std::size_t>::max());
   if (step % options_.period == 0) {
-    complete_round(trainer);  // the previous round must be in before the next snapshot
-    launch_round(trainer, options_.overlap);
+    // At most `staleness` rounds stay in flight across a sync point: wait for older ones.
+    if (staleness > 0) apply_finished(trainer, staleness - 1);
+    launch_round(trainer, staleness > 0);
   }
   std::uint64_t next;
   {
@@ -197,7 +199,7 @@ void GossipSync::after_step(training::Trainer& trainer) {
 }
 
 void GossipSync::finish(training::Trainer& trainer, bool stopping) {
-  complete_round(trainer);
+  apply_finished(trainer, 0);
   if (stopping) return;
   // Extra rounds without training pull the replicas together before the final evaluation.
   for (std::int64_t i = 0; i < options_.final_rounds; ++i) launch_round(trainer, false);
@@ -223,7 +225,7 @@ nlohmann::json GossipSync::status() const {
           {"last_wait_ms", last_wait_ms_},
           {"blocked_seconds", blocked_seconds_},
           {"period", options_.period},
-          {"overlap", options_.overlap}};
+          {"staleness", options_.staleness}};
 }
 
 double GossipSync::consensus_distance() const {

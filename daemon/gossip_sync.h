@@ -2,19 +2,27 @@
 // GossipSync (mode = "gossip"): every `period` local steps, one gossip round with this node's
 // neighbours (gossip/gossip_averager.h).
 //
-// With overlap (the default) the round runs on a worker thread while training goes on: the
+// With staleness 1 (the default) a round runs on a worker thread while training goes on: the
 // training thread snapshots x_s at step s, the worker mixes the snapshot with the neighbours'
 // round messages into m, and the training thread applies x <- x + (m - x_s) at the first step
 // boundary after the round completes — at the latest at the next sync point, s + period, where
-// it waits for the round (bounded by round_timeout). So the local progress made during the
-// exchange is kept (as in CoCoD-SGD, Shen et al. 2019), and the staleness is bounded: a mix
-// is built from parameters at most `period` steps old and applied at most `period` steps after
-// its snapshot. Without overlap the node blocks at each sync point and applies x <- m.
+// it waits for the round (bounded by round_timeout) before taking the next snapshot. So the
+// local progress made during the exchange is kept (as in CoCoD-SGD, Shen et al. 2019), the
+// staleness is bounded (a mix is applied at most `period` steps after its snapshot), and each
+// snapshot already contains every earlier correction. An applied delta m - x_s is a doubly
+// stochastic mix minus its input, so it never moves the cluster's average model. With
+// staleness 0 the node blocks at each sync point and applies x <- m.
+//
+// Why not two rounds in flight: the second snapshot would miss the first round's correction,
+// so both rounds correct the same disagreement. On a mode with mixing eigenvalue lambda the
+// disagreement then follows e' = e + (lambda - 1) e_old, which diverges once lambda - 1 < -1
+// (ring of 4, Metropolis: lambda = -1/3). We measured it diverge (NaN within two epochs).
 //
 // Rounds are the only writes to the model besides the optimizer, always between steps, so a
 // step never sees a half-applied mix.
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,7 +39,7 @@ namespace starling::daemon {
 
 struct GossipSyncOptions {
   std::int64_t period = 8;
-  bool overlap = true;
+  std::int64_t staleness = 1;  // rounds in flight while training goes on
   std::chrono::milliseconds round_timeout{2000};
   std::chrono::milliseconds startup_timeout{60000};
   std::int64_t final_rounds = 0;
@@ -59,15 +67,15 @@ class GossipSync final : public SyncStrategy {
   };
   struct Outcome {
     gossip::GossipRoundResult result;
-    std::shared_ptr<const std::vector<float>> snapshot;
-    std::vector<float> mixed;
+    std::vector<float> delta;  // the mix minus the snapshot
   };
 
   void worker_loop();
-  // Snapshots the model and runs a round: on the worker when `overlap`, else inline.
-  void launch_round(training::Trainer& trainer, bool overlap);
-  // Waits for the in-flight round (if any) and applies it.
-  void complete_round(training::Trainer& trainer);
+  // Snapshots the model and runs a round: on the worker when `on_worker`, else inline.
+  void launch_round(training::Trainer& trainer, bool on_worker);
+  // Applies finished rounds in order; waits for the oldest while more than `keep_in_flight`
+  // rounds are unapplied.
+  void apply_finished(training::Trainer& trainer, std::size_t keep_in_flight);
   void apply(training::Trainer& trainer, Outcome& outcome);
   void wait_for_neighbours();
 
@@ -81,9 +89,9 @@ class GossipSync final : public SyncStrategy {
   // averager's mailbox lock is taken by the worker without holding mutex_).
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::optional<Job> job_;
-  std::optional<Outcome> outcome_;
-  bool in_flight_ = false;  // a job was posted and its outcome not yet applied
+  std::deque<Job> jobs_;          // posted, not yet started by the worker
+  std::deque<Outcome> outcomes_;  // finished by the worker, not yet applied (in round order)
+  std::size_t in_flight_ = 0;     // posted and not yet applied
   bool stopping_ = false;
   std::thread worker_;
 

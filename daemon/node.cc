@@ -381,7 +381,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     if (s.mode == "gossip") {
       GossipSyncOptions g;
       g.period = s.period;
-      g.overlap = s.overlap;
+      g.staleness = s.staleness;
       g.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);
       g.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
       g.final_rounds = s.final_rounds;
@@ -475,6 +475,7 @@ int Node::Impl::run() {
   auto last_notify = Clock::now();
   double smoothed_loss = NAN;
   bool stopped_early = false;
+  bool warned_diverged = false;
 
   while (true) {
     touch_loop();
@@ -495,6 +496,14 @@ int Node::Impl::run() {
     training::StepResult r = sync->step(*trainer);
     sync->after_step(*trainer);
     window_samples += r.samples;
+    if (!std::isfinite(r.loss) && !warned_diverged) {
+      // The neighbours refuse this node's non-finite parameters (non_finite), so the damage
+      // stays here; the operator should see why.
+      spdlog::error("training diverged at step {}: the loss is {}; lower lr or check the data",
+                    r.step, r.loss);
+      metrics->write({{"event", "diverged"}, {"step", r.step}});
+      warned_diverged = true;
+    }
     smoothed_loss = std::isfinite(smoothed_loss) ? 0.98 * smoothed_loss + 0.02 * r.loss : r.loss;
 
     auto now = Clock::now();

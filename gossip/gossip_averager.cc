@@ -13,7 +13,7 @@ namespace {
 // loops unroll and the outer loop vectorises. The distance is summed in float within blocks
 // of 1024 elements and in double across blocks (bounded rounding error, no slow doubles in the
 // vector loop).
-template <std::size_t N>
+template <std::size_t N, bool Delta>
 double mix_block(float* __restrict out, const float* const* x, const float* w, std::size_t begin,
                  std::size_t end) {
   const float inv = 1.0f / static_cast<float>(N);
@@ -24,7 +24,7 @@ double mix_block(float* __restrict out, const float* const* x, const float* w, s
       mixed += w[j] * x[j][k];
       sum += x[j][k];
     }
-    out[k] = mixed;
+    out[k] = Delta ? mixed - x[0][k] : mixed;
     float diff = x[0][k] - sum * inv;
     squared += diff * diff;
   }
@@ -33,7 +33,7 @@ double mix_block(float* __restrict out, const float* const* x, const float* w, s
 
 template <std::size_t N>
 double mix_all(std::span<float> out, const std::vector<std::span<const float>>& inputs,
-               const std::vector<double>& weights) {
+               const std::vector<double>& weights, bool delta) {
   const float* x[N];
   float w[N];
   for (std::size_t j = 0; j < N; ++j) {
@@ -43,14 +43,16 @@ double mix_all(std::span<float> out, const std::vector<std::span<const float>>& 
   constexpr std::size_t kBlock = 1024;
   double squared = 0.0;
   for (std::size_t begin = 0; begin < out.size(); begin += kBlock) {
-    squared += mix_block<N>(out.data(), x, w, begin, std::min(out.size(), begin + kBlock));
+    const std::size_t end = std::min(out.size(), begin + kBlock);
+    squared += delta ? mix_block<N, true>(out.data(), x, w, begin, end)
+                     : mix_block<N, false>(out.data(), x, w, begin, end);
   }
   return std::sqrt(squared);
 }
 
 // Any number of inputs: input by input (each pass an axpy), then the distance.
 double mix_general(std::span<float> out, const std::vector<std::span<const float>>& inputs,
-                   const std::vector<double>& weights) {
+                   const std::vector<double>& weights, bool delta) {
   const std::size_t n = out.size();
   float* o = out.data();
   const auto w0 = static_cast<float>(weights[0]);
@@ -59,6 +61,9 @@ double mix_general(std::span<float> out, const std::vector<std::span<const float
     const auto w = static_cast<float>(weights[j]);
     const float* x = inputs[j].data();
     for (std::size_t k = 0; k < n; ++k) o[k] += w * x[k];
+  }
+  if (delta) {
+    for (std::size_t k = 0; k < n; ++k) o[k] -= inputs[0][k];
   }
   const double inv = 1.0 / static_cast<double>(inputs.size());
   double squared = 0.0;
@@ -74,7 +79,7 @@ double mix_general(std::span<float> out, const std::vector<std::span<const float
 }  // namespace
 
 double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
-                const std::vector<double>& weights) {
+                const std::vector<double>& weights, bool delta) {
   if (inputs.empty() || inputs.size() != weights.size()) {
     throw std::invalid_argument("mix_into: inputs and weights differ");
   }
@@ -82,15 +87,15 @@ double mix_into(std::span<float> out, const std::vector<std::span<const float>>&
     if (input.size() != out.size()) throw std::invalid_argument("mix_into: length mismatch");
   }
   switch (inputs.size()) {
-    case 1: return mix_all<1>(out, inputs, weights);
-    case 2: return mix_all<2>(out, inputs, weights);
-    case 3: return mix_all<3>(out, inputs, weights);
-    case 4: return mix_all<4>(out, inputs, weights);
-    case 5: return mix_all<5>(out, inputs, weights);
-    case 6: return mix_all<6>(out, inputs, weights);
-    case 7: return mix_all<7>(out, inputs, weights);
-    case 8: return mix_all<8>(out, inputs, weights);
-    default: return mix_general(out, inputs, weights);
+    case 1: return mix_all<1>(out, inputs, weights, delta);
+    case 2: return mix_all<2>(out, inputs, weights, delta);
+    case 3: return mix_all<3>(out, inputs, weights, delta);
+    case 4: return mix_all<4>(out, inputs, weights, delta);
+    case 5: return mix_all<5>(out, inputs, weights, delta);
+    case 6: return mix_all<6>(out, inputs, weights, delta);
+    case 7: return mix_all<7>(out, inputs, weights, delta);
+    case 8: return mix_all<8>(out, inputs, weights, delta);
+    default: return mix_general(out, inputs, weights, delta);
   }
 }
 
@@ -121,7 +126,7 @@ void GossipAverager::expect_round(std::uint64_t round) {
 
 GossipRoundResult GossipAverager::run_round(std::uint64_t round,
                                             std::shared_ptr<const std::vector<float>> snapshot,
-                                            std::span<float> mixed) {
+                                            std::span<float> mixed, Output output) {
   if (ran_ && round <= last_round_) {
     throw std::invalid_argument("GossipAverager::run_round: round " + std::to_string(round) +
                                 " is not after " + std::to_string(last_round_));
@@ -177,7 +182,7 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   weights[0] = self_weight;
   result.self_weight = self_weight;
   result.received = arrived.size();
-  result.consensus_distance = mix_into(mixed, inputs, weights);
+  result.consensus_distance = mix_into(mixed, inputs, weights, output == Output::delta);
   return result;
 }
 

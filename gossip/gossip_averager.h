@@ -42,12 +42,15 @@ class GossipAverager {
   GossipAverager(Transport& transport, const topology::Topology& topology,
                  std::chrono::milliseconds round_timeout, std::uint64_t window = kDefaultWindow);
 
+  enum class Output { mix, delta };
+
   // Runs round `round` (must not be lower than any round run before). `snapshot` is sent
-  // zero-copy and must not change until this returns. Writes the mix into `mixed`, which may
-  // not alias `snapshot`. Returns within about round_timeout.
+  // zero-copy and must not change until this returns. Writes the mix into `out` (or, with
+  // Output::delta, the mix minus the snapshot: what to add to a model that moved on since the
+  // snapshot). `out` may not alias `snapshot`. Returns within about round_timeout.
   GossipRoundResult run_round(std::uint64_t round,
                               std::shared_ptr<const std::vector<float>> snapshot,
-                              std::span<float> mixed);
+                              std::span<float> out, Output output = Output::mix);
 
   // Where a node that would run `round` should rejoin: the next round of the most advanced
   // reachable neighbour, if that is more than `slack` rounds ahead; else `round`. Rounds
@@ -68,9 +71,10 @@ class GossipAverager {
   bool ran_ = false;
 };
 
-// Mixes `inputs` with `weights` into `out`: out = sum_k weights[k] * inputs[k], in input order
-// (deterministic). Returns ||inputs[0] - mean(inputs)||_2 (the consensus distance of input 0).
+// Mixes `inputs` with `weights` into `out`: out = sum_k weights[k] * inputs[k] (minus
+// inputs[0] when `delta`), in input order (deterministic). Returns ||inputs[0] -
+// mean(inputs)||_2, the consensus distance of input 0.
 double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
-                const std::vector<double>& weights);
+                const std::vector<double>& weights, bool delta = false);
 
 }  // namespace starling::gossip

@@ -8,7 +8,7 @@ OutgoingPayload make_payload(std::span<const float> values, std::shared_ptr<cons
   OutgoingPayload payload;
   payload.owner = std::move(owner);
   payload.bytes = std::as_bytes(values);
-  payload.crc = crc32c(payload.bytes);
+  payload.crc = payload_checksum(payload.bytes);
   return payload;
 }
 

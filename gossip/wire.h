@@ -8,7 +8,7 @@
 //        4    2 protocol version
 //        6    2 message type
 //        8    4 sender (node index in the cluster file)
-//       12    4 payload CRC-32C (0 without payload)
+//       12    4 payload checksum, CRC-32C/4 (checksum.h); 0 without payload
 //       16    8 incarnation (sender's start time; distinguishes a restarted node)
 //       24    8 tag (gossip round, collective number)
 //       32    8 model fingerprint

@@ -546,7 +546,7 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
                   "; this build has " + quoted_list(available));
   }
   s.period = r.integer("period", s.period, 1, 1 << 30);
-  s.overlap = r.boolean("overlap", s.overlap);
+  s.staleness = r.integer("staleness", s.staleness, 0, 1);
   s.round_timeout_ms = r.integer("round_timeout_ms", s.round_timeout_ms, 1, 3600000);
   s.heartbeat_ms = r.integer("heartbeat_ms", s.heartbeat_ms, 10, 60000);
   s.suspect_after_ms = r.integer("suspect_after_ms", s.suspect_after_ms, 10, 3600000);

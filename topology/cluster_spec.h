@@ -76,7 +76,11 @@ struct TrainingSpec {
 struct SyncSpec {
   std::string mode = "local";              // see cluster_file.cc for the modes this build has
   std::int64_t period = 8;                 // H: local steps between gossip rounds
-  bool overlap = true;                     // train while a gossip exchange is in flight
+  // Gossip rounds in flight while training goes on: 0 exchanges synchronously at each sync
+  // point; 1 applies a round's mix at most one period after its snapshot. (More would apply
+  // corrections computed from snapshots that miss each other's, and the delayed mixing is
+  // unstable: see daemon/gossip_sync.h.)
+  std::int64_t staleness = 1;
   std::int64_t round_timeout_ms = 2000;    // a neighbour later than this is left out of a round
   std::int64_t heartbeat_ms = 200;
   std::int64_t suspect_after_ms = 1000;    // silence before a peer is suspect

@@ -16,23 +16,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cluster_text(name, nodes, topology, training, sync, run_dir):
+def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp"):
     lines = ['[cluster]', f'name = "{name}"', 'seed = 1', '', '[topology]', topology, '',
              '[training]', training, '', '[sync]', sync, '', '[run]', f'dir = "{run_dir}"']
     for i in range(nodes):
         lines += ['', '[[node]]', f'id = "n{i}"',
-                  f'endpoint = "tcp://127.0.0.1:{free_port()}"',
+                  (f'endpoint = "tcp://127.0.0.1:{free_port()}"' if transport == "tcp"
+                   else f'endpoint = "ipc://{run_dir}/n{i}.data"'),
                   f'control = "ipc://{run_dir}/n{i}.sock"']
     return "\n".join(lines) + "\n"
 
 
-def run_cluster(name, nodes, topology, training, sync, keep=None):
+def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp"):
     """Runs the cluster to completion; returns per-node metrics (lists of JSON events)."""
     run_dir = keep or tempfile.mkdtemp(prefix=f"starling-bench-{name}-")
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, "cluster.toml")
     with open(path, "w") as f:
-        f.write(cluster_text(name, nodes, topology, training, sync, run_dir))
+        f.write(cluster_text(name, nodes, topology, training, sync, run_dir, transport))
     with open(os.path.join(run_dir, "up.log"), "w") as log:
         subprocess.run([STARLINGCTL, "up", path, "--run-dir", run_dir], stdout=log,
                        stderr=subprocess.STDOUT, check=True)

@@ -226,6 +226,39 @@ TEST(MixInto, ComputesWeightedSumAndDistance) {
   EXPECT_FLOAT_EQ(out[1], 4.0f);
   // mean = (2, 3); a - mean = (-1, -2)
   EXPECT_NEAR(d, std::sqrt(5.0), 1e-9);
+  mix_into(out, {a, b}, {0.25, 0.75}, /*delta=*/true);
+  EXPECT_FLOAT_EQ(out[0], 1.5f);
+  EXPECT_FLOAT_EQ(out[1], 3.0f);
+}
+
+TEST(MixInto, EveryInputCountAgreesWithTheDefinition) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::size_t count = 1; count <= 10; ++count) {  // 9 and 10 take the general path
+    const std::size_t n = 2500;  // not a multiple of the 1024-element block
+    std::vector<std::vector<float>> inputs(count, std::vector<float>(n));
+    std::vector<double> weights(count);
+    for (auto& input : inputs) {
+      for (float& v : input) v = normal(rng);
+    }
+    for (std::size_t j = 0; j < count; ++j) weights[j] = 1.0 / static_cast<double>(count + j);
+    std::vector<std::span<const float>> views(inputs.begin(), inputs.end());
+    std::vector<float> out(n), delta(n);
+    double distance = mix_into(out, views, weights);
+    mix_into(delta, views, weights, true);
+    double squared = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      double mixed = 0, mean = 0;
+      for (std::size_t j = 0; j < count; ++j) {
+        mixed += weights[j] * inputs[j][k];
+        mean += inputs[j][k] / static_cast<double>(count);
+      }
+      ASSERT_NEAR(out[k], mixed, 1e-5) << count;
+      ASSERT_NEAR(delta[k], mixed - inputs[0][k], 1e-5) << count;
+      squared += (inputs[0][k] - mean) * (inputs[0][k] - mean);
+    }
+    EXPECT_NEAR(distance, std::sqrt(squared), 1e-4 * std::sqrt(squared) + 1e-9) << count;
+  }
 }
 
 }  // namespace

@@ -56,6 +56,52 @@ TEST(Checksum, KnownCrc32cValues) {
   }
 }
 
+TEST(Checksum, PayloadChecksumFollowsItsDefinition) {
+  std::vector<std::byte> data(4096 + 19);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i * 131 + 17);
+  for (std::size_t n : {0u, 5u, 31u, 32u, 33u, 1000u, 4096u + 19u}) {
+    std::span<const std::byte> payload(data.data(), n);
+    const std::size_t lane = 8 * (n / 32);
+    std::vector<std::byte> summary;
+    for (std::size_t k = 0; k < 4; ++k) {
+      std::uint32_t c = crc32c(payload.subspan(k * lane, lane));
+      for (int b = 0; b < 4; ++b) summary.push_back(static_cast<std::byte>((c >> (8 * b)) & 0xFF));
+    }
+    summary.insert(summary.end(), payload.begin() + static_cast<std::ptrdiff_t>(4 * lane), payload.end());
+    EXPECT_EQ(payload_checksum(payload), crc32c(summary)) << n;
+  }
+}
+
+TEST(Checksum, PayloadChecksumSeesEveryFlippedByte) {
+  std::vector<std::byte> data(1000 + 7);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i);
+  const std::uint32_t original = payload_checksum(data);
+  for (std::size_t position = 0; position < data.size(); position += 13) {
+    data[position] ^= std::byte{0x10};
+    EXPECT_NE(payload_checksum(data), original) << position;
+    data[position] ^= std::byte{0x10};
+  }
+  data.back() ^= std::byte{1};  // in the tail
+  EXPECT_NE(payload_checksum(data), original);
+}
+
+TEST(Checksum, ScanFindsNonFiniteFloatsInLanesAndTail) {
+  for (std::size_t n : {3u, 8u, 100u, 1001u}) {
+    std::vector<float> values(n, 1.5f);
+    auto clean = scan_payload(std::as_bytes(std::span(values)));
+    EXPECT_TRUE(clean.all_finite);
+    EXPECT_EQ(clean.checksum, payload_checksum(std::as_bytes(std::span(values))));
+    for (std::size_t at : {std::size_t{0}, n / 2, n - 1}) {
+      for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                        -std::numeric_limits<float>::infinity()}) {
+        values[at] = bad;
+        EXPECT_FALSE(scan_payload(std::as_bytes(std::span(values))).all_finite) << n << " " << at;
+        values[at] = 1.5f;
+      }
+    }
+  }
+}
+
 TEST(Wire, HeaderRoundTripsWithExplicitByteOrder) {
   Header h;
   h.type = MessageType::allreduce_chunk;
@@ -77,7 +123,7 @@ TEST(Wire, HeaderRoundTripsWithExplicitByteOrder) {
   f.data.push_back(bytes_of(encoded));
   f.data.emplace_back();
   h.payload_bytes = 0;
-  h.payload_crc = crc32c({});
+  h.payload_crc = payload_checksum({});
   f.data[0] = bytes_of(encode_header(h));
   Decoded d = decode_message(f.views(), kContext);
   ASSERT_FALSE(d.error.has_value()) << to_string(*d.error);

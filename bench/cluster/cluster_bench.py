@@ -1,0 +1,140 @@
+"""Issue 4's cluster benchmark: Starling's gossip against Starling's local mode, PyTorch's
+PeriodicModelAverager and PyTorch's DistributedDataParallel, all measured in the same run on
+this machine. Fashion-MNIST, mlp, 4 nodes/ranks, batch 32, lr 0.05, momentum 0.9, one
+intra-op thread per process, loopback TCP.
+
+  throughput: cluster samples/s over the training loops (all samples / the slowest node's
+              loop time; evaluations excluded), for
+                starling local, starling gossip every 8 steps, pytorch PMA period 8,
+              plus the final test accuracy after the same number of epochs;
+  time to 86%: training seconds until the nodes' mean test accuracy first reaches 86%,
+              evaluated every eval-every steps (evaluations excluded), starling gossip vs
+              pytorch DDP.
+
+Rounds interleave the systems so machine noise hits them alike; the summary reports the median
+and the range of each ratio. Raw results go to bench/results/cluster-<time>.jsonl.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import starling_runs  # noqa: E402
+
+TRAINING = 'model = "mlp"\nbatch_size = 32\nlr = 0.05\nmomentum = 0.9\nthreads = 1\nepochs = {epochs}\neval_every = {eval_every}'
+
+
+def pytorch(mode, epochs, eval_every=0, stop_at=0.0):
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_peers.py"), "--mode", mode,
+           "--port", str(starling_runs.free_port()), "--epochs", str(epochs),
+           "--eval-every", str(eval_every), "--stop-at", str(stop_at)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    ranks = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    ranks.sort(key=lambda r: r["rank"])
+    return ranks
+
+
+def pytorch_throughput(ranks):
+    return sum(r["samples"] for r in ranks) / max(r["train_seconds"] for r in ranks)
+
+
+def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp"):
+    sync = f'mode = "{mode}"\nperiod = 8' + sync_extra
+    training = TRAINING.format(epochs=epochs, eval_every=eval_every or 100000)
+    return starling_runs.run_cluster(f"bench-{mode}", 4, 'kind = "ring"', training, sync,
+                                     transport=transport)
+
+
+def first_reaching(curve, target):
+    for point in curve:
+        if point["accuracy"] >= target:
+            return point
+    return None
+
+
+def spread(values):
+    return f"{statistics.median(values):.2f}x [{min(values):.2f}..{max(values):.2f}]"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--target", type=float, default=0.86)
+    p.add_argument("--eval-every", type=int, default=59)  # about an eighth of an epoch per node
+    p.add_argument("--max-epochs", type=float, default=6.0)
+    args = p.parse_args()
+    os.makedirs(os.path.join(HERE, "..", "results"), exist_ok=True)
+    out_path = os.path.join(HERE, "..", "results", time.strftime("cluster-%Y%m%d-%H%M%S.jsonl"))
+    rows = []
+    with open(out_path, "w") as out:
+        for r in range(args.rounds):
+            local = starling("local", args.epochs)
+            gossip = starling("gossip", args.epochs)
+            # The same, ending with 10 gossip rounds without training (sync.final_rounds).
+            gossip_final = starling("gossip", args.epochs, sync_extra="\nfinal_rounds = 10")
+            gossip_ipc = starling("gossip", args.epochs, transport="ipc")
+            pma = pytorch("pma", args.epochs)
+            mean_accuracy = lambda m: statistics.mean(s["accuracy"] for s in starling_runs.summaries(m))
+            row = {
+                "round": r,
+                "starling_local": starling_runs.throughput(local),
+                "starling_gossip": starling_runs.throughput(gossip),
+                "starling_gossip_ipc": starling_runs.throughput(gossip_ipc),
+                "starling_gossip_final": starling_runs.throughput(gossip_final),
+                "pytorch_pma": pytorch_throughput(pma),
+                "gossip_accuracy": mean_accuracy(gossip),
+                "gossip_final_accuracy": mean_accuracy(gossip_final),
+                "pma_accuracy": statistics.mean(x["accuracy"] for x in pma),
+            }
+            # Time to target accuracy.
+            gossip_tta = starling("gossip", args.max_epochs, args.eval_every)
+            curve = starling_runs.eval_curve(gossip_tta)
+            hit = first_reaching(curve, args.target)
+            ddp = pytorch("ddp", args.max_epochs, args.eval_every, args.target)
+            ddp_hit = first_reaching(ddp[0]["evals"], args.target)
+            row["gossip_tta_seconds"] = hit["train_seconds"] if hit else None
+            row["gossip_tta_step"] = hit["step"] if hit else None
+            row["ddp_tta_seconds"] = ddp_hit["train_seconds"] if ddp_hit else None
+            row["ddp_tta_step"] = ddp_hit["step"] if ddp_hit else None
+            rows.append(row)
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            print(json.dumps(row), flush=True)
+
+    def ratio(a, b):
+        return [x[a] / x[b] for x in rows if x[a] and x[b]]
+
+    print()
+    print(f"{args.rounds} rounds, {args.epochs} epochs per node, 4 nodes, ring, period 8")
+    def median_of(key):
+        return statistics.median(x[key] for x in rows)
+
+    print("cluster samples/s (median): starling local", f"{median_of('starling_local'):.0f},",
+          "gossip tcp", f"{median_of('starling_gossip'):.0f},",
+          "gossip ipc", f"{median_of('starling_gossip_ipc'):.0f},",
+          "pytorch PMA", f"{median_of('pytorch_pma'):.0f}")
+    for name in ("starling_gossip", "starling_gossip_ipc"):
+        r = ratio(name, "starling_local")
+        print(f"{name} / starling local".ljust(40), spread(r),
+              f"(overhead {100 * (1 - statistics.median(r)):.1f}%)")
+    print("starling gossip / pytorch PMA (period 8)".ljust(40), spread(ratio("starling_gossip", "pytorch_pma")))
+    print("final test accuracy (mean over nodes/ranks, median over rounds):",
+          f"starling gossip {100 * median_of('gossip_accuracy'):.2f}%,",
+          f"with 10 final rounds {100 * median_of('gossip_final_accuracy'):.2f}%,",
+          f"pytorch PMA {100 * median_of('pma_accuracy'):.2f}%")
+    tta = ratio("gossip_tta_seconds", "ddp_tta_seconds")
+    if tta:
+        print(f"time to {100 * args.target:.0f}%: starling gossip / pytorch DDP", spread(tta),
+              f"(starling {statistics.median(x['gossip_tta_seconds'] for x in rows if x['gossip_tta_seconds']):.1f} s,"
+              f" DDP {statistics.median(x['ddp_tta_seconds'] for x in rows if x['ddp_tta_seconds']):.1f} s)")
+    print("raw:", os.path.relpath(out_path))
+
+
+if __name__ == "__main__":
+    main()
