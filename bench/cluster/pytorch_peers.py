@@ -14,13 +14,19 @@ import json
 import os
 import time
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+# One thread per process, like each starlingd: LibTorch's pool (set below) and OpenBLAS's own,
+# which must be set before torch loads it (otherwise every GEMM runs on two threads, one of
+# them busy-waiting, and four processes starve each other).
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
 
-import fmnist
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+import fmnist  # noqa: E402
 
 
 def run(rank, args):
