@@ -23,7 +23,8 @@ batch_size = 32
 lr = 0.05
 momentum = 0.9
 lr_schedule = "cosine"
-epochs = 6
+epochs = 60
+weight_decay = 0.0005
 threads = 1
 
 [sync]

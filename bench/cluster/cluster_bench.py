@@ -5,8 +5,10 @@ intra-op thread per process, loopback TCP.
 
   throughput: cluster samples/s over the training loops (all samples / the slowest node's
               loop time; evaluations excluded), for
-                starling local, starling gossip every 8 steps, pytorch PMA period 8,
-              plus the final test accuracy after the same number of epochs;
+                starling local, starling gossip every 8 steps (tcp, ipc, and staleness 0),
+                pytorch PMA period 8,
+              plus the final test accuracy after the same number of epochs (cosine lr decay
+              to 0 on both sides);
   time to 86%: training seconds until the nodes' mean test accuracy first reaches 86%,
               evaluated every eval-every steps (evaluations excluded), starling gossip vs
               pytorch DDP.
@@ -20,22 +22,28 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import starling_runs  # noqa: E402
 
-TRAINING = 'model = "mlp"\nbatch_size = 32\nlr = 0.05\nmomentum = 0.9\nthreads = 1\nepochs = {epochs}\neval_every = {eval_every}'
+TRAINING = ('model = "mlp"\nbatch_size = 32\nlr = 0.05\nmomentum = 0.9\nthreads = 1\n'
+            'lr_schedule = "{schedule}"\nepochs = {epochs}\neval_every = {eval_every}')
 
 
-def pytorch(mode, epochs, eval_every=0, stop_at=0.0):
+def pytorch(mode, epochs, eval_every=0, stop_at=0.0, schedule="cosine"):
+    out = tempfile.mkdtemp(prefix=f"starling-bench-pytorch-{mode}-")
     cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_peers.py"), "--mode", mode,
            "--port", str(starling_runs.free_port()), "--epochs", str(epochs),
-           "--eval-every", str(eval_every), "--stop-at", str(stop_at)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    ranks = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    ranks.sort(key=lambda r: r["rank"])
+           "--eval-every", str(eval_every), "--stop-at", str(stop_at), "--schedule", schedule,
+           "--out", out]
+    subprocess.run(cmd, capture_output=True, text=True, check=True)
+    ranks = []
+    for name in sorted(os.listdir(out)):
+        with open(os.path.join(out, name)) as f:
+            ranks.append(json.load(f))
     return ranks
 
 
@@ -43,9 +51,9 @@ def pytorch_throughput(ranks):
     return sum(r["samples"] for r in ranks) / max(r["train_seconds"] for r in ranks)
 
 
-def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp"):
+def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedule="cosine"):
     sync = f'mode = "{mode}"\nperiod = 8' + sync_extra
-    training = TRAINING.format(epochs=epochs, eval_every=eval_every or 100000)
+    training = TRAINING.format(epochs=epochs, eval_every=eval_every or 100000, schedule=schedule)
     return starling_runs.run_cluster(f"bench-{mode}", 4, 'kind = "ring"', training, sync,
                                      transport=transport)
 
@@ -76,8 +84,8 @@ def main():
         for r in range(args.rounds):
             local = starling("local", args.epochs)
             gossip = starling("gossip", args.epochs)
-            # The same, ending with 10 gossip rounds without training (sync.final_rounds).
-            gossip_final = starling("gossip", args.epochs, sync_extra="\nfinal_rounds = 10")
+            # Exchanges that block training at every sync point (no overlap).
+            gossip_sync = starling("gossip", args.epochs, sync_extra="\nstaleness = 0")
             gossip_ipc = starling("gossip", args.epochs, transport="ipc")
             pma = pytorch("pma", args.epochs)
             mean_accuracy = lambda m: statistics.mean(s["accuracy"] for s in starling_runs.summaries(m))
@@ -86,17 +94,17 @@ def main():
                 "starling_local": starling_runs.throughput(local),
                 "starling_gossip": starling_runs.throughput(gossip),
                 "starling_gossip_ipc": starling_runs.throughput(gossip_ipc),
-                "starling_gossip_final": starling_runs.throughput(gossip_final),
+                "starling_gossip_staleness0": starling_runs.throughput(gossip_sync),
                 "pytorch_pma": pytorch_throughput(pma),
                 "gossip_accuracy": mean_accuracy(gossip),
-                "gossip_final_accuracy": mean_accuracy(gossip_final),
+                "gossip_staleness0_accuracy": mean_accuracy(gossip_sync),
                 "pma_accuracy": statistics.mean(x["accuracy"] for x in pma),
             }
-            # Time to target accuracy.
-            gossip_tta = starling("gossip", args.max_epochs, args.eval_every)
+            # Time to target accuracy (constant lr: a schedule would depend on the budget).
+            gossip_tta = starling("gossip", args.max_epochs, args.eval_every, schedule="constant")
             curve = starling_runs.eval_curve(gossip_tta)
             hit = first_reaching(curve, args.target)
-            ddp = pytorch("ddp", args.max_epochs, args.eval_every, args.target)
+            ddp = pytorch("ddp", args.max_epochs, args.eval_every, args.target, schedule="constant")
             ddp_hit = first_reaching(ddp[0]["evals"], args.target)
             row["gossip_tta_seconds"] = hit["train_seconds"] if hit else None
             row["gossip_tta_step"] = hit["step"] if hit else None
@@ -119,14 +127,17 @@ def main():
           "gossip tcp", f"{median_of('starling_gossip'):.0f},",
           "gossip ipc", f"{median_of('starling_gossip_ipc'):.0f},",
           "pytorch PMA", f"{median_of('pytorch_pma'):.0f}")
-    for name in ("starling_gossip", "starling_gossip_ipc"):
+    print("starling gossip, staleness 0:", f"{median_of('starling_gossip_staleness0'):.0f}")
+    for name in ("starling_gossip", "starling_gossip_ipc", "starling_gossip_staleness0"):
         r = ratio(name, "starling_local")
         print(f"{name} / starling local".ljust(40), spread(r),
               f"(overhead {100 * (1 - statistics.median(r)):.1f}%)")
     print("starling gossip / pytorch PMA (period 8)".ljust(40), spread(ratio("starling_gossip", "pytorch_pma")))
+    print("starling gossip staleness 0 / pytorch PMA".ljust(40),
+          spread(ratio("starling_gossip_staleness0", "pytorch_pma")))
     print("final test accuracy (mean over nodes/ranks, median over rounds):",
           f"starling gossip {100 * median_of('gossip_accuracy'):.2f}%,",
-          f"with 10 final rounds {100 * median_of('gossip_final_accuracy'):.2f}%,",
+          f"staleness 0 {100 * median_of('gossip_staleness0_accuracy'):.2f}%,",
           f"pytorch PMA {100 * median_of('pma_accuracy'):.2f}%")
     tta = ratio("gossip_tta_seconds", "ddp_tta_seconds")
     if tta:

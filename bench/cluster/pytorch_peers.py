@@ -7,7 +7,7 @@ Gloo on loopback TCP, one intra-op thread each (like each starlingd):
 
 Each rank trains an iid quarter of Fashion-MNIST with the idiomatic loop (DataLoader over a
 TensorDataset, shuffle, F.cross_entropy, optim.SGD). The clock covers the training loop only;
-evaluations pause it. Prints one JSON line per rank.
+evaluations pause it. Writes one JSON result per rank into --out.
 """
 import argparse
 import json
@@ -48,6 +48,11 @@ def run(rank, args):
     loader = DataLoader(TensorDataset(x, y), batch_size=args.batch, shuffle=True)
     steps_per_epoch = len(loader)
     total_steps = int(round(args.epochs * steps_per_epoch))
+    # The same schedules as Starling's [training] lr_schedule: constant, or cosine from lr to 0
+    # over the run.
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     step, samples, eval_seconds = 0, 0, 0.0
     evals = []
     dist.barrier()
@@ -59,6 +64,8 @@ def run(rank, args):
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             if averager is not None:
                 averager.average_parameters(model.parameters())
             step += 1
@@ -80,9 +87,11 @@ def run(rank, args):
         total_steps = int(t.item())
     train_seconds = time.perf_counter() - start - eval_seconds
     final = fmnist.accuracy(model, xte, yte)
-    print(json.dumps({"system": "pytorch-" + args.mode, "rank": rank, "steps": step,
-                      "samples": samples, "train_seconds": train_seconds,
-                      "accuracy": final, "evals": evals}), flush=True)
+    result = {"system": "pytorch-" + args.mode, "rank": rank, "steps": step, "samples": samples,
+              "train_seconds": train_seconds, "accuracy": final, "evals": evals}
+    # One file per rank: four processes printing at once would interleave their lines.
+    with open(os.path.join(args.out, f"rank-{rank}.json"), "w") as f:
+        json.dump(result, f)
     dist.destroy_process_group()
 
 
@@ -95,11 +104,14 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     p.add_argument("--period", type=int, default=8)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--stop-at", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, help="directory for one JSON result per rank")
     args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
     mp.spawn(run, args=(args,), nprocs=args.world, join=True)
 
 
