@@ -86,6 +86,50 @@ std::optional<ReceivedMessage> Mailbox::take(const MailboxKey& key, Clock::time_
   }
 }
 
+bool Mailbox::contains_locked(MessageType type, std::uint64_t tag) const {
+  auto it = messages_.lower_bound(MailboxKey{type, tag, 0, 0});
+  return it != messages_.end() && it->first.type == type && it->first.tag == tag;
+}
+
+bool Mailbox::other_sender_locked(MessageType type, std::uint64_t tag,
+                                  std::uint32_t sender) const {
+  for (auto it = messages_.lower_bound(MailboxKey{type, tag, 0, 0});
+       it != messages_.end() && it->first.type == type && it->first.tag == tag; ++it) {
+    if (it->first.sender != sender) return true;
+  }
+  return false;
+}
+
+bool Mailbox::contains(MessageType type, std::uint64_t tag) const {
+  std::lock_guard lock(mutex_);
+  return contains_locked(type, tag);
+}
+
+Mailbox::TakeStatus Mailbox::take_unless_aborted(const MailboxKey& key, MessageType abort_type,
+                                                 std::uint64_t abort_tag,
+                                                 Clock::time_point deadline,
+                                                 const std::function<bool()>& give_up,
+                                                 std::optional<ReceivedMessage>& out) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    auto it = messages_.find(key);
+    if (it != messages_.end()) {
+      out = std::move(it->second);
+      --buffered_per_sender_[key.sender];
+      messages_.erase(it);
+      return TakeStatus::taken;
+    }
+    if (contains_locked(abort_type, abort_tag)) return TakeStatus::aborted;
+    if (other_sender_locked(key.type, key.tag, key.sender)) return TakeStatus::foreign_sender;
+    if (closed_ || (give_up && give_up())) return TakeStatus::gave_up;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        Clock::now() >= deadline) {
+      it = messages_.find(key);
+      if (it == messages_.end()) return TakeStatus::timed_out;
+    }
+  }
+}
+
 std::optional<ReceivedMessage> Mailbox::try_take_any(MessageType type) {
   std::lock_guard lock(mutex_);
   auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});

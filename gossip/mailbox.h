@@ -50,6 +50,19 @@ class Mailbox {
   std::optional<ReceivedMessage> take(const MailboxKey& key, Clock::time_point deadline,
                                       const std::function<bool()>& give_up = {});
   std::optional<ReceivedMessage> try_take(const MailboxKey& key);
+
+  enum class TakeStatus { taken, aborted, foreign_sender, timed_out, gave_up };
+  // Like take(), but also returns `aborted` as soon as any message of (abort_type, abort_tag)
+  // is in the mailbox (it is left there, so every waiter of that collective sees it), and
+  // `foreign_sender` when a message of key.type and key.tag arrives from anyone but
+  // key.sender (in a ring, only the left neighbour may send this collective's chunks: anyone
+  // else has another ring in mind).
+  TakeStatus take_unless_aborted(const MailboxKey& key, MessageType abort_type,
+                                 std::uint64_t abort_tag, Clock::time_point deadline,
+                                 const std::function<bool()>& give_up,
+                                 std::optional<ReceivedMessage>& out);
+  // Whether a message of (type, tag) from anyone is buffered.
+  bool contains(MessageType type, std::uint64_t tag) const;
   // The buffered message of `type` with the lowest key, if any (e.g. requests to serve).
   std::optional<ReceivedMessage> try_take_any(MessageType type);
   // Waits for any message of `type` (or until deadline / give_up / close).
@@ -68,6 +81,9 @@ class Mailbox {
   using SeenKey = std::tuple<std::uint64_t /*tag*/, std::uint32_t /*sender*/, std::uint64_t /*aux0*/>;
 
   void drop_below(MessageType type, std::uint64_t low);  // requires mutex_
+  bool contains_locked(MessageType type, std::uint64_t tag) const;  // requires mutex_
+  // A message of (type, tag) from a sender other than `sender`; requires mutex_.
+  bool other_sender_locked(MessageType type, std::uint64_t tag, std::uint32_t sender) const;
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;

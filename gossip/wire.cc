@@ -26,7 +26,7 @@ T get(std::span<const std::byte> in, std::size_t offset) {
 
 }  // namespace
 
-bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 9; }
+bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 10; }
 
 bool carries_payload(MessageType type) {
   switch (type) {
@@ -49,6 +49,7 @@ std::string_view to_string(MessageType type) {
     case MessageType::model_reply: return "model-reply";
     case MessageType::model_update: return "model-update";
     case MessageType::balance_release: return "balance-release";
+    case MessageType::allreduce_abort: return "allreduce-abort";
   }
   return "unknown";
 }

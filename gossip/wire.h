@@ -39,12 +39,13 @@ enum class MessageType : std::uint16_t {
   heartbeat = 1,        // tag: sender's next gossip round; aux0: send time (ns); aux1: step
   heartbeat_ack = 2,    // aux0: the heartbeat's send time, echoed
   gossip_params = 3,    // tag: round; payload: the sender's parameters
-  allreduce_chunk = 4,  // tag: collective; aux0: (phase step << 32) | chunk; aux1: offset
+  allreduce_chunk = 4,  // tag: collective; aux0: (ring step << 32) | chunk; aux1: membership
   sync_request = 5,     // tag: requested collective; asks every node for one allreduce
   model_request = 6,    // dynamic averaging: aux0 = balancing id; asks for the current model
   model_reply = 7,      // dynamic averaging: payload = model; aux0 = balancing id
   model_update = 8,     // dynamic averaging: payload = averaged model; aux1 = flags
   balance_release = 9,  // dynamic averaging: ends a balancing without a model
+  allreduce_abort = 10, // tag: the collective a member gave up on; everyone stops waiting
 };
 
 bool is_known_type(std::uint16_t type);

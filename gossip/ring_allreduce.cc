@@ -1,0 +1,249 @@
+#include "gossip/ring_allreduce.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+
+namespace starling::gossip {
+namespace {
+
+// Counts, per segment, the payloads the transport still holds (zero-copy sends keep pointing
+// into the caller's buffers until ZeroMQ has written them). A segment is only overwritten, and
+// run() only returns, once its count is back to zero.
+class InFlight {
+ public:
+  explicit InFlight(std::size_t segments) : count_(segments, 0) {}
+
+  // A reference that keeps `segment` marked in flight until the transport drops it.
+  std::shared_ptr<const void> hold(std::size_t segment, const std::shared_ptr<InFlight>& self) {
+    {
+      std::lock_guard lock(mutex_);
+      ++count_[segment];
+    }
+    return std::shared_ptr<const void>(nullptr, [self, segment](const void*) {
+      {
+        std::lock_guard lock(self->mutex_);
+        --self->count_[segment];
+      }
+      self->released_.notify_all();
+    });
+  }
+
+  bool wait(std::size_t segment, Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return released_.wait_until(lock, deadline, [&] { return count_[segment] == 0; });
+  }
+
+  bool wait_all(Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return released_.wait_until(lock, deadline, [&] {
+      return std::all_of(count_.begin(), count_.end(), [](int c) { return c == 0; });
+    });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  std::vector<int> count_;
+};
+
+std::size_t auto_chunk_elements(std::size_t length, std::size_t members) {
+  // Four or more chunks per segment keep the ring pipelined; 64 KiB to 1 MiB chunks keep the
+  // per-message overhead small and the mailbox's buffering bounded.
+  const std::size_t segment = (length + members - 1) / members;
+  const std::size_t lo = 16 * 1024, hi = 256 * 1024;  // floats
+  return std::clamp(segment / 4, lo, hi);
+}
+
+}  // namespace
+
+std::uint64_t RingAllreduce::membership_fingerprint(const std::vector<std::size_t>& members) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the member indices, in order
+  for (std::size_t m : members) {
+    for (int b = 0; b < 8; ++b) {
+      h ^= (static_cast<std::uint64_t>(m) >> (8 * b)) & 0xFF;
+      h *= 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+RingAllreduce::RingAllreduce(Transport& transport, AllreduceOptions options)
+    : transport_(transport), options_(options) {
+  expect(0);
+}
+
+void RingAllreduce::expect(std::uint64_t tag) {
+  transport_.mailbox().set_window(MessageType::allreduce_chunk, tag, tag + kWindow);
+  transport_.mailbox().set_window(MessageType::allreduce_abort, tag, tag + kWindow);
+}
+
+AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::size_t>& members,
+                                   std::span<const float> in, std::span<float> out) {
+  const auto start = Clock::now();
+  const auto deadline = start + options_.timeout;
+  AllreduceResult result;
+  if (in.size() != out.size()) throw std::invalid_argument("RingAllreduce: in and out differ in size");
+  const std::size_t self = transport_.self();
+  const std::size_t n = members.size();
+  auto me = std::find(members.begin(), members.end(), self);
+  if (me == members.end()) throw std::invalid_argument("RingAllreduce: this node is not a member");
+  const std::size_t p = static_cast<std::size_t>(me - members.begin());
+  if (n == 1) {
+    if (out.data() != in.data()) std::memcpy(out.data(), in.data(), in.size_bytes());
+    result.ok = true;
+    return result;
+  }
+
+  const std::size_t length = in.size();
+  std::vector<std::size_t> begin(n + 1);
+  for (std::size_t k = 0; k <= n; ++k) begin[k] = length * k / n;
+  const std::size_t chunk = options_.chunk_bytes > 0
+                                ? std::max<std::size_t>(1, options_.chunk_bytes / sizeof(float))
+                                : auto_chunk_elements(length, n);
+  auto chunks_of = [&](std::size_t segment) {
+    std::size_t len = begin[segment + 1] - begin[segment];
+    return (len + chunk - 1) / chunk;
+  };
+  auto chunk_range = [&](std::size_t segment, std::size_t c) {
+    std::size_t lo = begin[segment] + c * chunk;
+    return std::pair{lo, std::min(begin[segment + 1], lo + chunk)};
+  };
+  const std::size_t left = members[(p + n - 1) % n];
+  const std::size_t right = members[(p + 1) % n];
+  const std::uint64_t fingerprint = membership_fingerprint(members);
+  Mailbox& mailbox = transport_.mailbox();
+  PeerTable& peers = transport_.peers();
+  // Chunks of this collective, and early ones of later ones, are accepted; older ones are late.
+  expect(tag);
+
+  auto in_flight = std::make_shared<InFlight>(n);
+  auto send = [&](std::uint64_t step, std::size_t c, std::size_t segment,
+                  std::span<const float> data) {
+    OutgoingMessage m;
+    m.type = MessageType::allreduce_chunk;
+    m.tag = tag;
+    m.aux0 = (step << 32) | c;
+    m.aux1 = fingerprint;
+    m.payload = make_payload(data, in_flight->hold(segment, in_flight));
+    transport_.send(right, std::move(m));
+    result.payload_bytes_sent += data.size_bytes();
+  };
+  auto fail = [&](std::string why) {
+    result.ok = false;
+    result.error = std::move(why);
+    OutgoingMessage abort;
+    abort.type = MessageType::allreduce_abort;
+    abort.tag = tag;
+    for (std::size_t m : members) {
+      if (m != self) transport_.send(m, abort);
+    }
+  };
+  auto receive = [&](std::uint64_t step, std::size_t c,
+                     std::size_t expected) -> std::optional<ReceivedMessage> {
+    std::optional<ReceivedMessage> message;
+    auto status = mailbox.take_unless_aborted(
+        MailboxKey{MessageType::allreduce_chunk, tag, static_cast<std::uint32_t>(left),
+                   (step << 32) | c},
+        MessageType::allreduce_abort, tag, deadline, [&peers, left] { return !peers.is_alive(left); },
+        message);
+    const std::string& from = peers.id(left);
+    switch (status) {
+      case Mailbox::TakeStatus::taken: break;
+      case Mailbox::TakeStatus::aborted:
+        fail("another member aborted collective " + std::to_string(tag));
+        return std::nullopt;
+      case Mailbox::TakeStatus::foreign_sender:
+        fail("a member other than " + from + " sent chunks of collective " + std::to_string(tag) +
+             ": the members disagree on the ring");
+        return std::nullopt;
+      case Mailbox::TakeStatus::timed_out:
+        fail("timed out waiting for " + from + " (collective " + std::to_string(tag) + ", step " +
+             std::to_string(step) + ")");
+        return std::nullopt;
+      case Mailbox::TakeStatus::gave_up:
+        fail(from + " went silent during collective " + std::to_string(tag));
+        return std::nullopt;
+    }
+    if (message->header().aux1 != fingerprint) {
+      fail(from + " runs collective " + std::to_string(tag) + " with another membership");
+      return std::nullopt;
+    }
+    if (message->floats().size() != expected) {
+      fail(from + " sent a chunk of " + std::to_string(message->floats().size()) +
+           " values where " + std::to_string(expected) + " were expected");
+      return std::nullopt;
+    }
+    return message;
+  };
+
+  const float scale = options_.mean ? 1.0f / static_cast<float>(n) : 1.0f;
+  bool ok = true;
+  // Reduce-scatter. Step s sends segment p - s and receives segment p - s - 1 (mod n).
+  for (std::size_t c = 0; c < chunks_of(p); ++c) {
+    auto [lo, hi] = chunk_range(p, c);
+    send(0, c, p, in.subspan(lo, hi - lo));
+  }
+  for (std::size_t s = 0; ok && s + 1 < n; ++s) {
+    const std::size_t g = (p + 2 * n - s - 1) % n;
+    const bool owned = s + 2 == n;  // the last step completes this node's own segment
+    for (std::size_t c = 0; ok && c < chunks_of(g); ++c) {
+      auto [lo, hi] = chunk_range(g, c);
+      auto message = receive(s, c, hi - lo);
+      if (!message) {
+        ok = false;
+        break;
+      }
+      const float* theirs = message->floats().data();
+      const float* mine = in.data() + lo;
+      float* o = out.data() + lo;
+      if (owned && options_.mean) {
+        for (std::size_t k = 0; k < hi - lo; ++k) o[k] = (mine[k] + theirs[k]) * scale;
+      } else {
+        for (std::size_t k = 0; k < hi - lo; ++k) o[k] = mine[k] + theirs[k];
+      }
+      // Forward at once: the next step (or the first all-gather step) sends this very chunk.
+      send(s + 1, c, g, std::span<const float>(o, hi - lo));
+    }
+  }
+  // All-gather. Step a (numbered n - 1 + a on the wire) receives segment p - a (mod n).
+  for (std::size_t a = 0; ok && a + 1 < n; ++a) {
+    const std::size_t g = (p + n - a) % n;
+    if (!in_flight->wait(g, deadline)) {
+      fail("a send of this node's did not complete in time (collective " + std::to_string(tag) + ")");
+      ok = false;
+      break;
+    }
+    for (std::size_t c = 0; ok && c < chunks_of(g); ++c) {
+      auto [lo, hi] = chunk_range(g, c);
+      auto message = receive(n - 1 + a, c, hi - lo);
+      if (!message) {
+        ok = false;
+        break;
+      }
+      std::memcpy(out.data() + lo, message->floats().data(), (hi - lo) * sizeof(float));
+      if (a + 2 < n) send(n + a, c, g, std::span<const float>(out.data() + lo, hi - lo));
+    }
+  }
+
+  // The caller may reuse its buffers once run() returns: wait until ZeroMQ has let go of every
+  // payload. A connection to a vanished peer is dropped by ZMTP heartbeats within seconds, which
+  // frees what was queued for it, so this wait is bounded; past the margin an invariant broke.
+  if (!in_flight->wait_all(std::max(deadline, Clock::now()) + std::chrono::seconds(30))) {
+    spdlog::critical("ring allreduce {}: the transport still holds payloads 30 s after the "
+                     "deadline; the caller's buffers cannot be released safely",
+                     tag);
+    std::terminate();
+  }
+  expect(tag + 1);
+  result.ok = ok;
+  result.elapsed = Clock::now() - start;
+  return result;
+}
+
+}  // namespace starling::gossip

@@ -1,0 +1,65 @@
+#pragma once
+// RingAllreduce: bandwidth-optimal allreduce over a ring of members (Patarasuk & Yuan 2009;
+// Gibiansky 2017), on flat float buffers.
+//
+// The buffer is cut into N segments (N = members); in N-1 reduce-scatter steps each member
+// passes a partial sum one segment to its right neighbour and adds what arrives from its left,
+// after which it owns one fully reduced segment; N-1 all-gather steps then pass the reduced
+// segments around. Each member sends 2(N-1)/N of the buffer. Segments travel in chunks, and a
+// chunk is forwarded as soon as it is reduced, so the steps pipeline.
+//
+// Every collective has a tag, the same on every member and increasing; messages also carry a
+// fingerprint of the membership, so members that disagree on the ring refuse each other's
+// chunks instead of mixing wrong data. A collective is atomic for each member: `out` is only
+// written as scratch, and the caller commits it only when run() succeeds. A member that gives
+// up (timeout, its left neighbour silent, a membership mismatch) tells every other member
+// (allreduce_abort), so nobody waits out the whole timeout for a ring that is already broken.
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gossip/transport.h"
+
+namespace starling::gossip {
+
+struct AllreduceOptions {
+  std::chrono::milliseconds timeout{10000};  // for the whole collective
+  std::size_t chunk_bytes = 0;               // 0: chosen from the buffer size
+  bool mean = true;                          // divide the sum by the number of members
+};
+
+struct AllreduceResult {
+  bool ok = false;
+  std::string error;                  // why it failed, naming the member at fault if known
+  std::uint64_t payload_bytes_sent = 0;
+  std::chrono::nanoseconds elapsed{0};
+};
+
+class RingAllreduce {
+ public:
+  // How many collectives ahead of the next one a member's chunks are buffered.
+  static constexpr std::uint64_t kWindow = 64;
+
+  // Opens the mailbox for collectives [0, kWindow): build the RingAllreduce before any member
+  // may start a collective, so early chunks are kept rather than refused.
+  RingAllreduce(Transport& transport, AllreduceOptions options);
+  // Buffers collectives from `tag` on (e.g. after a restart), before run() does.
+  void expect(std::uint64_t tag);
+
+  // Reduces `in` over `members` (node indices in ring order, including this node) into `out`
+  // (same length; may be the same buffer as `in`). `tag` must be the same on every member and
+  // larger than any tag this node used before. Returns within about options.timeout.
+  AllreduceResult run(std::uint64_t tag, const std::vector<std::size_t>& members,
+                      std::span<const float> in, std::span<float> out);
+
+  // Fingerprint of a membership list, as carried in every chunk.
+  static std::uint64_t membership_fingerprint(const std::vector<std::size_t>& members);
+
+ private:
+  Transport& transport_;
+  AllreduceOptions options_;
+};
+
+}  // namespace starling::gossip
