@@ -10,6 +10,7 @@
 
 #include "daemon/control_server.h"
 #include "daemon/node.h"
+#include "gossip/malloc_tuning.h"
 #include "gossip/zmq_transport.h"
 #include "topology/cluster_file.h"
 #include "topology/config_error.h"
@@ -65,6 +66,7 @@ class StopSignals {
 }  // namespace
 
 int main(int argc, char** argv) {
+  gossip::tune_malloc_for_large_messages();
   CLI::App app{"starlingd: one node of a Starling decentralized training cluster.\n"
                "Trains its shard of the data and averages parameters with its peers as the\n"
                "cluster file's [sync] section says. Logs to stderr; metrics, checkpoints and\n"
