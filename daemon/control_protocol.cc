@@ -10,14 +10,15 @@ std::string_view to_string(ControlCommand command) {
     case ControlCommand::resume: return "resume";
     case ControlCommand::checkpoint: return "checkpoint";
     case ControlCommand::stop: return "stop";
+    case ControlCommand::sync: return "sync";
   }
   return "?";
 }
 
 const std::vector<std::string>& control_command_names() {
   // Order matches ControlCommand.
-  static const std::vector<std::string> names = {"status", "peers",      "pause",
-                                                 "resume", "checkpoint", "stop"};
+  static const std::vector<std::string> names = {"status", "peers",      "pause", "resume",
+                                                 "checkpoint", "stop", "sync"};
   return names;
 }
 

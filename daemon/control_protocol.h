@@ -1,7 +1,7 @@
 #pragma once
 // The control protocol spoken on each node's control socket: one JSON object per request frame,
 // one JSON object per reply. Requests: {"cmd": "status" | "peers" | "pause" | "resume" |
-// "checkpoint" | "stop", "id": <optional, echoed>}. Replies always carry "ok"; a
+// "checkpoint" | "stop" | "sync", "id": <optional, echoed>}. Replies always carry "ok"; a
 // failed request carries "error" with a message that says what would be valid.
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -11,7 +11,7 @@
 
 namespace starling::daemon {
 
-enum class ControlCommand { status, peers, pause, resume, checkpoint, stop };
+enum class ControlCommand { status, peers, pause, resume, checkpoint, stop, sync };
 
 std::string_view to_string(ControlCommand command);
 const std::vector<std::string>& control_command_names();

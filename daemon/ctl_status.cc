@@ -168,4 +168,43 @@ int run_control_command(const std::string& command, const std::string& cluster_p
   return all_ok ? 0 : 1;
 }
 
+int run_sync_command(const std::string& cluster_path, const std::vector<std::string>& nodes,
+                     std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err) {
+  topology::ClusterSpec spec;
+  try {
+    spec = load_cluster_for_ctl(cluster_path);
+  } catch (const topology::ConfigError& e) {
+    err << "starlingctl: " << e.what() << "\n";
+    return 2;
+  }
+  std::vector<std::string> order = nodes;
+  if (order.empty()) {
+    for (const auto& n : spec.nodes) order.push_back(n.id);
+  }
+  // One request is enough (the node tells the others); ask node by node until one takes it.
+  for (const auto& id : order) {
+    std::vector<NodeAnswer> answers;
+    try {
+      answers = ask_cluster(spec, "sync", {id}, timeout);
+    } catch (const topology::ConfigError& e) {
+      err << "starlingctl: " << e.what() << "\n";
+      return 2;
+    }
+    const auto& a = answers.front();
+    if (!a.answered) {
+      err << id << ": " << a.error << "\n";
+      continue;
+    }
+    if (!a.reply.value("ok", false)) {
+      err << id << ": " << a.reply.value("error", std::string("refused")) << "\n";
+      return 1;
+    }
+    out << "allreduce of all live nodes scheduled at round " << a.reply.value("round", 0)
+        << " (requested through " << id << ")\n";
+    return 0;
+  }
+  err << "starlingctl: no node took the request\n";
+  return 1;
+}
+
 }  // namespace starling::daemon

@@ -34,4 +34,10 @@ int run_control_command(const std::string& command, const std::string& cluster_p
                         const std::vector<std::string>& nodes, bool json,
                         std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err);
 
+// `starlingctl sync [FILE] [--node ID]`: asks one node (the first that answers, or the one
+// named) to schedule an allreduce of all live nodes; that node tells the others. Returns 0
+// when it is scheduled.
+int run_sync_command(const std::string& cluster_path, const std::vector<std::string>& nodes,
+                     std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err);
+
 }  // namespace starling::daemon

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "daemon/checkpoint_extras.h"
+#include "daemon/cluster_view.h"
 
 namespace starling::daemon {
 
@@ -22,7 +23,11 @@ GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& t
       topology_(topology),
       options_(options),
       metrics_(metrics),
-      averager_(transport, topology, options.round_timeout) {
+      averager_(transport, topology, options.round_timeout),
+      ring_(transport, gossip::AllreduceOptions{options.collective_timeout, 0, true}) {
+  // Sync requests carry the round they are for; any round is accepted, once per sender.
+  transport_.mailbox().set_window(gossip::MessageType::sync_request, 0,
+                                  std::numeric_limits<std::uint64_t>::max());
   if (options_.staleness > 0) worker_ = std::thread([this] { worker_loop(); });
 }
 
@@ -53,48 +58,10 @@ void GossipSync::worker_loop() {
   }
 }
 
-void GossipSync::wait_for_neighbours() {
-  const std::size_t self = transport_.self();
-  const auto& neighbours = topology_.graph().neighbours(self);
-  if (neighbours.empty()) return;
-  const auto start = Clock::now();
-  const auto deadline = start + options_.startup_timeout;
-  auto missing = [&] {
-    std::vector<std::string> names;
-    auto table = transport_.peers().snapshot();
-    for (std::size_t j : neighbours) {
-      // Alive with a measured round trip: we hear it and it hears us.
-      if (table[j].state != gossip::PeerState::alive || table[j].rtt_ms < 0) {
-        names.push_back(table[j].id);
-      }
-    }
-    return names;
-  };
-  auto last_report = start;
-  while (true) {
-    auto names = missing();
-    if (names.empty()) {
-      spdlog::info("all {} neighbours connected after {:.1f} s", neighbours.size(),
-                   std::chrono::duration<double>(Clock::now() - start).count());
-      return;
-    }
-    auto now = Clock::now();
-    if (now >= deadline) {
-      spdlog::warn("starting without {} (not reachable after {} ms); they join when they come up",
-                   fmt::join(names, ", "), options_.startup_timeout.count());
-      return;
-    }
-    if (now - last_report >= std::chrono::seconds(5)) {
-      spdlog::info("waiting for neighbours: {}", fmt::join(names, ", "));
-      last_report = now;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
 void GossipSync::start(training::Trainer& trainer) {
   transport_.set_progress(next_round_, static_cast<std::uint64_t>(trainer.step_count()));
-  wait_for_neighbours();
+  wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
+                 options_.startup_timeout, "neighbours");
   // A restarted node rejoins at the round its neighbours are at, and from now on buffers
   // their messages for the rounds it is about to run. (A fresh node starts at round 0 like
   // everyone: neighbours that started a little earlier are a round or two ahead and wait.)
@@ -104,17 +71,24 @@ void GossipSync::start(training::Trainer& trainer) {
 }
 
 void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
-  trainer.pull_parameters();
-  auto params = trainer.parameters();
-  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
   std::uint64_t round;
+  bool collective = false;
   {
     std::lock_guard lock(mutex_);
     // Rounds advance in lockstep with steps; only a node that fell clearly behind (stalled
     // while its neighbours went on) jumps.
     next_round_ = averager_.catch_up(next_round_, kRealignSlack);
     round = next_round_++;
+    take_sync_requests_locked();
+    collective = scheduled_syncs_.count(round) > 0;
   }
+  if (collective) {
+    run_collective_round(trainer, round);
+    return;
+  }
+  trainer.pull_parameters();
+  auto params = trainer.parameters();
+  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
   if (on_worker) {
     {
       std::lock_guard lock(mutex_);
@@ -125,6 +99,84 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
     return;
   }
   Outcome outcome;
+  outcome.delta.resize(snapshot->size());
+  outcome.result = averager_.run_round(round, snapshot, outcome.delta,
+                                       gossip::GossipAverager::Output::delta);
+  apply(trainer, outcome);
+}
+
+void GossipSync::take_sync_requests_locked() {
+  while (auto request = transport_.mailbox().try_take_any(gossip::MessageType::sync_request)) {
+    const std::uint64_t round = request->header().tag;
+    const std::string& from = transport_.peers().id(request->sender());
+    if (round < next_round_) {
+      spdlog::warn("{} asked for an allreduce at round {}, which this node has passed (it is at "
+                   "round {}); the collective will fail and fall back to gossip",
+                   from, round, next_round_);
+      continue;
+    }
+    scheduled_syncs_.emplace(round, "requested by " + from);
+    ring_.expect(scheduled_syncs_.begin()->first);
+  }
+}
+
+std::uint64_t GossipSync::request_sync(const std::string& reason) {
+  std::uint64_t round;
+  {
+    std::lock_guard lock(mutex_);
+    round = next_round_ + kSyncLead;
+    scheduled_syncs_.emplace(round, reason);
+    last_sync_request_ = round;
+    ring_.expect(scheduled_syncs_.begin()->first);
+  }
+  gossip::OutgoingMessage request;
+  request.type = gossip::MessageType::sync_request;
+  request.tag = round;
+  for (std::size_t peer = 0; peer < transport_.size(); ++peer) {
+    if (peer != transport_.self() && !transport_.peers().is_dead(peer)) transport_.send(peer, request);
+  }
+  spdlog::info("scheduled an allreduce of all live nodes at round {}: {}", round, reason);
+  return round;
+}
+
+void GossipSync::run_collective_round(training::Trainer& trainer, std::uint64_t round) {
+  apply_finished(trainer, 0);  // every pending mix goes in before the parameters are averaged
+  std::string reason;
+  {
+    std::lock_guard lock(mutex_);
+    reason = scheduled_syncs_[round];
+    scheduled_syncs_.erase(round);
+  }
+  auto members = live_members(transport_);
+  auto result = average_parameters(ring_, trainer, round, members, collective_scratch_);
+  std::vector<std::string> names;
+  for (std::size_t m : members) names.push_back(topology_.names()[m]);
+  metrics_.write({{"event", "allreduce"},
+                  {"step", trainer.step_count()},
+                  {"round", round},
+                  {"ok", result.ok},
+                  {"members", names},
+                  {"reason", reason},
+                  {"error", result.error},
+                  {"seconds", std::chrono::duration<double>(result.elapsed).count()}});
+  {
+    std::lock_guard lock(mutex_);
+    (result.ok ? allreduces_ok_ : allreduces_failed_)++;
+    last_allreduce_ = (result.ok ? "round " + std::to_string(round) + " ok"
+                                 : "round " + std::to_string(round) + " failed: " + result.error) +
+                      " (" + reason + ")";
+  }
+  if (result.ok) {
+    spdlog::info("round {}: allreduce of {} nodes ({}) done", round, members.size(), reason);
+    return;
+  }
+  // Hand back to gossip: run round `round` as a gossip round, as peers that did not take part
+  // in the collective do.
+  spdlog::warn("round {}: allreduce failed ({}); running it as a gossip round", round, result.error);
+  trainer.pull_parameters();
+  auto params = trainer.parameters();
+  Outcome outcome;
+  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
   outcome.delta.resize(snapshot->size());
   outcome.result = averager_.run_round(round, snapshot, outcome.delta,
                                        gossip::GossipAverager::Output::delta);
@@ -143,12 +195,20 @@ void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
   std::vector<std::string> missing;
   for (std::size_t peer : r.missing) missing.push_back(topology_.names()[peer]);
   double waited_ms = std::chrono::duration<double, std::milli>(r.waited).count();
+  bool over_bound = false;
   {
     std::lock_guard lock(mutex_);
     ++rounds_;
     neighbours_left_out_ += r.missing.size();
     last_distance_ = r.consensus_distance;
     last_wait_ms_ = waited_ms;
+    // Fallback to allreduce when the replicas drift apart, at most once per 2 * kSyncLead rounds.
+    over_bound = options_.consensus_bound > 0 && r.consensus_distance > options_.consensus_bound &&
+                 (last_sync_request_ == 0 || next_round_ >= last_sync_request_ + kSyncLead);
+  }
+  if (over_bound) {
+    request_sync("consensus distance " + std::to_string(r.consensus_distance) + " above bound " +
+                 std::to_string(options_.consensus_bound));
   }
   metrics_.write({{"event", "gossip"},
                   {"step", trainer.step_count()},
@@ -225,7 +285,11 @@ nlohmann::json GossipSync::status() const {
           {"last_wait_ms", last_wait_ms_},
           {"blocked_seconds", blocked_seconds_},
           {"period", options_.period},
-          {"staleness", options_.staleness}};
+          {"staleness", options_.staleness},
+          {"allreduces", allreduces_ok_},
+          {"allreduces_failed", allreduces_failed_},
+          {"last_allreduce", last_allreduce_},
+          {"consensus_bound", options_.consensus_bound}};
 }
 
 double GossipSync::consensus_distance() const {

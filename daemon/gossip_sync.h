@@ -23,6 +23,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +34,7 @@
 #include "daemon/metrics_log.h"
 #include "daemon/sync_strategy.h"
 #include "gossip/gossip_averager.h"
+#include "gossip/ring_allreduce.h"
 #include "gossip/transport.h"
 #include "topology/topology.h"
 
@@ -42,11 +45,23 @@ struct GossipSyncOptions {
   std::int64_t staleness = 1;  // rounds in flight while training goes on
   std::chrono::milliseconds round_timeout{2000};
   std::chrono::milliseconds startup_timeout{60000};
+  std::chrono::milliseconds collective_timeout{10000};
   std::int64_t final_rounds = 0;
+  // A node whose consensus distance exceeds this asks the cluster for one ring allreduce of
+  // the parameters (0: never).
+  double consensus_bound = 0.0;
 };
 
+// Fallback to allreduce: a node that sees its consensus distance above consensus_bound, or is
+// asked by `starlingctl sync`, schedules one parameter allreduce of all live nodes at round
+// R = its next round + kSyncLead and tells every peer (sync_request). Every node replaces
+// gossip round R by that collective; rounds are in lockstep, so the nodes meet there. If the
+// collective fails (a member missing, a peer that heard of it too late), the node runs gossip
+// round R instead: it hands back to gossip, and nothing waits past collective_timeout.
 class GossipSync final : public SyncStrategy {
  public:
+  static constexpr std::uint64_t kSyncLead = 6;  // rounds between a request and its collective
+
   GossipSync(gossip::Transport& transport, const topology::Topology& topology,
              GossipSyncOptions options, MetricsLog& metrics);
   ~GossipSync() override;
@@ -59,6 +74,10 @@ class GossipSync final : public SyncStrategy {
   void restore_state(const training::CheckpointExtras& extras) override;
   nlohmann::json status() const override;
   double consensus_distance() const override;
+
+  // Schedules a parameter allreduce of all live nodes and tells the peers; returns its round.
+  // Thread-safe (the control thread calls it).
+  std::uint64_t request_sync(const std::string& reason);
 
  private:
   struct Job {
@@ -77,13 +96,18 @@ class GossipSync final : public SyncStrategy {
   // rounds are unapplied.
   void apply_finished(training::Trainer& trainer, std::size_t keep_in_flight);
   void apply(training::Trainer& trainer, Outcome& outcome);
-  void wait_for_neighbours();
+  // Files the sync requests peers sent; requires mutex_.
+  void take_sync_requests_locked();
+  // Replaces gossip round `round` by a parameter allreduce (or, if it fails, runs the round).
+  void run_collective_round(training::Trainer& trainer, std::uint64_t round);
 
   gossip::Transport& transport_;
   const topology::Topology& topology_;
   GossipSyncOptions options_;
   MetricsLog& metrics_;
   gossip::GossipAverager averager_;
+  gossip::RingAllreduce ring_;
+  std::vector<float> collective_scratch_;
 
   // Hand-over between the training thread and the worker. Lock order: mutex_ only (the
   // averager's mailbox lock is taken by the worker without holding mutex_).
@@ -103,6 +127,11 @@ class GossipSync final : public SyncStrategy {
   double last_distance_ = 0.0;
   double last_wait_ms_ = 0.0;
   double blocked_seconds_ = 0.0;  // training thread waiting for an overlapped round to finish
+  std::map<std::uint64_t, std::string> scheduled_syncs_;  // round -> why
+  std::uint64_t last_sync_request_ = 0;  // round of this node's last request (rate limit)
+  std::uint64_t allreduces_ok_ = 0;
+  std::uint64_t allreduces_failed_ = 0;
+  std::string last_allreduce_;
 };
 
 }  // namespace starling::daemon

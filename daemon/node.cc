@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "daemon/allreduce_sync.h"
 #include "daemon/control_server.h"
 #include "daemon/gossip_sync.h"
 #include "daemon/metrics_log.h"
@@ -228,6 +229,17 @@ struct Node::Impl {
         request_stop();
         control->reply(token, ok_reply({{"stopping", true}}));
         return;
+      case ControlCommand::sync: {
+        auto* gossip = dynamic_cast<GossipSync*>(sync.get());
+        if (!gossip) {
+          control->reply(token, error_reply("sync asks a gossip cluster for one allreduce; this "
+                                            "node runs mode \"" + sync->mode() + "\""));
+          return;
+        }
+        std::uint64_t round = gossip->request_sync("requested by starlingctl sync");
+        control->reply(token, ok_reply({{"round", round}}));
+        return;
+      }
       case ControlCommand::checkpoint: {
         // Written by the training thread at its next step boundary; it replies then.
         std::lock_guard lock(commands_mutex);
@@ -385,7 +397,17 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       g.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);
       g.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
       g.final_rounds = s.final_rounds;
+      g.collective_timeout = std::chrono::milliseconds(s.collective_timeout_ms);
+      g.consensus_bound = s.consensus_bound;
       n.sync = std::make_unique<GossipSync>(*n.transport, *n.topo, g, *n.metrics);
+    } else if (s.mode == "allreduce") {
+      AllreduceSyncOptions a;
+      a.gradients = s.allreduce == "gradients";
+      a.period = s.period;
+      a.collective_timeout = std::chrono::milliseconds(s.collective_timeout_ms);
+      a.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);
+      a.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
+      n.sync = std::make_unique<AllreduceSync>(*n.transport, *n.topo, a, *n.metrics);
     } else {
       throw topology::ConfigError(n.spec.file, s.line, 0, "sync.mode",
                                   "\"" + s.mode + "\" is not implemented in this build");

@@ -67,7 +67,23 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(10, 600000));
   }
 
+  std::string sync_file;
+  std::vector<std::string> sync_nodes;
+  int sync_timeout_ms = 1000;
+  auto* sync = app.add_subcommand(
+      "sync", "Ask a gossip cluster for one ring allreduce of the parameters of all live nodes "
+              "(one node schedules it a few rounds ahead and tells the others)");
+  sync->add_option("FILE", sync_file, "cluster file (default: runs/latest/cluster.toml)");
+  sync->add_option("-n,--node", sync_nodes, "ask this node (default: the first that answers)");
+  sync->add_option("--timeout-ms", sync_timeout_ms, "how long to wait for an answer")
+      ->check(CLI::Range(10, 600000));
+
   CLI11_PARSE(app, argc, argv);
+
+  if (sync->parsed()) {
+    return daemon::run_sync_command(sync_file, sync_nodes, std::chrono::milliseconds(sync_timeout_ms),
+                                    std::cout, std::cerr);
+  }
 
   if (topology->parsed()) {
     return daemon::run_topology_command(topology_file, topology_json, std::cout, std::cerr);

@@ -62,14 +62,17 @@ std::size_t auto_chunk_elements(std::size_t length, std::size_t members) {
 
 }  // namespace
 
-std::uint64_t RingAllreduce::membership_fingerprint(const std::vector<std::size_t>& members) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the member indices, in order
-  for (std::size_t m : members) {
+std::uint64_t RingAllreduce::membership_fingerprint(const std::vector<std::size_t>& members,
+                                                    std::uint64_t kind) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the kind and the members, in order
+  auto mix = [&h](std::uint64_t value) {
     for (int b = 0; b < 8; ++b) {
-      h ^= (static_cast<std::uint64_t>(m) >> (8 * b)) & 0xFF;
+      h ^= (value >> (8 * b)) & 0xFF;
       h *= 1099511628211ull;
     }
-  }
+  };
+  mix(kind);
+  for (std::size_t m : members) mix(m);
   return h;
 }
 
@@ -83,8 +86,18 @@ void RingAllreduce::expect(std::uint64_t tag) {
   transport_.mailbox().set_window(MessageType::allreduce_abort, tag, tag + kWindow);
 }
 
+void RingAllreduce::abort(std::uint64_t tag) {
+  OutgoingMessage message;
+  message.type = MessageType::allreduce_abort;
+  message.tag = tag;
+  for (std::size_t peer = 0; peer < transport_.size(); ++peer) {
+    if (peer != transport_.self()) transport_.send(peer, message);
+  }
+}
+
 AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::size_t>& members,
-                                   std::span<const float> in, std::span<float> out) {
+                                   std::span<const float> in, std::span<float> out,
+                                   std::uint64_t kind) {
   const auto start = Clock::now();
   const auto deadline = start + options_.timeout;
   AllreduceResult result;
@@ -116,7 +129,7 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
   };
   const std::size_t left = members[(p + n - 1) % n];
   const std::size_t right = members[(p + 1) % n];
-  const std::uint64_t fingerprint = membership_fingerprint(members);
+  const std::uint64_t fingerprint = membership_fingerprint(members, kind);
   Mailbox& mailbox = transport_.mailbox();
   PeerTable& peers = transport_.peers();
   // Chunks of this collective, and early ones of later ones, are accepted; older ones are late.

@@ -50,12 +50,19 @@ class RingAllreduce {
 
   // Reduces `in` over `members` (node indices in ring order, including this node) into `out`
   // (same length; may be the same buffer as `in`). `tag` must be the same on every member and
-  // larger than any tag this node used before. Returns within about options.timeout.
+  // larger than any tag this node used before. `kind` tells collectives of different meaning
+  // apart (gradients, parameters): members that disagree on it refuse each other like members
+  // that disagree on the ring. Returns within about options.timeout.
   AllreduceResult run(std::uint64_t tag, const std::vector<std::size_t>& members,
-                      std::span<const float> in, std::span<float> out);
+                      std::span<const float> in, std::span<float> out, std::uint64_t kind = 0);
 
-  // Fingerprint of a membership list, as carried in every chunk.
-  static std::uint64_t membership_fingerprint(const std::vector<std::size_t>& members);
+  // Tells every other node of the cluster that this node will not take part in collective
+  // `tag`, so anyone waiting in it gives up at once.
+  void abort(std::uint64_t tag);
+
+  // Fingerprint of a membership list and kind, as carried in every chunk.
+  static std::uint64_t membership_fingerprint(const std::vector<std::size_t>& members,
+                                              std::uint64_t kind = 0);
 
  private:
   Transport& transport_;

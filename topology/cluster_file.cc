@@ -14,7 +14,7 @@
 namespace starling::topology {
 
 const std::vector<std::string>& implemented_sync_modes() {
-  static const std::vector<std::string> modes = {"local", "gossip"};
+  static const std::vector<std::string> modes = {"local", "gossip", "allreduce"};
   return modes;
 }
 
@@ -553,6 +553,12 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.dead_after_ms = r.integer("dead_after_ms", s.dead_after_ms, 10, 3600000);
   s.startup_timeout_ms = r.integer("startup_timeout_ms", s.startup_timeout_ms, 0, 3600000);
   s.final_rounds = r.integer("final_rounds", s.final_rounds, 0, 1000000);
+  s.allreduce = r.choice("allreduce", s.allreduce, {"gradients", "parameters"});
+  if (r.has("allreduce") && s.mode != "allreduce") {
+    r.fail_at(r.get("allreduce"), "allreduce", "applies only when mode = \"allreduce\"");
+  }
+  s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
+  s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
   if (s.suspect_after_ms < s.heartbeat_ms) {
     r.fail_at(r.get("suspect_after_ms"), "suspect_after_ms",
               "must be at least heartbeat_ms (" + std::to_string(s.heartbeat_ms) + ")");

@@ -126,7 +126,9 @@ Topology Topology::compile(const ClusterSpec& spec) {
     if (!m.is_symmetric()) t.symmetric_ = false;
   }
   // Plain gossip averaging converges to the average only with a doubly stochastic W.
-  const bool needs_doubly_stochastic = spec.sync.mode == "gossip" || spec.sync.mode == "post-local";
+  // (allreduce mode gossips too, while it falls back.)
+  const bool needs_doubly_stochastic =
+      spec.sync.mode == "gossip" || spec.sync.mode == "post-local" || spec.sync.mode == "allreduce";
   if (needs_doubly_stochastic && !t.doubly_stochastic_) {
     auto problem = column_stochastic_problem(t.matrices_.front(), t.names_);
     weights_error("sync.mode = \"" + spec.sync.mode + "\": " +

@@ -28,7 +28,7 @@ TEST(ControlProtocol, RefusesBadRequestsWithMessagesThatSayWhatIsValid) {
   EXPECT_NE(error_of(R"({"cmd": 3})").find("\"cmd\" must be a string"), std::string::npos);
   EXPECT_NE(error_of(R"({"cmd": "fly"})")
                 .find("unknown command \"fly\"; valid commands: status, peers, pause, resume, "
-                      "checkpoint, stop"),
+                      "checkpoint, stop, sync"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"cmd": "stop", "now": true})").find("unknown field \"now\""),
             std::string::npos);

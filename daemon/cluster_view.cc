@@ -1,0 +1,83 @@
+#include "daemon/cluster_view.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+namespace starling::daemon {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::size_t> live_members(gossip::Transport& transport) {
+  std::vector<std::size_t> members;
+  const auto table = transport.peers().snapshot();
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (i == transport.self() || table[i].state == gossip::PeerState::alive) members.push_back(i);
+  }
+  return members;
+}
+
+std::uint64_t latest_reported(gossip::Transport& transport, const std::vector<std::size_t>& peers) {
+  std::uint64_t latest = 0;
+  for (std::size_t peer : peers) {
+    if (peer != transport.self() && transport.peers().is_reachable(peer)) {
+      latest = std::max(latest, transport.peers().reported_round(peer));
+    }
+  }
+  return latest;
+}
+
+void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>& peers,
+                    std::chrono::milliseconds timeout, const std::string& what) {
+  if (peers.empty()) return;
+  const auto start = Clock::now();
+  const auto deadline = start + timeout;
+  auto missing = [&] {
+    std::vector<std::string> names;
+    auto table = transport.peers().snapshot();
+    for (std::size_t j : peers) {
+      if (table[j].state != gossip::PeerState::alive || table[j].rtt_ms < 0) {
+        names.push_back(table[j].id);
+      }
+    }
+    return names;
+  };
+  auto last_report = start;
+  while (true) {
+    auto names = missing();
+    if (names.empty()) {
+      spdlog::info("all {} {} connected after {:.1f} s", peers.size(), what,
+                   std::chrono::duration<double>(Clock::now() - start).count());
+      return;
+    }
+    auto now = Clock::now();
+    if (now >= deadline) {
+      spdlog::warn("starting without {} (not reachable after {} ms); they join when they come up",
+                   fmt::join(names, ", "), timeout.count());
+      return;
+    }
+    if (now - last_report >= std::chrono::seconds(5)) {
+      spdlog::info("waiting for {}: {}", what, fmt::join(names, ", "));
+      last_report = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training::Trainer& trainer,
+                                           std::uint64_t tag, const std::vector<std::size_t>& members,
+                                           std::vector<float>& scratch) {
+  trainer.pull_parameters();
+  auto params = trainer.parameters();
+  scratch.resize(params.size());
+  auto result = ring.run(tag, members, params, scratch, kParameterCollective);
+  if (result.ok) {
+    std::memcpy(params.data(), scratch.data(), params.size_bytes());
+    trainer.push_parameters();
+  }
+  return result;
+}
+
+}  // namespace starling::daemon

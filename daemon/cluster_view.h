@@ -1,0 +1,37 @@
+#pragma once
+// What a node's sync strategies need to know about the cluster right now, from its peer table.
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gossip/ring_allreduce.h"
+#include "gossip/transport.h"
+#include "training/trainer.h"
+
+namespace starling::daemon {
+
+// This node and every peer it currently hears (alive), in cluster order: the ring a
+// collective runs on.
+std::vector<std::size_t> live_members(gossip::Transport& transport);
+
+// The largest round or collective number `peers` (those reachable) report in their heartbeats.
+std::uint64_t latest_reported(gossip::Transport& transport, const std::vector<std::size_t>& peers);
+
+// Waits until each of `peers` is alive with a measured round trip (we hear it and it hears
+// us), or `timeout`; logs who is missing. `what` names them in the log ("neighbours").
+void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>& peers,
+                    std::chrono::milliseconds timeout, const std::string& what);
+
+// Collective kinds, so a gradient allreduce and a parameter allreduce never mix.
+inline constexpr std::uint64_t kGradientCollective = 1;
+inline constexpr std::uint64_t kParameterCollective = 2;
+
+// Averages the model's parameters over `members` with collective `tag`; on success the
+// trainer holds the average, on failure it is unchanged. `scratch` is reused between calls.
+gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training::Trainer& trainer,
+                                           std::uint64_t tag, const std::vector<std::size_t>& members,
+                                           std::vector<float>& scratch);
+
+}  // namespace starling::daemon
