@@ -1,0 +1,163 @@
+"""Issue 5's benchmark, measured in one run on this machine:
+
+  1. ring allreduce bandwidth: Starling (allreduce_rank, over tcp:// and ipc://) against
+     torch.distributed's allreduce over Gloo (tcp), world sizes 2, 4 and 8, buffers of 1, 16
+     and 100 MiB of float32; algorithm bandwidth = buffer bytes / median time of one allreduce;
+  2. the memory-copy bound: each byte a member sends crosses the kernel twice (into the socket,
+     out to the receiver), and the members send 2(N-1) buffers' worth in all, so on one machine
+     an allreduce moves at least 4(N-1)B bytes through memcpy; with the machine's aggregate
+     copy bandwidth M, algbw <= M / (4(N-1)). We report the fraction of that bound reached;
+  3. training: Fashion-MNIST mlp, 4 nodes, Starling's allreduce mode (gradients every step)
+     against PyTorch DistributedDataParallel, same batch (32 per node), lr, schedule and epochs.
+
+Raw results go to bench/results/allreduce-<time>.jsonl; the summary is printed.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+import starling_runs  # noqa: E402
+
+RANK = os.path.join(starling_runs.BUILD, "bench", "allreduce_rank")
+MiB = 1 << 20
+
+
+def iterations_for(size):
+    return 30 if size <= MiB else 10 if size <= 16 * MiB else 5
+
+
+def starling_allreduce(world, sizes, transport):
+    d = tempfile.mkdtemp(prefix=f"starling-ar{world}-")
+    lines = ["[cluster]", 'name = "ar"', "[topology]", 'kind = "ring"']
+    for i in range(world):
+        endpoint = (f"tcp://127.0.0.1:{starling_runs.free_port()}" if transport == "tcp"
+                    else f"ipc://{d}/r{i}.sock")
+        lines += ["[[node]]", f'id = "r{i}"', f'endpoint = "{endpoint}"']
+    with open(os.path.join(d, "ring.toml"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    results = {}
+    for size in sizes:  # one size per launch, so each gets its own iteration count
+        procs = [subprocess.Popen([RANK, "--config", os.path.join(d, "ring.toml"), "--node", f"r{i}",
+                                   "--sizes", str(size), "--iterations", str(iterations_for(size)),
+                                   "--warmup", "2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True) for i in range(world)]
+        outs = [p.communicate()[0] for p in procs]
+        if any(p.returncode != 0 for p in procs):
+            raise RuntimeError(f"allreduce_rank failed: {outs}")
+        # The collective ends for everyone at about the same time; report the slowest rank.
+        rows = [json.loads(line) for out in outs for line in out.splitlines() if line.startswith("{")]
+        results[size] = max(r["median_s"] for r in rows)
+    return results
+
+
+def gloo_allreduce(world, sizes):
+    results = {}
+    for size in sizes:
+        out = tempfile.mkdtemp(prefix=f"starling-gloo{world}-")
+        subprocess.run(["/usr/bin/python3", os.path.join(HERE, "gloo_allreduce.py"), "--world",
+                        str(world), "--port", str(starling_runs.free_port()), "--sizes", str(size),
+                        "--iterations", str(iterations_for(size)), "--out", out],
+                       check=True, capture_output=True)
+        rows = []
+        for name in os.listdir(out):
+            with open(os.path.join(out, name)) as f:
+                rows += json.load(f)
+        results[size] = max(r["median_s"] for r in rows)
+    return results
+
+
+COPY_SCRIPT = """
+import os, sys, time
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+import torch
+torch.set_num_threads(1)
+n = 64 << 20
+src = torch.ones(n // 4); dst = torch.empty(n // 4)
+dst.copy_(src)
+start = time.perf_counter(); reps = 20
+for _ in range(reps): dst.copy_(src)
+print(n * reps / (time.perf_counter() - start))
+"""
+
+
+def copy_bandwidth(processes):
+    """Aggregate memcpy bandwidth (bytes copied per second) of `processes` concurrent copiers."""
+    procs = [subprocess.Popen(["/usr/bin/python3", "-c", COPY_SCRIPT], stdout=subprocess.PIPE,
+                              text=True) for _ in range(processes)]
+    return sum(float(p.communicate()[0]) for p in procs)
+
+
+def training(epochs):
+    sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+    import cluster_bench  # noqa: E402
+    starling = cluster_bench.starling("allreduce", epochs)
+    ddp = cluster_bench.pytorch("ddp", epochs)
+    return {
+        "starling_allreduce": starling_runs.throughput(starling),
+        "pytorch_ddp": cluster_bench.pytorch_throughput(ddp),
+        "starling_accuracy": statistics.mean(s["accuracy"] for s in starling_runs.summaries(starling)),
+        "ddp_accuracy": statistics.mean(r["accuracy"] for r in ddp),
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--worlds", default="2,4,8")
+    p.add_argument("--sizes-mib", default="1,16,100")
+    p.add_argument("--train-rounds", type=int, default=2)
+    p.add_argument("--epochs", type=float, default=2.0)
+    args = p.parse_args()
+    worlds = [int(w) for w in args.worlds.split(",")]
+    sizes = [int(s) * MiB for s in args.sizes_mib.split(",")]
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    out_path = os.path.join(ROOT, "bench", "results", time.strftime("allreduce-%Y%m%d-%H%M%S.jsonl"))
+    with open(out_path, "w") as out:
+        copy = copy_bandwidth(2)
+        out.write(json.dumps({"copy_bandwidth_bytes_per_s": copy}) + "\n")
+        table = []
+        for world in worlds:
+            tcp = starling_allreduce(world, sizes, "tcp")
+            ipc = starling_allreduce(world, sizes, "ipc")
+            gloo = gloo_allreduce(world, sizes)
+            for size in sizes:
+                row = {"world": world, "bytes": size, "starling_tcp_s": tcp[size],
+                       "starling_ipc_s": ipc[size], "gloo_s": gloo[size]}
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+                table.append(row)
+                print(json.dumps(row), flush=True)
+        trains = []
+        for r in range(args.train_rounds):
+            t = training(args.epochs)
+            out.write(json.dumps({"training_round": r, **t}) + "\n")
+            print(json.dumps(t), flush=True)
+            trains.append(t)
+
+    print(f"\naggregate memcpy bandwidth (2 copiers): {copy / 1e9:.1f} GB/s")
+    print("world  size     Starling tcp   Starling ipc   Gloo tcp      tcp/Gloo  ipc/Gloo  tcp % of copy bound")
+    for row in table:
+        n, b = row["world"], row["bytes"]
+        bw = lambda s: b / s / 1e9  # noqa: E731
+        bound = copy / (4 * (n - 1)) / 1e9
+        print(f"{n:<6} {b // MiB:>4} MiB  {bw(row['starling_tcp_s']):6.2f} GB/s    "
+              f"{bw(row['starling_ipc_s']):6.2f} GB/s    {bw(row['gloo_s']):6.2f} GB/s    "
+              f"{row['gloo_s'] / row['starling_tcp_s']:5.2f}x    {row['gloo_s'] / row['starling_ipc_s']:5.2f}x    "
+              f"{100 * bw(row['starling_tcp_s']) / bound:5.1f}% (bound {bound:.2f} GB/s)")
+    ratios = [t["starling_allreduce"] / t["pytorch_ddp"] for t in trains]
+    print(f"\ntraining, 4 nodes, {args.epochs} epochs: Starling allreduce / PyTorch DDP samples/s "
+          f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}..{max(ratios):.2f}]; accuracy "
+          f"Starling {100 * statistics.median(t['starling_accuracy'] for t in trains):.2f}%, "
+          f"DDP {100 * statistics.median(t['ddp_accuracy'] for t in trains):.2f}%")
+    print("raw:", os.path.relpath(out_path, ROOT))
+
+
+if __name__ == "__main__":
+    main()
