@@ -53,10 +53,12 @@ class InFlight {
 };
 
 std::size_t auto_chunk_elements(std::size_t length, std::size_t members) {
-  // Four or more chunks per segment keep the ring pipelined; 64 KiB to 1 MiB chunks keep the
-  // per-message overhead small and the mailbox's buffering bounded.
+  // Four chunks per segment keep a large ring pipelined; chunks of 256 KiB to 1 MiB keep the
+  // per-message cost (a hop through three threads on each side) small against the copying,
+  // and the mailbox's buffering bounded. Measured on 4 ranks, 1 MiB: 64 KiB chunks 2.0 ms,
+  // 256 KiB 1.6 ms; 16 MiB: 1 MiB and 4 MiB chunks alike.
   const std::size_t segment = (length + members - 1) / members;
-  const std::size_t lo = 16 * 1024, hi = 256 * 1024;  // floats
+  const std::size_t lo = 64 * 1024, hi = 256 * 1024;  // floats
   return std::clamp(segment / 4, lo, hi);
 }
 
