@@ -160,6 +160,28 @@ std::optional<ReceivedMessage> Mailbox::take_any(MessageType type, Clock::time_p
   }
 }
 
+std::optional<ReceivedMessage> Mailbox::take_any_of(const std::vector<MessageType>& types,
+                                                    Clock::time_point deadline,
+                                                    const std::function<bool()>& give_up) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    for (MessageType type : types) {
+      auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
+      if (it != messages_.end() && it->first.type == type) {
+        ReceivedMessage message = std::move(it->second);
+        --buffered_per_sender_[it->first.sender];
+        messages_.erase(it);
+        return message;
+      }
+    }
+    if (closed_ || (give_up && give_up())) return std::nullopt;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        Clock::now() >= deadline) {
+      return std::nullopt;
+    }
+  }
+}
+
 void Mailbox::wake_all() {
   { std::lock_guard lock(mutex_); }  // orders the wake-up after any state the caller changed
   changed_.notify_all();

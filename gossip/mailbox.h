@@ -68,6 +68,10 @@ class Mailbox {
   // Waits for any message of `type` (or until deadline / give_up / close).
   std::optional<ReceivedMessage> take_any(MessageType type, Clock::time_point deadline,
                                           const std::function<bool()>& give_up = {});
+  // Waits for a message of any of `types` (lowest key first within the first type that has one).
+  std::optional<ReceivedMessage> take_any_of(const std::vector<MessageType>& types,
+                                             Clock::time_point deadline,
+                                             const std::function<bool()>& give_up = {});
 
   void wake_all();
   void close();

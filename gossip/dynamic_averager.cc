@@ -1,0 +1,385 @@
+#include "gossip/dynamic_averager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+namespace starling::gossip {
+namespace {
+
+constexpr std::uint64_t kBusy = 1;  // balance_release aux1 bit: "busy, held by (aux1 >> 8) - 1"
+constexpr std::uint64_t kFullSync = 1;  // model_update aux1 bit: the average is the new reference
+const std::vector<MessageType> kProtocolTypes = {MessageType::model_request, MessageType::model_reply,
+                                                 MessageType::model_update,
+                                                 MessageType::balance_release};
+
+double squared_distance(std::span<const float> a, std::span<const float> b) {
+  double sum = 0;
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    double d = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    sum += d * d;
+  }
+  return sum;
+}
+
+}  // namespace
+
+DynamicAverager::DynamicAverager(Transport& transport, const topology::Topology& topology,
+                                 DynamicOptions options, std::span<const float> reference)
+    : transport_(transport),
+      topology_(topology),
+      options_(options),
+      // Balancing ids are unique cluster-wide: the driver's index in the high bits.
+      next_balancing_((static_cast<std::uint64_t>(transport.self()) + 1) << 40),
+      reference_(reference.begin(), reference.end()) {
+  stats_.delta = options_.delta;
+  for (MessageType type : kProtocolTypes) {
+    transport_.mailbox().set_window(type, 0, std::numeric_limits<std::uint64_t>::max());
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+DynamicAverager::~DynamicAverager() {
+  stopping_.store(true);
+  transport_.mailbox().wake_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+double DynamicAverager::check(std::span<const float> model) {
+  auto snapshot = std::make_shared<const std::vector<float>>(model.begin(), model.end());
+  double drift;
+  bool violated = false;
+  {
+    std::lock_guard lock(mutex_);
+    latest_ = snapshot;
+    drift = squared_distance(model, reference_);
+    ++stats_.checks;
+    stats_.last_drift = drift;
+    if (drift > options_.delta && !lock_ && !violation_.load()) {
+      ++stats_.violations;
+      violated = true;
+    }
+  }
+  if (violated) {
+    violation_.store(true);
+    transport_.mailbox().wake_all();
+  }
+  return drift;
+}
+
+std::optional<DynamicUpdate> DynamicAverager::take_update() {
+  std::lock_guard lock(mutex_);
+  if (updates_.empty()) return std::nullopt;
+  DynamicUpdate update = std::move(updates_.front());
+  updates_.pop_front();
+  return update;
+}
+
+std::vector<float> DynamicAverager::reference() const {
+  std::lock_guard lock(mutex_);
+  return reference_;
+}
+
+void DynamicAverager::restore_reference(std::span<const float> reference) {
+  std::lock_guard lock(mutex_);
+  reference_.assign(reference.begin(), reference.end());
+}
+
+void DynamicAverager::set_delta(double delta) {
+  std::lock_guard lock(mutex_);
+  options_.delta = delta;
+  stats_.delta = delta;
+}
+
+double DynamicAverager::delta() const {
+  std::lock_guard lock(mutex_);
+  return options_.delta;
+}
+
+DynamicStats DynamicAverager::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+std::vector<std::size_t> DynamicAverager::live_neighbours_of(const std::vector<std::size_t>& set) const {
+  std::set<std::size_t> out(set.begin(), set.end());
+  for (std::size_t member : set) {
+    for (std::size_t n : topology_.graph().neighbours(member)) {
+      if (n == transport_.self() || transport_.peers().is_alive(n)) out.insert(n);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+void DynamicAverager::reply_busy(std::size_t driver, std::uint64_t balancing,
+                                 std::uint64_t attempt, std::size_t blocker) {
+  OutgoingMessage busy;
+  busy.type = MessageType::balance_release;
+  busy.tag = balancing;
+  busy.aux0 = attempt;
+  busy.aux1 = kBusy | ((static_cast<std::uint64_t>(blocker) + 1) << 8);
+  transport_.send(driver, std::move(busy));
+}
+
+void DynamicAverager::release(const std::vector<std::size_t>& members, std::uint64_t balancing) {
+  OutgoingMessage message;
+  message.type = MessageType::balance_release;
+  message.tag = balancing;
+  message.aux0 = std::numeric_limits<std::uint32_t>::max();  // not an attempt number
+  for (std::size_t m : members) {
+    if (m != transport_.self()) transport_.send(m, message);
+  }
+}
+
+void DynamicAverager::serve(ReceivedMessage& message) {
+  const Header& h = message.header();
+  const std::size_t from = message.sender();
+  std::lock_guard lock(mutex_);
+  switch (h.type) {
+    case MessageType::model_request: {
+      const bool ours = lock_ && lock_->driver == from && lock_->balancing == h.tag;
+      if (lock_ && !ours) {
+        // In another balancing (or driving one): tell the driver who holds this node.
+        reply_busy(from, h.tag, h.aux0, lock_->driver);
+        return;
+      }
+      if (!latest_) {
+        reply_busy(from, h.tag, h.aux0, transport_.self());  // nothing published yet
+        return;
+      }
+      if (!ours) {
+        lock_ = Lock{from, h.tag, latest_, Clock::now()};
+        ++stats_.joined;
+      }
+      OutgoingMessage reply;
+      reply.type = MessageType::model_reply;
+      reply.tag = h.tag;
+      reply.aux0 = h.aux0;
+      reply.payload = make_payload(*lock_->snapshot, lock_->snapshot);
+      transport_.send(from, std::move(reply));
+      return;
+    }
+    case MessageType::model_update: {
+      if (!lock_ || lock_->driver != from || lock_->balancing != h.tag) return;  // stale
+      auto average = message.floats();
+      if (average.size() != lock_->snapshot->size()) return;
+      DynamicUpdate update;
+      update.balancing = h.tag;
+      update.full_sync = (h.aux1 & kFullSync) != 0;
+      update.delta.resize(average.size());
+      const float* s = lock_->snapshot->data();
+      for (std::size_t k = 0; k < average.size(); ++k) update.delta[k] = average[k] - s[k];
+      if (update.full_sync) {
+        reference_.assign(average.begin(), average.end());
+        ++stats_.reference_updates;
+      }
+      ++stats_.updates;
+      updates_.push_back(std::move(update));
+      lock_.reset();
+      return;
+    }
+    case MessageType::balance_release:
+      if ((h.aux1 & kBusy) == 0 && lock_ && lock_->driver == from && lock_->balancing == h.tag) {
+        lock_.reset();
+      }
+      return;
+    default: return;  // replies to a balancing this node no longer drives
+  }
+}
+
+std::vector<std::size_t> DynamicAverager::all_live() const {
+  std::vector<std::size_t> live;
+  for (std::size_t i = 0; i < transport_.size(); ++i) {
+    if (i == transport_.self() || transport_.peers().is_alive(i)) live.push_back(i);
+  }
+  return live;
+}
+
+bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::size_t>& set,
+                             Models& models) {
+  const std::size_t self = transport_.self();
+  std::map<std::size_t, Clock::time_point> retry_at;  // members to ask (again), and when
+  std::map<std::size_t, std::uint64_t> attempts;
+  for (std::size_t m : set) {
+    if (!models.count(m)) retry_at[m] = Clock::now();
+  }
+  auto waiting = [&] {
+    return std::any_of(set.begin(), set.end(), [&](std::size_t m) { return !models.count(m); });
+  };
+  const auto deadline = Clock::now() + options_.reply_timeout;
+  while (waiting() && Clock::now() < deadline && !stopping_.load()) {
+    auto next_retry = deadline;
+    for (auto it = retry_at.begin(); it != retry_at.end();) {
+      if (it->second <= Clock::now()) {
+        OutgoingMessage request;
+        request.type = MessageType::model_request;
+        request.tag = balancing;
+        request.aux0 = attempts[it->first]++;
+        transport_.send(it->first, std::move(request));
+        it = retry_at.erase(it);
+      } else {
+        next_retry = std::min(next_retry, it->second);
+        ++it;
+      }
+    }
+    auto message = transport_.mailbox().take_any_of(kProtocolTypes, next_retry,
+                                                     [this] { return stopping_.load(); });
+    if (!message) continue;
+    const Header& h = message->header();
+    const std::size_t from = message->sender();
+    const bool mine = h.tag == balancing && (h.type == MessageType::model_reply ||
+                                             h.type == MessageType::balance_release);
+    if (!mine) {
+      if (h.type == MessageType::model_reply) {
+        release({from}, h.tag);  // a member answering a balancing this node gave up: free it
+      } else {
+        serve(*message);  // another driver's request: busy, held by this node
+      }
+      continue;
+    }
+    if (h.type == MessageType::model_reply) {
+      auto values = message->floats();
+      if (values.size() == models.at(self)->size() && !models.count(from)) {
+        models[from] = std::make_shared<const std::vector<float>>(values.begin(), values.end());
+      }
+      continue;
+    }
+    if ((h.aux1 & kBusy) != 0) {
+      const std::size_t blocker = static_cast<std::size_t>(h.aux1 >> 8) - 1;
+      // Wait-die: a driver with a lower id has priority; give way to it.
+      if (blocker < self) return false;
+      retry_at[from] = Clock::now() + std::chrono::milliseconds(5);
+    }
+  }
+  return !stopping_.load();
+}
+
+DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::vector<float>> own) {
+  const std::size_t self = transport_.self();
+  const std::uint64_t balancing = next_balancing_++;
+  std::vector<float> reference;
+  double delta;
+  {
+    std::lock_guard lock(mutex_);
+    lock_ = Lock{self, balancing, own, Clock::now()};
+    reference = reference_;
+    delta = options_.delta;
+  }
+  Models models{{self, own}};
+  auto abort = [&](const char* why) {
+    std::vector<std::size_t> locked;
+    for (const auto& entry : models) locked.push_back(entry.first);
+    release(locked, balancing);
+    spdlog::debug("balancing {:x} aborted: {}", balancing, why);
+    std::lock_guard lock(mutex_);
+    ++stats_.aborted;
+    if (lock_ && lock_->driver == self) lock_.reset();
+    return DriveResult::aborted;
+  };
+
+  const std::size_t live = all_live().size();
+  std::vector<std::size_t> set = live_neighbours_of({self});
+  bool full = 2 * set.size() >= live;  // the neighbourhood already is half the cluster
+  if (full) set = all_live();
+  while (true) {
+    if (!gather(balancing, set, models)) return abort("a member is held by a driver with priority");
+    // Members that never answered are left out (gone or stuck).
+    std::vector<std::size_t> heard;
+    for (std::size_t m : set) {
+      if (models.count(m)) heard.push_back(m);
+    }
+    if (heard.size() < 2) return abort("no member answered");
+    set = heard;
+
+    std::vector<float> average(own->size(), 0.0f);
+    const float inv = 1.0f / static_cast<float>(set.size());
+    for (std::size_t m : set) {
+      const float* x = models.at(m)->data();
+      for (std::size_t k = 0; k < average.size(); ++k) average[k] += x[k] * inv;
+    }
+    if (full || squared_distance(average, reference) <= delta) {
+      commit(balancing, set, std::move(average), *own, full);
+      return full ? DriveResult::full : DriveResult::local;
+    }
+    // Widen by the neighbours of the set; at half the live nodes, synchronize them all.
+    auto wider = live_neighbours_of(set);
+    if (2 * wider.size() >= live || wider.size() == set.size()) {
+      full = true;
+      wider = all_live();
+    }
+    set = std::move(wider);
+  }
+}
+
+void DynamicAverager::commit(std::uint64_t balancing, const std::vector<std::size_t>& set,
+                             std::vector<float> average, const std::vector<float>& own, bool full) {
+  const std::size_t self = transport_.self();
+  auto shared = std::make_shared<const std::vector<float>>(std::move(average));
+  OutgoingMessage update;
+  update.type = MessageType::model_update;
+  update.tag = balancing;
+  update.aux1 = full ? kFullSync : 0;
+  update.payload = make_payload(*shared, shared);
+  for (std::size_t m : set) {
+    if (m != self) transport_.send(m, update);
+  }
+  DynamicUpdate mine;
+  mine.balancing = balancing;
+  mine.full_sync = full;
+  mine.set_size = set.size();
+  mine.delta.resize(shared->size());
+  for (std::size_t k = 0; k < shared->size(); ++k) mine.delta[k] = (*shared)[k] - own[k];
+  std::lock_guard lock(mutex_);
+  if (full) {
+    reference_ = *shared;
+    ++stats_.full_syncs;
+    ++stats_.reference_updates;
+  } else {
+    ++stats_.local_balancings;
+  }
+  ++stats_.updates;
+  stats_.last_set_size = set.size();
+  updates_.push_back(std::move(mine));
+  lock_.reset();
+}
+
+void DynamicAverager::run() {
+  while (!stopping_.load()) {
+    auto message = transport_.mailbox().take_any_of(
+        kProtocolTypes, Clock::now() + std::chrono::milliseconds(100),
+        [this] { return stopping_.load() || violation_.load(); });
+    if (message) {
+      serve(*message);
+      continue;
+    }
+    {
+      // A member whose driver vanished frees itself.
+      std::lock_guard lock(mutex_);
+      if (lock_ && lock_->driver != transport_.self() &&
+          Clock::now() - lock_->since > options_.lock_timeout) {
+        spdlog::warn("balancing {:x} of {} never ended; leaving it", lock_->balancing,
+                     transport_.peers().id(lock_->driver));
+        lock_.reset();
+      }
+    }
+    if (!violation_.load()) continue;
+    std::shared_ptr<const std::vector<float>> own;
+    {
+      std::lock_guard lock(mutex_);
+      if (lock_) {
+        // Taken into another node's balancing since the violation: that settles it for now.
+        violation_.store(false);
+        continue;
+      }
+      own = latest_;
+    }
+    violation_.store(false);
+    if (own) drive(own);
+  }
+}
+
+}  // namespace starling::gossip

@@ -1,0 +1,137 @@
+#pragma once
+// DynamicAverager: drift-threshold ("dynamic") averaging after Kamp et al. 2018, peer to peer,
+// with no coordinator. One per node; the training thread publishes its model every b steps
+// with check(), and a protocol thread of the averager does the rest.
+//
+// The reference r is the model of the last full synchronization; every node keeps its own copy,
+// identical everywhere because only a full synchronization changes it, on every live node at
+// once. check() tests the local condition ||x - r||^2 <= delta. A violation makes this node the
+// driver of a balancing: it locks a set S (itself and its neighbours in the cluster's graph),
+// gathers their models, and if the average a of S satisfies ||a - r||^2 <= delta, every member
+// takes a (the reference stays). Otherwise S widens by the neighbours of its members, and once
+// it would hold half the live nodes the driver runs a full synchronization instead: all live
+// nodes take their average, which also becomes everyone's new reference.
+//
+// Members keep training while a balancing runs: each member replies with the snapshot of its
+// last check and later adds a - snapshot, so no local progress is lost and the average of the
+// set's models is preserved.
+//
+// Concurrency: a node in a balancing (as driver or member) joins no other until it ends; it
+// answers other drivers "busy, held by k". Drivers resolve conflicts by id (wait-die): a driver
+// blocked by a lower-id driver aborts and releases its set (it will see its violation again at
+// its next check); one blocked by a higher-id driver retries until that one finishes or aborts.
+// Waits-for edges only point from lower to higher ids, so there is no deadlock, and the
+// lowest-id driver always finishes. A member whose driver vanishes frees itself after
+// lock_timeout; a driver drops members that do not answer within reply_timeout.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "gossip/transport.h"
+#include "topology/topology.h"
+
+namespace starling::gossip {
+
+struct DynamicOptions {
+  double delta = 1.0;  // threshold on the squared L2 drift ||x - r||^2
+  std::chrono::milliseconds reply_timeout{2000};
+  std::chrono::milliseconds lock_timeout{10000};
+};
+
+// What the training side applies, in order: x <- x + delta.
+struct DynamicUpdate {
+  std::uint64_t balancing = 0;
+  std::vector<float> delta;
+  bool full_sync = false;    // the reference became the average too
+  std::size_t set_size = 0;  // members that were averaged
+};
+
+struct DynamicStats {
+  std::uint64_t checks = 0;
+  std::uint64_t violations = 0;
+  std::uint64_t local_balancings = 0;  // driven by this node and ending in a local average
+  std::uint64_t full_syncs = 0;        // driven by this node
+  std::uint64_t aborted = 0;           // driven by this node and given up
+  std::uint64_t joined = 0;            // balancings of others this node took part in
+  std::uint64_t updates = 0;           // averages this node took (as driver or member)
+  std::uint64_t reference_updates = 0; // full synchronizations this node took part in
+  double last_drift = 0;
+  double delta = 0;
+  std::size_t last_set_size = 0;
+};
+
+class DynamicAverager {
+ public:
+  // `reference`: the initial model (identical on every node: the cluster seed initialises it).
+  DynamicAverager(Transport& transport, const topology::Topology& topology, DynamicOptions options,
+                  std::span<const float> reference);
+  ~DynamicAverager();
+  DynamicAverager(const DynamicAverager&) = delete;
+  DynamicAverager& operator=(const DynamicAverager&) = delete;
+
+  // Training thread: publishes the model and checks ||model - r||^2 <= delta; a violation
+  // starts a balancing on the protocol thread (unless this node is already in one). Returns
+  // the squared drift.
+  double check(std::span<const float> model);
+  // Training thread: the next average to apply, if any.
+  std::optional<DynamicUpdate> take_update();
+
+  std::vector<float> reference() const;
+  void restore_reference(std::span<const float> reference);
+  void set_delta(double delta);
+  double delta() const;
+  DynamicStats stats() const;
+
+ private:
+  struct Lock {
+    std::size_t driver = 0;
+    std::uint64_t balancing = 0;
+    std::shared_ptr<const std::vector<float>> snapshot;  // what this node contributed
+    Clock::time_point since;
+  };
+  enum class DriveResult { local, full, aborted };
+  using Models = std::map<std::size_t, std::shared_ptr<const std::vector<float>>>;
+
+  void run();
+  // Participant role: requests, updates and releases from drivers.
+  void serve(ReceivedMessage& message);
+  DriveResult drive(std::shared_ptr<const std::vector<float>> own);
+  // Asks every member of `set` not in `models` for its model until reply_timeout; serves other
+  // drivers meanwhile (busy). False when a driver with priority holds a member (wait-die).
+  bool gather(std::uint64_t balancing, const std::vector<std::size_t>& set, Models& models);
+  // Sends the average to the set's members and queues this node's own update.
+  void commit(std::uint64_t balancing, const std::vector<std::size_t>& set,
+              std::vector<float> average, const std::vector<float>& own, bool full);
+  std::vector<std::size_t> all_live() const;
+  void reply_busy(std::size_t driver, std::uint64_t balancing, std::uint64_t attempt,
+                  std::size_t blocker);
+  void release(const std::vector<std::size_t>& members, std::uint64_t balancing);
+  std::vector<std::size_t> live_neighbours_of(const std::vector<std::size_t>& set) const;
+
+  Transport& transport_;
+  const topology::Topology& topology_;
+  DynamicOptions options_;
+  std::uint64_t next_balancing_;
+
+  // Shared between the training thread and the protocol thread. Lock order: mutex_, then the
+  // mailbox's lock (never the other way round: give-up predicates read only atomics).
+  mutable std::mutex mutex_;
+  std::vector<float> reference_;
+  std::shared_ptr<const std::vector<float>> latest_;  // the last published model
+  std::optional<Lock> lock_;
+  std::deque<DynamicUpdate> updates_;
+  DynamicStats stats_;
+  std::atomic<bool> violation_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace starling::gossip
