@@ -187,7 +187,12 @@ void DynamicAverager::serve(ReceivedMessage& message) {
         lock_.reset();
       }
       return;
-    default: return;  // replies to a balancing this node no longer drives
+    case MessageType::model_reply:
+      // A member answering a balancing this node no longer drives (it gave up, or left the
+      // member out): free it now rather than after its lock_timeout.
+      release({from}, h.tag);
+      return;
+    default: return;
   }
 }
 
@@ -200,7 +205,7 @@ std::vector<std::size_t> DynamicAverager::all_live() const {
 }
 
 bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::size_t>& set,
-                             Models& models) {
+                             Models& models, std::set<std::size_t>& asked) {
   const std::size_t self = transport_.self();
   std::map<std::size_t, Clock::time_point> retry_at;  // members to ask (again), and when
   std::map<std::size_t, std::uint64_t> attempts;
@@ -220,6 +225,7 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
         request.tag = balancing;
         request.aux0 = attempts[it->first]++;
         transport_.send(it->first, std::move(request));
+        asked.insert(it->first);
         it = retry_at.erase(it);
       } else {
         next_retry = std::min(next_retry, it->second);
@@ -270,10 +276,9 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
     delta = options_.delta;
   }
   Models models{{self, own}};
+  std::set<std::size_t> asked;  // every member asked: any of them may hold a lock for us
   auto abort = [&](const char* why) {
-    std::vector<std::size_t> locked;
-    for (const auto& entry : models) locked.push_back(entry.first);
-    release(locked, balancing);
+    release({asked.begin(), asked.end()}, balancing);
     spdlog::debug("balancing {:x} aborted: {}", balancing, why);
     std::lock_guard lock(mutex_);
     ++stats_.aborted;
@@ -286,12 +291,16 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
   bool full = 2 * set.size() >= live;  // the neighbourhood already is half the cluster
   if (full) set = all_live();
   while (true) {
-    if (!gather(balancing, set, models)) return abort("a member is held by a driver with priority");
-    // Members that never answered are left out (gone or stuck).
-    std::vector<std::size_t> heard;
-    for (std::size_t m : set) {
-      if (models.count(m)) heard.push_back(m);
+    if (!gather(balancing, set, models, asked)) {
+      return abort("a member is held by a driver with priority");
     }
+    // Members that never answered are left out (gone or stuck); if one locked itself for us
+    // after all, the release frees it.
+    std::vector<std::size_t> heard, silent;
+    for (std::size_t m : set) {
+      (models.count(m) ? heard : silent).push_back(m);
+    }
+    release(silent, balancing);
     if (heard.size() < 2) return abort("no member answered");
     set = heard;
 
@@ -302,6 +311,12 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
       for (std::size_t k = 0; k < average.size(); ++k) average[k] += x[k] * inv;
     }
     if (full || squared_distance(average, reference) <= delta) {
+      // Members asked in an earlier, wider attempt but not in the final set are freed.
+      std::vector<std::size_t> outside;
+      for (std::size_t m : asked) {
+        if (!std::count(set.begin(), set.end(), m)) outside.push_back(m);
+      }
+      release(outside, balancing);
       commit(balancing, set, std::move(average), *own, full);
       return full ? DriveResult::full : DriveResult::local;
     }

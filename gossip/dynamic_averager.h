@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -106,7 +107,8 @@ class DynamicAverager {
   DriveResult drive(std::shared_ptr<const std::vector<float>> own);
   // Asks every member of `set` not in `models` for its model until reply_timeout; serves other
   // drivers meanwhile (busy). False when a driver with priority holds a member (wait-die).
-  bool gather(std::uint64_t balancing, const std::vector<std::size_t>& set, Models& models);
+  bool gather(std::uint64_t balancing, const std::vector<std::size_t>& set, Models& models,
+              std::set<std::size_t>& asked);
   // Sends the average to the set's members and queues this node's own update.
   void commit(std::uint64_t balancing, const std::vector<std::size_t>& set,
               std::vector<float> average, const std::vector<float>& own, bool full);

@@ -1,0 +1,218 @@
+// Drift-threshold averaging over the in-process fake network.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "gossip/dynamic_averager.h"
+#include "gossip/fake_transport.h"
+#include "topology/cluster_file.h"
+#include "topology/topology.h"
+
+namespace starling::gossip {
+namespace {
+
+using namespace std::chrono_literals;
+
+topology::ClusterSpec ring_spec(std::size_t n) {
+  std::string text = "[cluster]\nname = \"d\"\n[topology]\nkind = \"ring\"\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    text += "[[node]]\nid = \"n" + std::to_string(i) + "\"\nendpoint = \"tcp://127.0.0.1:" +
+            std::to_string(9100 + i) + "\"\n";
+  }
+  return topology::parse_cluster_text(text, "d.toml");
+}
+
+struct Cluster {
+  topology::ClusterSpec spec;
+  topology::Topology topo;
+  FakeNetwork network;
+  std::vector<std::unique_ptr<DynamicAverager>> nodes;
+
+  Cluster(std::size_t n, std::size_t dim, double delta)
+      : spec(ring_spec(n)), topo(topology::Topology::compile(spec)), network(topo.names(), 1) {
+    std::vector<float> reference(dim, 0.0f);
+    for (std::size_t i = 0; i < n; ++i) {
+      DynamicOptions o;
+      o.delta = delta;
+      o.reply_timeout = 2000ms;
+      nodes.push_back(std::make_unique<DynamicAverager>(network.node(i), topo, o, reference));
+    }
+  }
+
+  // Waits until no node has a pending violation or lock: every balancing has ended.
+  // `quiet`: how long without a new update counts as settled (longer than any reply timeout
+  // a balancing may be waiting out).
+  std::vector<std::vector<DynamicUpdate>> settle(std::chrono::milliseconds limit = 10s,
+                                                 std::chrono::milliseconds quiet = 300ms) {
+    std::vector<std::vector<DynamicUpdate>> updates(nodes.size());
+    auto deadline = Clock::now() + limit;
+    auto quiet_since = Clock::now();
+    while (Clock::now() < deadline) {
+      bool any = false;
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        while (auto u = nodes[i]->take_update()) {
+          updates[i].push_back(std::move(*u));
+          any = true;
+        }
+      }
+      if (any) quiet_since = Clock::now();
+      if (Clock::now() - quiet_since > quiet) break;
+      std::this_thread::sleep_for(5ms);
+    }
+    return updates;
+  }
+};
+
+std::vector<float> constant(std::size_t dim, float v) { return std::vector<float>(dim, v); }
+
+TEST(DynamicAveraging, TheLocalConditionIsTheSquaredDriftAgainstDelta) {
+  Cluster c(4, 4, 1.0);
+  // ||x - r||^2 = 4 * 0.25^2 = 0.25: within delta.
+  EXPECT_DOUBLE_EQ(c.nodes[0]->check(constant(4, 0.25f)), 0.25);
+  EXPECT_EQ(c.nodes[0]->stats().violations, 0u);
+  // 4 * 1^2 = 4 > 1: a violation.
+  EXPECT_DOUBLE_EQ(c.nodes[0]->check(constant(4, 1.0f)), 4.0);
+  EXPECT_EQ(c.nodes[0]->stats().violations, 1u);
+}
+
+TEST(DynamicAveraging, NoViolationMeansNoBytes) {
+  Cluster c(6, 100, 1.0);
+  for (int round = 0; round < 20; ++round) {
+    for (std::size_t i = 0; i < 6; ++i) c.nodes[i]->check(constant(100, 0.02f * static_cast<float>(i % 3)));  // drift <= 0.16
+  }
+  std::this_thread::sleep_for(100ms);
+  for (std::size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(c.nodes[i]->stats().violations, 0u);
+    EXPECT_FALSE(c.nodes[i]->take_update().has_value());
+    for (const auto& peer : c.network.node(i).peers().snapshot()) EXPECT_EQ(peer.bytes_sent, 0u);
+  }
+}
+
+TEST(DynamicAveraging, WideningStopsAtTheFirstSetThatSatisfiesTheCondition) {
+  // Ring of 16: node 0 drifts to +10, nodes 2 and 14 to -5, the rest stay at the reference 0.
+  // {15, 0, 1} averages 10/3 (squared drift 4 * 11.1 > 4 = delta): widen. {14..2} averages 0:
+  // satisfied, five nodes take it, and the widening stops there (7 or more would be next).
+  const std::size_t n = 16, dim = 4;
+  Cluster c(n, dim, 4.0);
+  for (std::size_t i = 1; i < n; ++i) {
+    c.nodes[i]->set_delta(1e9);  // only node 0 may violate
+    float v = (i == 2 || i == 14) ? -5.0f : 0.0f;
+    c.nodes[i]->check(constant(dim, v));
+  }
+  c.nodes[0]->check(constant(dim, 10.0f));
+  auto updates = c.settle();
+  std::vector<std::size_t> updated;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!updates[i].empty()) updated.push_back(i);
+  }
+  EXPECT_EQ(updated, (std::vector<std::size_t>{0, 1, 2, 14, 15}));
+  EXPECT_FLOAT_EQ(updates[0].at(0).delta[0], -10.0f);  // took the average 0
+  EXPECT_FLOAT_EQ(updates[2].at(0).delta[0], 5.0f);
+  EXPECT_FALSE(updates[0][0].full_sync);
+  EXPECT_EQ(updates[0][0].set_size, 5u);
+  EXPECT_EQ(c.nodes[0]->stats().local_balancings, 1u);
+  EXPECT_EQ(c.nodes[0]->stats().full_syncs, 0u);
+  for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(c.nodes[i]->reference(), constant(dim, 0.0f));
+}
+
+TEST(DynamicAveraging, AFullSynchronizationGivesEveryNodeTheSameReference) {
+  // Ring of 8: no local set can bring node 0 back (everyone else drifted the same way), so the
+  // set grows to half the cluster and the driver synchronizes all eight.
+  const std::size_t n = 8, dim = 16;
+  Cluster c(n, dim, 1.0);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(3.0f, 1.0f);
+  std::vector<std::vector<float>> models(n, std::vector<float>(dim));
+  for (std::size_t i = 0; i < n; ++i) {
+    for (float& v : models[i]) v = normal(rng);
+    if (i != 0) c.nodes[i]->set_delta(1e9);
+    c.nodes[i]->check(models[i]);
+  }
+  // Node 0 checks last, so every member has published its model.
+  c.nodes[0]->set_delta(1.0);
+  c.nodes[0]->check(models[0]);
+  auto updates = c.settle();
+  std::vector<float> mean(dim, 0.0f);
+  for (const auto& m : models) {
+    for (std::size_t k = 0; k < dim; ++k) mean[k] += m[k] / static_cast<float>(n);
+  }
+  auto reference = c.nodes[0]->reference();
+  for (std::size_t k = 0; k < dim; ++k) EXPECT_NEAR(reference[k], mean[k], 1e-5);
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(updates[i].size(), 1u) << i;
+    EXPECT_TRUE(updates[i][0].full_sync);
+    EXPECT_EQ(c.nodes[i]->reference(), reference) << "node " << i;  // bit for bit
+    for (std::size_t k = 0; k < dim; ++k) {
+      EXPECT_NEAR(models[i][k] + updates[i][0].delta[k], mean[k], 1e-5);
+    }
+  }
+  EXPECT_EQ(c.nodes[0]->stats().full_syncs, 1u);
+}
+
+TEST(DynamicAveraging, ConcurrentViolationsOnARingOfEightResolveAndPreserveTheAverage) {
+  const std::size_t n = 8, dim = 32;
+  Cluster c(n, dim, 1.0);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<std::vector<float>> models(n, std::vector<float>(dim));
+  std::vector<double> mean(dim, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t k = 0; k < dim; ++k) {
+      models[i][k] = normal(rng);
+      mean[k] += models[i][k] / static_cast<double>(n);
+    }
+  }
+  // Everyone publishes, then everyone violates at once.
+  for (std::size_t i = 0; i < n; ++i) {
+    c.nodes[i]->set_delta(1e9);
+    c.nodes[i]->check(models[i]);
+  }
+  for (std::size_t i = 0; i < n; ++i) c.nodes[i]->set_delta(1.0);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < n; ++i) threads.emplace_back([&, i] { c.nodes[i]->check(models[i]); });
+  for (auto& t : threads) t.join();
+  auto start = Clock::now();
+  auto updates = c.settle(20s);
+  EXPECT_LT(Clock::now() - start, 15s) << "balancings did not settle";
+  // Every driver ended (no deadlock): each violation became a balancing or an abort, or was
+  // settled by a balancing the node joined first.
+  std::uint64_t ended = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto s = c.nodes[i]->stats();
+    ended += s.local_balancings + s.full_syncs;
+    EXPECT_LE(s.local_balancings + s.full_syncs + s.aborted, s.violations);
+    for (const auto& u : updates[i]) {
+      for (std::size_t k = 0; k < dim; ++k) models[i][k] += u.delta[k];
+    }
+  }
+  EXPECT_GE(ended, 1u);
+  // Each balancing replaces its members' models by their average: the cluster's average model
+  // is unchanged.
+  for (std::size_t k = 0; k < dim; ++k) {
+    double after = 0;
+    for (std::size_t i = 0; i < n; ++i) after += models[i][k] / static_cast<double>(n);
+    EXPECT_NEAR(after, mean[k], 1e-4) << k;
+  }
+}
+
+TEST(DynamicAveraging, ADeadMemberIsLeftOutAfterTheReplyTimeout) {
+  const std::size_t n = 16, dim = 4;
+  Cluster c(n, dim, 1e9);
+  for (std::size_t i = 0; i < n; ++i) c.nodes[i]->check(constant(dim, i == 1 ? -2.0f : 0.0f));
+  // Node 15 cannot answer (its process is gone, but the others do not know yet).
+  c.network.cut(15, 0);
+  c.nodes[0]->set_delta(1.0);
+  c.nodes[0]->check(constant(dim, 2.0f));
+  auto start = Clock::now();
+  auto updates = c.settle(10s, 2500ms);
+  EXPECT_LT(Clock::now() - start, 8s);
+  // {15, 0, 1} minus the silent 15: {0, 1} averages 0 and satisfies the condition.
+  ASSERT_EQ(updates[0].size(), 1u);
+  EXPECT_EQ(updates[0][0].set_size, 2u);
+  EXPECT_EQ(updates[1].size(), 1u);
+  EXPECT_TRUE(updates[15].empty());
+}
+
+}  // namespace
+}  // namespace starling::gossip
