@@ -53,16 +53,42 @@ std::string cell(const nlohmann::json& reply, const char* key, int digits) {
 
 }  // namespace
 
+// One short, mode-specific summary of a node's "sync" status.
+std::string sync_summary(const nlohmann::json& reply) {
+  if (!reply.contains("sync") || !reply["sync"].is_object()) return "";
+  const auto& sync = reply["sync"];
+  const std::string mode = reply.value("mode", "");
+  auto num = [&sync](const char* key, int digits) {
+    return sync.contains(key) && sync[key].is_number() ? fixed_digits(sync[key].get<double>(), digits)
+                                                       : std::string("-");
+  };
+  if (mode == "gossip") {
+    std::string text = "round " + num("round", 0);
+    if (sync.value("allreduces", 0) > 0) text += ", allreduces " + num("allreduces", 0);
+    return text;
+  }
+  if (mode == "allreduce") {
+    return sync.value("state", "") + ", ring " + num("ring", 0) + ", fallbacks " + num("fallbacks", 0);
+  }
+  if (mode == "dynamic") {
+    return "drift " + num("drift", 3) + " / delta " + num("delta", 3) + ", violations " +
+           num("violations", 0) + ", syncs " + num("local_balancings", 0) + " local " +
+           num("full_syncs", 0) + " full";
+  }
+  return "";
+}
+
 void print_status_table(const std::vector<NodeAnswer>& answers, std::ostream& out) {
   const std::vector<std::pair<std::string, int>> columns = {
       {"node", 8},  {"state", 24}, {"step", 8},      {"epoch", 7},  {"loss", 8},  {"acc", 8},
-      {"samples/s", 10}, {"mode", 10}, {"peers", 7}, {"sent", 10}, {"consensus", 10}};
+      {"samples/s", 10}, {"mode", 10}, {"peers", 7}, {"sent", 10}, {"consensus", 11}, {"sync", 0}};
   std::size_t node_width = 4;
   for (const auto& a : answers) node_width = std::max(node_width, a.node.size());
   out << std::left;
   for (std::size_t c = 0; c < columns.size(); ++c) {
     int width = c == 0 ? static_cast<int>(node_width) + 2 : columns[c].second;
     out << std::setw(width) << columns[c].first;
+    if (c + 1 == columns.size()) break;
   }
   out << "\n";
   for (const auto& a : answers) {
@@ -90,8 +116,8 @@ void print_status_table(const std::vector<NodeAnswer>& answers, std::ostream& ou
         << (r.contains("bytes_sent") && r["bytes_sent"].is_number()
                 ? human_bytes(r["bytes_sent"].get<double>())
                 : std::string("-"))
-        << std::setw(10)
-        << cell(r, "consensus_distance", 4) << "\n";
+        << std::setw(11)
+        << cell(r, "consensus_distance", 4) << sync_summary(r) << "\n";
   }
 }
 

@@ -15,6 +15,7 @@
 
 #include "daemon/allreduce_sync.h"
 #include "daemon/control_server.h"
+#include "daemon/dynamic_sync.h"
 #include "daemon/gossip_sync.h"
 #include "daemon/metrics_log.h"
 #include "daemon/prometheus.h"
@@ -408,6 +409,15 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       a.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);
       a.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
       n.sync = std::make_unique<AllreduceSync>(*n.transport, *n.topo, a, *n.metrics);
+    } else if (s.mode == "dynamic") {
+      DynamicSyncOptions d;
+      d.period = s.period;
+      d.delta = s.delta;
+      d.delta_mode = s.delta_mode;
+      d.budget_bytes_per_epoch = s.budget_bytes_per_epoch;
+      d.reply_timeout = std::chrono::milliseconds(s.reply_timeout_ms);
+      d.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
+      n.sync = std::make_unique<DynamicSync>(*n.transport, *n.topo, d, *n.metrics);
     } else {
       throw topology::ConfigError(n.spec.file, s.line, 0, "sync.mode",
                                   "\"" + s.mode + "\" is not implemented in this build");

@@ -37,16 +37,27 @@ DynamicAverager::DynamicAverager(Transport& transport, const topology::Topology&
       next_balancing_((static_cast<std::uint64_t>(transport.self()) + 1) << 40),
       reference_(reference.begin(), reference.end()) {
   stats_.delta = options_.delta;
-  for (MessageType type : kProtocolTypes) {
-    transport_.mailbox().set_window(type, 0, std::numeric_limits<std::uint64_t>::max());
-  }
+  open_mailbox(transport_);
   thread_ = std::thread([this] { run(); });
+}
+
+void DynamicAverager::open_mailbox(Transport& transport) {
+  for (MessageType type : kProtocolTypes) {
+    transport.mailbox().set_window(type, 0, std::numeric_limits<std::uint64_t>::max());
+  }
 }
 
 DynamicAverager::~DynamicAverager() {
   stopping_.store(true);
   transport_.mailbox().wake_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void DynamicAverager::leave(std::chrono::milliseconds limit) {
+  leaving_.store(true);
+  violation_.store(false);
+  std::unique_lock lock(mutex_);
+  unlocked_.wait_for(lock, limit, [this] { return !lock_.has_value(); });
 }
 
 double DynamicAverager::check(std::span<const float> model) {
@@ -59,7 +70,7 @@ double DynamicAverager::check(std::span<const float> model) {
     drift = squared_distance(model, reference_);
     ++stats_.checks;
     stats_.last_drift = drift;
-    if (drift > options_.delta && !lock_ && !violation_.load()) {
+    if (drift > options_.delta && !lock_ && !violation_.load() && !leaving_.load()) {
       ++stats_.violations;
       violated = true;
     }
@@ -142,6 +153,10 @@ void DynamicAverager::serve(ReceivedMessage& message) {
   switch (h.type) {
     case MessageType::model_request: {
       const bool ours = lock_ && lock_->driver == from && lock_->balancing == h.tag;
+      if (leaving_.load() && !ours) {
+        reply_busy(from, h.tag, h.aux0, transport_.self());  // done training: out of the game
+        return;
+      }
       if (lock_ && !ours) {
         // In another balancing (or driving one): tell the driver who holds this node.
         reply_busy(from, h.tag, h.aux0, lock_->driver);
@@ -180,11 +195,13 @@ void DynamicAverager::serve(ReceivedMessage& message) {
       ++stats_.updates;
       updates_.push_back(std::move(update));
       lock_.reset();
+      unlocked_.notify_all();
       return;
     }
     case MessageType::balance_release:
       if ((h.aux1 & kBusy) == 0 && lock_ && lock_->driver == from && lock_->balancing == h.tag) {
         lock_.reset();
+        unlocked_.notify_all();
       }
       return;
     case MessageType::model_reply:
@@ -283,6 +300,7 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
     std::lock_guard lock(mutex_);
     ++stats_.aborted;
     if (lock_ && lock_->driver == self) lock_.reset();
+    unlocked_.notify_all();
     return DriveResult::aborted;
   };
 
@@ -360,6 +378,7 @@ void DynamicAverager::commit(std::uint64_t balancing, const std::vector<std::siz
   stats_.last_set_size = set.size();
   updates_.push_back(std::move(mine));
   lock_.reset();
+  unlocked_.notify_all();
 }
 
 void DynamicAverager::run() {
@@ -379,6 +398,7 @@ void DynamicAverager::run() {
         spdlog::warn("balancing {:x} of {} never ended; leaving it", lock_->balancing,
                      transport_.peers().id(lock_->driver));
         lock_.reset();
+        unlocked_.notify_all();
       }
     }
     if (!violation_.load()) continue;

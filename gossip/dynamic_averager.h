@@ -76,6 +76,11 @@ class DynamicAverager {
                   std::span<const float> reference);
   ~DynamicAverager();
   DynamicAverager(const DynamicAverager&) = delete;
+
+  // Opens the mailbox for the protocol's messages. Call it as soon as the transport exists:
+  // a peer may start a balancing before this node has built its averager (which waits for the
+  // first model), and its requests must be kept, not refused.
+  static void open_mailbox(Transport& transport);
   DynamicAverager& operator=(const DynamicAverager&) = delete;
 
   // Training thread: publishes the model and checks ||model - r||^2 <= delta; a violation
@@ -84,6 +89,10 @@ class DynamicAverager {
   double check(std::span<const float> model);
   // Training thread: the next average to apply, if any.
   std::optional<DynamicUpdate> take_update();
+
+  // Stops taking part: no new balancings (requests get "busy"), and waits up to `limit` for
+  // the one this node is in to end, so every average it agreed to reaches take_update().
+  void leave(std::chrono::milliseconds limit);
 
   std::vector<float> reference() const;
   void restore_reference(std::span<const float> reference);
@@ -133,6 +142,8 @@ class DynamicAverager {
   DynamicStats stats_;
   std::atomic<bool> violation_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> leaving_{false};
+  std::condition_variable unlocked_;  // lock_ was released
   std::thread thread_;
 };
 

@@ -14,7 +14,7 @@
 namespace starling::topology {
 
 const std::vector<std::string>& implemented_sync_modes() {
-  static const std::vector<std::string> modes = {"local", "gossip", "allreduce"};
+  static const std::vector<std::string> modes = {"local", "gossip", "allreduce", "dynamic"};
   return modes;
 }
 
@@ -559,6 +559,19 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   }
   s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
   s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
+  s.delta = r.number("delta", s.delta, 0.0, 1e30);
+  s.delta_mode = r.choice("delta_mode", s.delta_mode, {"absolute", "relative", "budget"});
+  s.budget_bytes_per_epoch = r.number("budget_bytes_per_epoch", s.budget_bytes_per_epoch, 0.0, 1e18);
+  s.reply_timeout_ms = r.integer("reply_timeout_ms", s.reply_timeout_ms, 1, 3600000);
+  for (const char* key : {"delta", "delta_mode", "budget_bytes_per_epoch", "reply_timeout_ms"}) {
+    if (r.has(key) && s.mode != "dynamic") {
+      r.fail_at(r.get(key), key, "applies only when mode = \"dynamic\"");
+    }
+  }
+  if (s.delta_mode == "budget" && s.budget_bytes_per_epoch <= 0) {
+    r.fail_at(r.get("delta_mode"), "delta_mode",
+              "\"budget\" needs budget_bytes_per_epoch > 0 (bytes this node may send per epoch)");
+  }
   if (s.suspect_after_ms < s.heartbeat_ms) {
     r.fail_at(r.get("suspect_after_ms"), "suspect_after_ms",
               "must be at least heartbeat_ms (" + std::to_string(s.heartbeat_ms) + ")");

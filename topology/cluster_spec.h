@@ -90,6 +90,10 @@ struct SyncSpec {
   std::string allreduce = "gradients";     // allreduce mode: gradients every step | parameters
   std::int64_t collective_timeout_ms = 10000;  // a ring allreduce gives up after this
   double consensus_bound = 0.0;            // gossip: ask for one allreduce above this (0: off)
+  double delta = 1.0;                      // dynamic: threshold on ||x - r||^2 (or factor)
+  std::string delta_mode = "absolute";     // dynamic: absolute | relative | budget
+  double budget_bytes_per_epoch = 0.0;     // dynamic, delta_mode = "budget"
+  std::int64_t reply_timeout_ms = 2000;    // dynamic: a balancing waits this long for members
   int line = 0;
 };
 

@@ -1,0 +1,153 @@
+#include "daemon/dynamic_sync.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "daemon/checkpoint_extras.h"
+#include "daemon/cluster_view.h"
+
+namespace starling::daemon {
+
+DynamicSync::DynamicSync(gossip::Transport& transport, const topology::Topology& topology,
+                         DynamicSyncOptions options, MetricsLog& metrics)
+    : transport_(transport), topology_(topology), options_(std::move(options)), metrics_(metrics) {
+  gossip::DynamicAverager::open_mailbox(transport_);
+}
+
+DynamicSync::~DynamicSync() = default;
+
+std::uint64_t DynamicSync::bytes_sent() const {
+  std::uint64_t sent = 0;
+  for (const auto& peer : transport_.peers().snapshot()) sent += peer.bytes_sent;
+  return sent;
+}
+
+double DynamicSync::reference_norm_squared() const {
+  double sum = 0;
+  for (float v : averager_->reference()) sum += static_cast<double>(v) * v;
+  return sum;
+}
+
+void DynamicSync::start(training::Trainer& trainer) {
+  wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
+                 options_.startup_timeout, "neighbours");
+  trainer.pull_parameters();
+  auto params = trainer.parameters();
+  gossip::DynamicOptions o;
+  o.reply_timeout = options_.reply_timeout;
+  o.delta = options_.delta;
+  // Every node starts from the same seeded model, which is the first reference; a resumed
+  // node keeps the reference of its last full synchronization.
+  std::span<const float> reference = restored_reference_ ? std::span<const float>(*restored_reference_)
+                                                         : std::span<const float>(params);
+  {
+    std::lock_guard lock(mutex_);
+    averager_ = std::make_unique<gossip::DynamicAverager>(transport_, topology_, o, reference);
+  }
+  if (options_.delta_mode == "relative") {
+    averager_->set_delta(options_.delta * reference_norm_squared());
+  } else if (restored_delta_) {
+    averager_->set_delta(*restored_delta_);
+  }
+  last_epoch_ = static_cast<std::int64_t>(trainer.epoch());
+  epoch_start_bytes_ = bytes_sent();
+  spdlog::info("dynamic averaging: delta {} ({}), check every {} steps", averager_->delta(),
+               options_.delta_mode, options_.period);
+}
+
+void DynamicSync::apply_updates(training::Trainer& trainer) {
+  bool reference_changed = false;
+  while (auto update = averager_->take_update()) {
+    trainer.pull_parameters();
+    auto params = trainer.parameters();
+    for (std::size_t k = 0; k < params.size(); ++k) params[k] += update->delta[k];
+    trainer.push_parameters();
+    reference_changed = reference_changed || update->full_sync;
+    metrics_.write({{"event", "balance"},
+                    {"step", trainer.step_count()},
+                    {"full_sync", update->full_sync},
+                    {"set", update->set_size},
+                    {"balancing", update->balancing}});
+  }
+  if (reference_changed && options_.delta_mode == "relative") {
+    averager_->set_delta(options_.delta * reference_norm_squared());
+  }
+}
+
+void DynamicSync::after_step(training::Trainer& trainer) {
+  apply_updates(trainer);
+  const std::int64_t step = trainer.step_count();
+  if (step % options_.period == 0) {
+    trainer.pull_parameters();
+    averager_->check(trainer.parameters());
+  }
+  if (options_.delta_mode == "budget" && options_.budget_bytes_per_epoch > 0) {
+    const auto epoch = static_cast<std::int64_t>(trainer.epoch());
+    if (epoch > last_epoch_) {
+      const std::uint64_t sent = bytes_sent();
+      const double ratio = static_cast<double>(sent - epoch_start_bytes_) / options_.budget_bytes_per_epoch;
+      const double factor = std::clamp(ratio, 0.5, 2.0);
+      averager_->set_delta(averager_->delta() * factor);
+      metrics_.write({{"event", "delta"},
+                      {"epoch", epoch},
+                      {"bytes", sent - epoch_start_bytes_},
+                      {"delta", averager_->delta()}});
+      last_epoch_ = epoch;
+      epoch_start_bytes_ = sent;
+    }
+  }
+}
+
+void DynamicSync::finish(training::Trainer& trainer, bool /*stopping*/) {
+  // Take no part in new balancings, let the current one end, and apply what it brought.
+  averager_->leave(2 * options_.reply_timeout);
+  apply_updates(trainer);
+}
+
+void DynamicSync::save_state(training::CheckpointExtras& extras) const {
+  std::lock_guard lock(mutex_);
+  if (!averager_) return;
+  put_floats(extras, "dynamic.reference", averager_->reference());
+  double delta = averager_->delta();
+  std::uint64_t bits;
+  std::memcpy(&bits, &delta, sizeof bits);
+  put_u64(extras, "dynamic.delta", bits);
+}
+
+void DynamicSync::restore_state(const training::CheckpointExtras& extras) {
+  restored_reference_ = get_floats(extras, "dynamic.reference");
+  if (auto bits = get_u64(extras, "dynamic.delta")) {
+    double delta;
+    std::memcpy(&delta, &*bits, sizeof delta);
+    restored_delta_ = delta;
+  }
+}
+
+nlohmann::json DynamicSync::status() const {
+  std::lock_guard lock(mutex_);
+  if (!averager_) return {{"state", "starting"}};
+  auto s = averager_->stats();
+  return {{"drift", s.last_drift},
+          {"delta", s.delta},
+          {"delta_mode", options_.delta_mode},
+          {"checks", s.checks},
+          {"violations", s.violations},
+          {"local_balancings", s.local_balancings},
+          {"full_syncs", s.full_syncs},
+          {"aborted", s.aborted},
+          {"joined", s.joined},
+          {"averages_taken", s.updates},
+          {"reference_updates", s.reference_updates}};
+}
+
+double DynamicSync::consensus_distance() const {
+  // The node's distance from the common reference: all models lie within sqrt(delta) of it
+  // while the conditions hold.
+  std::lock_guard lock(mutex_);
+  return averager_ ? std::sqrt(averager_->stats().last_drift) : 0.0;
+}
+
+}  // namespace starling::daemon

@@ -1,0 +1,56 @@
+// Dynamic averaging between starlingd processes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include "support/local_cluster.h"
+
+namespace starling::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool exited_cleanly(std::optional<int> status) {
+  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
+}
+
+TEST(Dynamic, ViolationsTriggerBalancingsAndStatusShowsThem) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05";
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta = 5.0";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  for (std::size_t i = 0; i < 4; ++i) ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  std::uint64_t violations = 0, syncs = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto sync = cluster.metrics(i, "summary").back()["sync"];
+    EXPECT_DOUBLE_EQ(sync.value("delta", 0.0), 5.0);
+    EXPECT_GT(sync.value("checks", 0), 50);
+    violations += sync.value("violations", std::uint64_t{0});
+    syncs += sync.value("local_balancings", std::uint64_t{0}) + sync.value("full_syncs", std::uint64_t{0});
+    // Each average a node took is logged.
+    EXPECT_EQ(cluster.metrics(i, "balance").size(), sync.value("averages_taken", std::size_t{0}));
+  }
+  EXPECT_GT(violations, 0u);
+  EXPECT_GT(syncs, 0u);
+}
+
+TEST(Dynamic, WithoutViolationsOnlyHeartbeatsAreSent) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05";
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta = 1e12";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  for (std::size_t i = 0; i < 4; ++i) ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto summary = cluster.metrics(i, "summary").back();
+    EXPECT_EQ(summary["sync"].value("violations", 1), 0);
+    // Heartbeats and their acks are bare 64-byte headers; no model ever left the node.
+    EXPECT_LT(summary.value("bytes_sent", 0.0), 64.0 * 3 * 10 * 60) << summary.dump();
+    EXPECT_TRUE(cluster.metrics(i, "balance").empty());
+  }
+}
+
+}  // namespace
+}  // namespace starling::testing
