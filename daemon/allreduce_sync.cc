@@ -153,6 +153,17 @@ void AllreduceSync::after_step(training::Trainer& trainer) {
   if (!result.ok) fall_back(result.error, step);
 }
 
+void AllreduceSync::finish(training::Trainer& trainer, bool stopping) {
+  if (stopping || !options_.final_allreduce) return;
+  std::uint64_t tag;
+  {
+    std::lock_guard lock(mutex_);
+    tag = std::max(next_tag_, latest_reported(transport_, all_peers_));
+    next_tag_ = tag + 1;
+  }
+  final_average(ring_, trainer, tag, transport_, metrics_, scratch_);
+}
+
 void AllreduceSync::save_state(training::CheckpointExtras& extras) const {
   std::lock_guard lock(mutex_);
   put_u64(extras, "allreduce.next_tag", next_tag_);

@@ -34,6 +34,7 @@ struct AllreduceSyncOptions {
   std::chrono::milliseconds collective_timeout{10000};
   std::chrono::milliseconds round_timeout{2000};  // gossip rounds while falling back
   std::chrono::milliseconds startup_timeout{60000};
+  bool final_allreduce = false;
 };
 
 class AllreduceSync final : public SyncStrategy {
@@ -45,6 +46,7 @@ class AllreduceSync final : public SyncStrategy {
   void start(training::Trainer& trainer) override;
   training::StepResult step(training::Trainer& trainer) override;
   void after_step(training::Trainer& trainer) override;
+  void finish(training::Trainer& trainer, bool stopping) override;
   void save_state(training::CheckpointExtras& extras) const override;
   void restore_state(const training::CheckpointExtras& extras) override;
   nlohmann::json status() const override;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/metrics_log.h"
+
 #include <algorithm>
 #include <cstring>
 #include <thread>
@@ -78,6 +80,23 @@ gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training
     trainer.push_parameters();
   }
   return result;
+}
+
+void final_average(gossip::RingAllreduce& ring, training::Trainer& trainer, std::uint64_t tag,
+                   gossip::Transport& transport, MetricsLog& metrics, std::vector<float>& scratch) {
+  ring.expect(tag);
+  auto members = live_members(transport);
+  auto result = average_parameters(ring, trainer, tag, members, scratch);
+  metrics.write({{"event", "final_allreduce"},
+                 {"ok", result.ok},
+                 {"members", members.size()},
+                 {"error", result.error},
+                 {"seconds", std::chrono::duration<double>(result.elapsed).count()}});
+  if (result.ok) {
+    spdlog::info("final allreduce of {} nodes done", members.size());
+  } else {
+    spdlog::warn("final allreduce failed ({}); keeping this node's own model", result.error);
+  }
 }
 
 }  // namespace starling::daemon

@@ -34,4 +34,13 @@ gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training
                                            std::uint64_t tag, const std::vector<std::size_t>& members,
                                            std::vector<float>& scratch);
 
+class MetricsLog;
+
+// The end of a run with `final_allreduce`: one parameter allreduce of all live nodes with
+// collective `tag`, so every node evaluates (and keeps) the same, averaged model. Nodes finish
+// at slightly different times; the collective's timeout absorbs that. Logged as
+// "final_allreduce"; on failure the node keeps its own model.
+void final_average(gossip::RingAllreduce& ring, training::Trainer& trainer, std::uint64_t tag,
+                   gossip::Transport& transport, MetricsLog& metrics, std::vector<float>& scratch);
+
 }  // namespace starling::daemon

@@ -13,7 +13,11 @@ namespace starling::daemon {
 
 DynamicSync::DynamicSync(gossip::Transport& transport, const topology::Topology& topology,
                          DynamicSyncOptions options, MetricsLog& metrics)
-    : transport_(transport), topology_(topology), options_(std::move(options)), metrics_(metrics) {
+    : transport_(transport),
+      topology_(topology),
+      options_(std::move(options)),
+      metrics_(metrics),
+      ring_(transport, gossip::AllreduceOptions{options_.collective_timeout, 0, true}) {
   gossip::DynamicAverager::open_mailbox(transport_);
 }
 
@@ -78,12 +82,16 @@ void DynamicSync::apply_updates(training::Trainer& trainer) {
 }
 
 void DynamicSync::after_step(training::Trainer& trainer) {
-  apply_updates(trainer);
   const std::int64_t step = trainer.step_count();
   if (step % options_.period == 0) {
     trainer.pull_parameters();
     averager_->check(trainer.parameters());
   }
+  // A node in a balancing (its own, or another's it joined) stands still until it ends, so
+  // the average is taken of models that do not move meanwhile; bounded by the reply and lock
+  // timeouts.
+  blocked_ += averager_->wait_while_involved(4 * options_.reply_timeout);
+  apply_updates(trainer);
   if (options_.delta_mode == "budget" && options_.budget_bytes_per_epoch > 0) {
     const auto epoch = static_cast<std::int64_t>(trainer.epoch());
     if (epoch > last_epoch_) {
@@ -105,6 +113,8 @@ void DynamicSync::finish(training::Trainer& trainer, bool /*stopping*/) {
   // Take no part in new balancings, let the current one end, and apply what it brought.
   averager_->leave(2 * options_.reply_timeout);
   apply_updates(trainer);
+  // Collective 1: the only one this ring runs, on every node at the end.
+  if (options_.final_allreduce) final_average(ring_, trainer, 1, transport_, metrics_, scratch_);
 }
 
 void DynamicSync::save_state(training::CheckpointExtras& extras) const {
@@ -140,7 +150,8 @@ nlohmann::json DynamicSync::status() const {
           {"aborted", s.aborted},
           {"joined", s.joined},
           {"averages_taken", s.updates},
-          {"reference_updates", s.reference_updates}};
+          {"reference_updates", s.reference_updates},
+          {"blocked_seconds", std::chrono::duration<double>(blocked_).count()}};
 }
 
 double DynamicSync::consensus_distance() const {

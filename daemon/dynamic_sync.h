@@ -15,6 +15,7 @@
 #include "daemon/metrics_log.h"
 #include "daemon/sync_strategy.h"
 #include "gossip/dynamic_averager.h"
+#include "gossip/ring_allreduce.h"
 #include "gossip/transport.h"
 #include "topology/topology.h"
 
@@ -27,6 +28,8 @@ struct DynamicSyncOptions {
   double budget_bytes_per_epoch = 0;    // budget mode
   std::chrono::milliseconds reply_timeout{2000};
   std::chrono::milliseconds startup_timeout{60000};
+  std::chrono::milliseconds collective_timeout{10000};
+  bool final_allreduce = false;
 };
 
 class DynamicSync final : public SyncStrategy {
@@ -54,9 +57,12 @@ class DynamicSync final : public SyncStrategy {
   DynamicSyncOptions options_;
   MetricsLog& metrics_;
   std::unique_ptr<gossip::DynamicAverager> averager_;  // built in start(), from the model
+  gossip::RingAllreduce ring_;                         // for the final allreduce
+  std::vector<float> scratch_;
   std::optional<std::vector<float>> restored_reference_;
   std::optional<double> restored_delta_;
   std::int64_t last_epoch_ = 0;
+  std::chrono::nanoseconds blocked_{0};  // training thread standing still for balancings
   std::uint64_t epoch_start_bytes_ = 0;
   mutable std::mutex mutex_;  // guards averager_ being set, for status()
 };

@@ -263,6 +263,14 @@ void GossipSync::finish(training::Trainer& trainer, bool stopping) {
   if (stopping) return;
   // Extra rounds without training pull the replicas together before the final evaluation.
   for (std::int64_t i = 0; i < options_.final_rounds; ++i) launch_round(trainer, false);
+  if (options_.final_allreduce) {
+    std::uint64_t tag;
+    {
+      std::lock_guard lock(mutex_);
+      tag = next_round_++;  // rounds are in lockstep: every node ends at the same one
+    }
+    final_average(ring_, trainer, tag, transport_, metrics_, collective_scratch_);
+  }
 }
 
 void GossipSync::save_state(training::CheckpointExtras& extras) const {

@@ -47,6 +47,7 @@ struct GossipSyncOptions {
   std::chrono::milliseconds startup_timeout{60000};
   std::chrono::milliseconds collective_timeout{10000};
   std::int64_t final_rounds = 0;
+  bool final_allreduce = false;
   // A node whose consensus distance exceeds this asks the cluster for one ring allreduce of
   // the parameters (0: never).
   double consensus_bound = 0.0;

@@ -400,6 +400,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       g.final_rounds = s.final_rounds;
       g.collective_timeout = std::chrono::milliseconds(s.collective_timeout_ms);
       g.consensus_bound = s.consensus_bound;
+      g.final_allreduce = s.final_allreduce;
       n.sync = std::make_unique<GossipSync>(*n.transport, *n.topo, g, *n.metrics);
     } else if (s.mode == "allreduce") {
       AllreduceSyncOptions a;
@@ -408,6 +409,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       a.collective_timeout = std::chrono::milliseconds(s.collective_timeout_ms);
       a.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);
       a.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
+      a.final_allreduce = s.final_allreduce;
       n.sync = std::make_unique<AllreduceSync>(*n.transport, *n.topo, a, *n.metrics);
     } else if (s.mode == "dynamic") {
       DynamicSyncOptions d;
@@ -417,6 +419,8 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       d.budget_bytes_per_epoch = s.budget_bytes_per_epoch;
       d.reply_timeout = std::chrono::milliseconds(s.reply_timeout_ms);
       d.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
+      d.collective_timeout = std::chrono::milliseconds(s.collective_timeout_ms);
+      d.final_allreduce = s.final_allreduce;
       n.sync = std::make_unique<DynamicSync>(*n.transport, *n.topo, d, *n.metrics);
     } else {
       throw topology::ConfigError(n.spec.file, s.line, 0, "sync.mode",

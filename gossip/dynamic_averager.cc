@@ -55,9 +55,17 @@ DynamicAverager::~DynamicAverager() {
 
 void DynamicAverager::leave(std::chrono::milliseconds limit) {
   leaving_.store(true);
-  violation_.store(false);
   std::unique_lock lock(mutex_);
   unlocked_.wait_for(lock, limit, [this] { return !lock_.has_value(); });
+}
+
+std::chrono::nanoseconds DynamicAverager::wait_while_involved(std::chrono::milliseconds limit) {
+  const auto start = Clock::now();
+  std::unique_lock lock(mutex_);
+  unlocked_.wait_for(lock, limit, [this] {
+    return stopping_.load() || (!lock_.has_value() && !violation_.load());
+  });
+  return Clock::now() - start;
 }
 
 double DynamicAverager::check(std::span<const float> model) {
@@ -291,6 +299,7 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
     lock_ = Lock{self, balancing, own, Clock::now()};
     reference = reference_;
     delta = options_.delta;
+    violation_.store(false);  // now handled (lock_ is set first: waiters never see neither)
   }
   Models models{{self, own}};
   std::set<std::size_t> asked;  // every member asked: any of them may hold a lock for us
@@ -405,15 +414,15 @@ void DynamicAverager::run() {
     std::shared_ptr<const std::vector<float>> own;
     {
       std::lock_guard lock(mutex_);
-      if (lock_) {
+      if (lock_ || !latest_) {
         // Taken into another node's balancing since the violation: that settles it for now.
         violation_.store(false);
+        unlocked_.notify_all();
         continue;
       }
       own = latest_;
     }
-    violation_.store(false);
-    if (own) drive(own);
+    drive(own);
   }
 }
 

@@ -89,6 +89,10 @@ class DynamicAverager {
   double check(std::span<const float> model);
   // Training thread: the next average to apply, if any.
   std::optional<DynamicUpdate> take_update();
+  // Training thread: waits (at most `limit`) while this node has a violation being handled or
+  // is in a balancing, so a balancing acts on models that stand still, as in Kamp et al.
+  // Returns the time it waited.
+  std::chrono::nanoseconds wait_while_involved(std::chrono::milliseconds limit);
 
   // Stops taking part: no new balancings (requests get "busy"), and waits up to `limit` for
   // the one this node is in to end, so every average it agreed to reaches take_update().

@@ -553,6 +553,10 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.dead_after_ms = r.integer("dead_after_ms", s.dead_after_ms, 10, 3600000);
   s.startup_timeout_ms = r.integer("startup_timeout_ms", s.startup_timeout_ms, 0, 3600000);
   s.final_rounds = r.integer("final_rounds", s.final_rounds, 0, 1000000);
+  s.final_allreduce = r.boolean("final_allreduce", s.final_allreduce);
+  if (s.final_allreduce && s.mode == "local") {
+    r.fail_at(r.get("final_allreduce"), "final_allreduce", "needs a mode that talks to peers, not \"local\"");
+  }
   s.allreduce = r.choice("allreduce", s.allreduce, {"gradients", "parameters"});
   if (r.has("allreduce") && s.mode != "allreduce") {
     r.fail_at(r.get("allreduce"), "allreduce", "applies only when mode = \"allreduce\"");

@@ -87,6 +87,7 @@ struct SyncSpec {
   std::int64_t dead_after_ms = 3000;       // silence before a peer is dead
   std::int64_t startup_timeout_ms = 60000; // wait this long for neighbours before training alone
   std::int64_t final_rounds = 0;           // extra gossip rounds, without training, at the end
+  bool final_allreduce = false;            // end with one allreduce of all live nodes' models
   std::string allreduce = "gradients";     // allreduce mode: gradients every step | parameters
   std::int64_t collective_timeout_ms = 10000;  // a ring allreduce gives up after this
   double consensus_bound = 0.0;            // gossip: ask for one allreduce above this (0: off)

@@ -1,0 +1,127 @@
+"""Issue 6's experiment: dynamic (drift-threshold) averaging against periodic averaging.
+
+8 starlingd nodes on this machine, on a ring (the graph dynamic balancings widen through),
+Fashion-MNIST, mlp and cnn, iid and Dirichlet(0.3) partitions. For each:
+  periodic averaging of all nodes every step and every 8 steps (mode = "allreduce",
+  allreduce = "parameters", period 1 / 8: the baseline of Kamp et al.), and
+  dynamic averaging (mode = "dynamic", checks every 8 steps) for a sweep of delta, relative to
+  ||r||^2 so one sweep fits both models;
+and records the total bytes all nodes sent against the final test accuracy (mean over nodes)
+of the model the nodes agree on at the end (one final allreduce for every method).
+Writes bench/results/dynamic-<time>.jsonl and, with --plot, the figure.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+import starling_runs  # noqa: E402
+
+MODELS = {
+    # epochs of each node's shard (7,500 samples), learning rate, evaluation batch
+    "mlp": {"epochs": 4, "lr": 0.05, "eval_batch": 1000},
+    "cnn": {"epochs": 2, "lr": 0.05, "eval_batch": 100},
+}
+PARTITIONS = {"iid": "iid", "dirichlet0.3": "dirichlet:0.3"}
+DELTAS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+
+
+def training(model, partition):
+    m = MODELS[model]
+    return (f'model = "{model}"\npartition = "{partition}"\nbatch_size = 32\nlr = {m["lr"]}\n'
+            f'momentum = 0.9\nlr_schedule = "cosine"\nepochs = {m["epochs"]}\n'
+            f'eval_every = 1000000\neval_batch_size = {m["eval_batch"]}')
+
+
+def run(model, partition, sync):
+    # Every method ends with one allreduce of all models (sync.final_allreduce), so each is
+    # judged by the model the cluster agrees on, as periodic averaging ends with one anyway.
+    metrics = starling_runs.run_cluster("dyn", 8, 'kind = "ring"', training(model, partition),
+                                        sync + "\nfinal_allreduce = true")
+    s = starling_runs.summaries(metrics)
+    return {
+        "bytes": sum(x["bytes_sent"] for x in s),
+        "accuracy": statistics.mean(x["accuracy"] for x in s),
+        "accuracy_min": min(x["accuracy"] for x in s),
+        "accuracy_max": max(x["accuracy"] for x in s),
+        "train_seconds": max(x["train_seconds"] for x in s),
+        "sync": s[0]["sync"],
+        "violations": sum(x["sync"].get("violations", 0) for x in s),
+        "local_balancings": sum(x["sync"].get("local_balancings", 0) for x in s),
+        "full_syncs": sum(x["sync"].get("full_syncs", 0) for x in s),
+    }
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    for ax, model in zip(axes, MODELS):
+        for partition, marker in zip(PARTITIONS, ["o", "s"]):
+            sub = [r for r in rows if r["model"] == model and r["partition"] == partition]
+            dyn = sorted([r for r in sub if r["method"] == "dynamic"], key=lambda r: r["bytes"])
+            ax.plot([r["bytes"] / 1e6 for r in dyn], [100 * r["accuracy"] for r in dyn],
+                    marker=marker, label=f"dynamic, {partition}")
+            for r in dyn:
+                ax.annotate(f"{r['delta']:g}", (r["bytes"] / 1e6, 100 * r["accuracy"]),
+                            textcoords="offset points", xytext=(3, 3), fontsize=7)
+            for r in sub:
+                if r["method"].startswith("periodic"):
+                    ax.scatter([r["bytes"] / 1e6], [100 * r["accuracy"]], marker="x", s=60,
+                               label=f"{r['method']}, {partition}")
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes sent by all 8 nodes (MB, log scale)")
+        ax.set_ylabel("final test accuracy (%)")
+        ax.set_title(f"{model}: 8 nodes, ring, Fashion-MNIST")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="mlp,cnn")
+    p.add_argument("--partitions", default="iid,dirichlet0.3")
+    p.add_argument("--deltas", default=",".join(str(d) for d in DELTAS))
+    p.add_argument("--plot", default=os.path.join(ROOT, "bench", "dynamic", "bytes_vs_accuracy.png"))
+    p.add_argument("--from-results", help="only plot these results (a jsonl file)")
+    args = p.parse_args()
+    if args.from_results:
+        with open(args.from_results) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        plot(rows, args.plot)
+        return
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    out_path = os.path.join(ROOT, "bench", "results", time.strftime("dynamic-%Y%m%d-%H%M%S.jsonl"))
+    rows = []
+    with open(out_path, "w") as out:
+        for model in args.models.split(","):
+            for partition in args.partitions.split(","):
+                configs = [("periodic every step", None, 'mode = "allreduce"\nallreduce = "parameters"\nperiod = 1'),
+                           ("periodic every 8 steps", None, 'mode = "allreduce"\nallreduce = "parameters"\nperiod = 8')]
+                for d in (float(x) for x in args.deltas.split(",")):
+                    configs.append(("dynamic", d, f'mode = "dynamic"\nperiod = 8\ndelta_mode = "relative"\ndelta = {d}'))
+                for method, delta, sync in configs:
+                    result = run(model, PARTITIONS[partition], sync)
+                    row = {"model": model, "partition": partition, "method": method, "delta": delta, **result}
+                    out.write(json.dumps(row) + "\n")
+                    out.flush()
+                    rows.append(row)
+                    print(f"{model:4} {partition:13} {method:24} {'' if delta is None else delta:>6} "
+                          f"{row['bytes'] / 1e6:10.1f} MB  acc {100 * row['accuracy']:.2f}% "
+                          f"[{100 * row['accuracy_min']:.2f}..{100 * row['accuracy_max']:.2f}]  "
+                          f"viol {row['violations']} local {row['local_balancings']} full {row['full_syncs']}",
+                          flush=True)
+    plot(rows, args.plot)
+    print("raw:", os.path.relpath(out_path, ROOT), " plot:", os.path.relpath(args.plot, ROOT))
+
+
+if __name__ == "__main__":
+    main()
