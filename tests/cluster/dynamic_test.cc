@@ -52,5 +52,47 @@ TEST(Dynamic, WithoutViolationsOnlyHeartbeatsAreSent) {
   }
 }
 
+TEST(Dynamic, ABudgetRaisesDeltaWhenANodeSendsMoreThanItMay) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 3\nlr = 0.05";
+  // 1 kB per epoch: any balancing overspends, so delta doubles at every epoch end.
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta = 1.0\ndelta_mode = \"budget\"\n"
+           "budget_bytes_per_epoch = 1000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  for (std::size_t i = 0; i < 4; ++i) ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto events = cluster.metrics(i, "delta");
+    ASSERT_GE(events.size(), 2u) << cluster.log(i);
+    double previous = 1.0;
+    for (const auto& e : events) {
+      double delta = e.value("delta", 0.0);
+      if (e.value("bytes", 0) > 2000) {
+        EXPECT_DOUBLE_EQ(delta, 2 * previous) << e.dump();  // clamped at twice
+      }
+      previous = delta;
+    }
+  }
+}
+
+TEST(Dynamic, ARelativeDeltaScalesWithTheReference) {
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"logreg\"\nepochs = 0.2\nlr = 0.01";
+  // A factor so large that nothing violates: the reference stays the initial model.
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta = 1e6\ndelta_mode = \"relative\"";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  for (std::size_t i = 0; i < 2; ++i) ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  auto sync = cluster.metrics(0, "summary").back()["sync"];
+  // logreg starts from uniform(+-1/28) weights and biases: E||r||^2 = 7850 / (3 * 784) = 3.34.
+  double delta = sync.value("delta", 0.0);
+  EXPECT_GT(delta, 1e6 * 3.2);
+  EXPECT_LT(delta, 1e6 * 3.5);
+  EXPECT_EQ(sync.value("violations", 1), 0);
+  EXPECT_EQ(sync.value("delta_mode", ""), "relative");
+}
+
 }  // namespace
 }  // namespace starling::testing
