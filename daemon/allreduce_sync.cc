@@ -110,13 +110,7 @@ void AllreduceSync::try_to_rejoin(training::Trainer& trainer) {
     return;
   }
   // Still no ring: a gossip round with whoever is alive keeps the replicas together.
-  trainer.pull_parameters();
-  auto params = trainer.parameters();
-  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
-  std::vector<float> delta(snapshot->size());
-  auto round = averager_.run_round(tag, snapshot, delta, gossip::GossipAverager::Output::delta);
-  for (std::size_t k = 0; k < params.size(); ++k) params[k] += delta[k];
-  trainer.push_parameters();
+  auto round = gossip_round_now(averager_, trainer, tag);
   std::lock_guard lock(mutex_);
   ++gossip_rounds_;
   consensus_distance_ = round.consensus_distance;

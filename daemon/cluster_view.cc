@@ -82,6 +82,18 @@ gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training
   return result;
 }
 
+gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,
+                                           training::Trainer& trainer, std::uint64_t round) {
+  trainer.pull_parameters();
+  auto params = trainer.parameters();
+  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
+  std::vector<float> delta(snapshot->size());
+  auto result = averager.run_round(round, snapshot, delta, gossip::GossipAverager::Output::delta);
+  for (std::size_t k = 0; k < params.size(); ++k) params[k] += delta[k];
+  trainer.push_parameters();
+  return result;
+}
+
 void final_average(gossip::RingAllreduce& ring, training::Trainer& trainer, std::uint64_t tag,
                    gossip::Transport& transport, MetricsLog& metrics, std::vector<float>& scratch) {
   ring.expect(tag);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "gossip/gossip_averager.h"
 #include "gossip/ring_allreduce.h"
 #include "gossip/transport.h"
 #include "training/trainer.h"
@@ -35,6 +36,11 @@ gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training
                                            std::vector<float>& scratch);
 
 class MetricsLog;
+
+// One gossip round run on the calling thread, applied to the trainer at once: for rounds that
+// replace a collective (a failed allreduce hands over to gossip).
+gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,
+                                           training::Trainer& trainer, std::uint64_t round);
 
 // The end of a run with `final_allreduce`: one parameter allreduce of all live nodes with
 // collective `tag`, so every node evaluates (and keeps) the same, averaged model. Nodes finish

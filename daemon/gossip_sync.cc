@@ -173,14 +173,11 @@ void GossipSync::run_collective_round(training::Trainer& trainer, std::uint64_t 
   // Hand back to gossip: run round `round` as a gossip round, as peers that did not take part
   // in the collective do.
   spdlog::warn("round {}: allreduce failed ({}); running it as a gossip round", round, result.error);
-  trainer.pull_parameters();
-  auto params = trainer.parameters();
-  Outcome outcome;
-  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
-  outcome.delta.resize(snapshot->size());
-  outcome.result = averager_.run_round(round, snapshot, outcome.delta,
-                                       gossip::GossipAverager::Output::delta);
-  apply(trainer, outcome);
+  auto round_result = gossip_round_now(averager_, trainer, round);
+  std::lock_guard lock(mutex_);
+  ++rounds_;
+  neighbours_left_out_ += round_result.missing.size();
+  last_distance_ = round_result.consensus_distance;
 }
 
 void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {

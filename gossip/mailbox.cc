@@ -130,8 +130,7 @@ Mailbox::TakeStatus Mailbox::take_unless_aborted(const MailboxKey& key, MessageT
   }
 }
 
-std::optional<ReceivedMessage> Mailbox::try_take_any(MessageType type) {
-  std::lock_guard lock(mutex_);
+std::optional<ReceivedMessage> Mailbox::pop_first_locked(MessageType type) {
   auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
   if (it == messages_.end() || it->first.type != type) return std::nullopt;
   ReceivedMessage message = std::move(it->second);
@@ -140,24 +139,14 @@ std::optional<ReceivedMessage> Mailbox::try_take_any(MessageType type) {
   return message;
 }
 
+std::optional<ReceivedMessage> Mailbox::try_take_any(MessageType type) {
+  std::lock_guard lock(mutex_);
+  return pop_first_locked(type);
+}
+
 std::optional<ReceivedMessage> Mailbox::take_any(MessageType type, Clock::time_point deadline,
                                                  const std::function<bool()>& give_up) {
-  std::unique_lock lock(mutex_);
-  while (true) {
-    auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
-    if (it != messages_.end() && it->first.type == type) {
-      ReceivedMessage message = std::move(it->second);
-      --buffered_per_sender_[it->first.sender];
-      messages_.erase(it);
-      return message;
-    }
-    if (closed_ || (give_up && give_up())) return std::nullopt;
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
-        Clock::now() >= deadline) {
-      it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
-      if (it == messages_.end() || it->first.type != type) return std::nullopt;
-    }
-  }
+  return take_any_of({type}, deadline, give_up);
 }
 
 std::optional<ReceivedMessage> Mailbox::take_any_of(const std::vector<MessageType>& types,
@@ -166,17 +155,14 @@ std::optional<ReceivedMessage> Mailbox::take_any_of(const std::vector<MessageTyp
   std::unique_lock lock(mutex_);
   while (true) {
     for (MessageType type : types) {
-      auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
-      if (it != messages_.end() && it->first.type == type) {
-        ReceivedMessage message = std::move(it->second);
-        --buffered_per_sender_[it->first.sender];
-        messages_.erase(it);
-        return message;
-      }
+      if (auto message = pop_first_locked(type)) return message;
     }
     if (closed_ || (give_up && give_up())) return std::nullopt;
     if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
         Clock::now() >= deadline) {
+      for (MessageType type : types) {
+        if (auto message = pop_first_locked(type)) return message;  // arrived with the timeout
+      }
       return std::nullopt;
     }
   }

@@ -86,6 +86,7 @@ class Mailbox {
 
   void drop_below(MessageType type, std::uint64_t low);  // requires mutex_
   bool contains_locked(MessageType type, std::uint64_t tag) const;  // requires mutex_
+  std::optional<ReceivedMessage> pop_first_locked(MessageType type);  // requires mutex_
   // A message of (type, tag) from a sender other than `sender`; requires mutex_.
   bool other_sender_locked(MessageType type, std::uint64_t tag, std::uint32_t sender) const;
 

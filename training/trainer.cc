@@ -62,6 +62,12 @@ Trainer::Impl::Impl(const topology::TrainingSpec& training_spec, NodeShard node_
       partition_dataset(data.train.labels, kClasses, spec.partition, shard.count, shard.seed);
   std::vector<std::int64_t> mine = shards[shard.index];
   const auto shard_samples = static_cast<std::int64_t>(mine.size());
+  // An epoch is counted over the cluster's average shard, not this node's own: with skewed
+  // partitions shards differ in size, and every node must still take the same number of
+  // steps (gossip rounds and collectives advance in lockstep with steps).
+  const std::int64_t average_shard =
+      (data.train.samples + static_cast<std::int64_t>(shard.count) - 1) /
+      static_cast<std::int64_t>(shard.count);
   {
     const std::int64_t n = data.train.samples;
     at::Tensor all_images = adopt(std::move(data.train.images), {n, kImagePixels}, at::kFloat);
@@ -94,7 +100,7 @@ Trainer::Impl::Impl(const topology::TrainingSpec& training_spec, NodeShard node_
       SgdOptions{.momentum = spec.momentum, .weight_decay = spec.weight_decay,
                  .nesterov = spec.nesterov},
       flat->values(), flat->gradients(), layout.trainable_floats);
-  steps_per_epoch = (shard_samples + spec.batch_size - 1) / spec.batch_size;
+  steps_per_epoch = (average_shard + spec.batch_size - 1) / spec.batch_size;
   total_steps = static_cast<std::int64_t>(
       std::ceil(spec.epochs * static_cast<double>(steps_per_epoch) - 1e-9));
   if (spec.max_steps > 0) total_steps = std::min(total_steps, spec.max_steps);

@@ -76,6 +76,8 @@ class Trainer {
   std::uint64_t fingerprint() const;    // hash of parameter names, shapes and dtypes
   std::size_t parameter_count() const;  // floats in the flat buffer
   std::size_t shard_size() const;       // training samples on this node
+  // Steps of one epoch of the cluster's average shard (training samples / nodes): the same on
+  // every node whatever the partition, so nodes take the same number of steps.
   std::int64_t steps_per_epoch() const;
   std::int64_t total_steps() const;     // from epochs and max_steps
 

@@ -17,10 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool exited_cleanly(std::optional<int> status) {
-  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
-}
-
 // Averaging the gradients of 4 nodes with batch 32 is SGD with batch 128: it should match one
 // node training on all the data with batch 128 and the same learning rate and steps. The two
 // runs see the samples in different orders (per-node shards against one shuffled set), so
@@ -111,15 +107,6 @@ TEST(Allreduce, AKilledMemberHandsOverToGossipAndTheRingTakesItBack) {
   for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
 }
 
-std::string run(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buffer{};
-  while (pipe && std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
-  if (pipe) pclose(pipe);
-  return output;
-}
-
 TEST(Allreduce, StarlingctlSyncRunsOneAllreduceOnEveryGossipNode) {
   LocalClusterOptions o;
   o.nodes = 4;
@@ -133,7 +120,7 @@ TEST(Allreduce, StarlingctlSyncRunsOneAllreduceOnEveryGossipNode) {
         return s && s->value("step", 0) > 50;
       },
       60s));
-  std::string output = run(std::string(STARLINGCTL_PATH) + " sync " + cluster.cluster_file().string());
+  std::string output = run_command(std::string(STARLINGCTL_PATH) + " sync " + cluster.cluster_file().string());
   ASSERT_NE(output.find("scheduled at round"), std::string::npos) << output;
   // Every node runs the collective at the same round, and it succeeds.
   std::set<std::uint64_t> rounds;

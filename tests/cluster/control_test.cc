@@ -38,15 +38,6 @@ std::optional<nlohmann::json> raw_request(const std::string& endpoint,
   return nlohmann::json::parse(reply.to_string_view(), nullptr, false);
 }
 
-std::string run(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buffer{};
-  while (pipe && std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
-  if (pipe) pclose(pipe);
-  return output;
-}
-
 // One HTTP/1.1 GET on loopback; returns the whole response (status line, headers, body).
 std::string http_get(int port, const std::string& target) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -142,7 +133,7 @@ TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
   EXPECT_EQ(http_get(cluster.metrics_port(0), "/").rfind("HTTP/1.1 404", 0), 0u);
 
   // starlingctl status shows both nodes; a stopped node is shown as unreachable.
-  std::string table = run(std::string(STARLINGCTL_PATH) + " status " + cluster.cluster_file().string());
+  std::string table = run_command(std::string(STARLINGCTL_PATH) + " status " + cluster.cluster_file().string());
   EXPECT_NE(table.find("n0"), std::string::npos) << table;
   EXPECT_NE(table.find("gossip"), std::string::npos) << table;
   EXPECT_NE(table.find("1/1"), std::string::npos) << table;
@@ -150,7 +141,7 @@ TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
   ASSERT_TRUE(cluster.ask(1, "stop")->value("ok", false));
   auto exit = cluster.wait_exit(1, 30s);
   ASSERT_TRUE(exit && WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << cluster.log(1);
-  table = run(std::string(STARLINGCTL_PATH) + " status --timeout-ms 300 " +
+  table = run_command(std::string(STARLINGCTL_PATH) + " status --timeout-ms 300 " +
               cluster.cluster_file().string());
   EXPECT_NE(table.find("unreachable"), std::string::npos) << table;
   // Node 0 has lost its only neighbour and goes on alone.

@@ -9,10 +9,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool exited_cleanly(std::optional<int> status) {
-  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
-}
-
 TEST(Dynamic, ViolationsTriggerBalancingsAndStatusShowsThem) {
   LocalClusterOptions o;
   o.nodes = 4;

@@ -11,10 +11,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool exited_cleanly(std::optional<int> status) {
-  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
-}
-
 nlohmann::json summary_of(const LocalCluster& cluster, std::size_t i) {
   auto lines = cluster.metrics(i, "summary");
   return lines.empty() ? nlohmann::json() : lines.back();

@@ -62,6 +62,12 @@ class LocalCluster {
   std::vector<pid_t> pids_;
 };
 
+// True for the wait status of a process that exited with 0.
+bool exited_cleanly(std::optional<int> status);
+
+// Runs a shell command; returns what it wrote to stdout and stderr.
+std::string run_command(const std::string& command);
+
 // Polls `predicate` every 20 ms until it holds or `limit` passes.
 template <typename Predicate>
 bool eventually(Predicate predicate, std::chrono::milliseconds limit) {
