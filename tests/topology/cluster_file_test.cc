@@ -97,7 +97,7 @@ TEST(ClusterFile, MissingFileNamesThePath) {
 
 TEST(ClusterFile, EveryShippedConfigCompiles) {
   for (const char* name : {"ring4", "torus2x4", "hypercube8", "exponential16", "one-peer-exp8",
-                           "edges5"}) {
+                           "edges5", "allreduce4", "dynamic8"}) {
     std::string path = std::string(STARLING_SOURCE_DIR) + "/configs/" + name + ".toml";
     SCOPED_TRACE(path);
     ClusterSpec spec = parse_cluster_file(path);
