@@ -196,6 +196,10 @@ void DynamicAverager::serve(ReceivedMessage& message) {
       update.delta.resize(average.size());
       const float* s = lock_->snapshot->data();
       for (std::size_t k = 0; k < average.size(); ++k) update.delta[k] = average[k] - s[k];
+      // Until the next check, this node's model is the average (plus local progress, which the
+      // delta keeps). A later balancing must be answered with it: answering with the old
+      // snapshot would apply the old model's correction twice and diverge.
+      latest_ = std::make_shared<const std::vector<float>>(average.begin(), average.end());
       if (update.full_sync) {
         reference_.assign(average.begin(), average.end());
         ++stats_.reference_updates;
@@ -376,6 +380,7 @@ void DynamicAverager::commit(std::uint64_t balancing, const std::vector<std::siz
   mine.delta.resize(shared->size());
   for (std::size_t k = 0; k < shared->size(); ++k) mine.delta[k] = (*shared)[k] - own[k];
   std::lock_guard lock(mutex_);
+  latest_ = shared;  // see serve(): later balancings must see the averaged model
   if (full) {
     reference_ = *shared;
     ++stats_.full_syncs;

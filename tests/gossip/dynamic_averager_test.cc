@@ -196,6 +196,33 @@ TEST(DynamicAveraging, ConcurrentViolationsOnARingOfEightResolveAndPreserveTheAv
   }
 }
 
+TEST(DynamicAveraging, BackToBackBalancingsSeeTheAveragedModel) {
+  // Node 0 drives a full synchronization of 4 nodes; then node 2 drives another before anyone
+  // checks again. Members must answer the second with the average of the first, or the old
+  // snapshot's correction would be applied twice.
+  const std::size_t n = 4, dim = 8;
+  Cluster c(n, dim, 1e9);
+  std::vector<std::vector<float>> models = {constant(dim, 4), constant(dim, 0), constant(dim, -2),
+                                            constant(dim, 2)};
+  for (std::size_t i = 0; i < n; ++i) c.nodes[i]->check(models[i]);
+  c.nodes[0]->set_delta(0.0);
+  c.nodes[0]->check(models[0]);
+  auto first = c.settle();
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(first[i].size(), 1u) << i;
+    for (std::size_t k = 0; k < dim; ++k) models[i][k] += first[i][0].delta[k];  // all at 1
+  }
+  c.nodes[2]->set_delta(0.0);
+  c.nodes[2]->check(models[2]);
+  auto second = c.settle();
+  for (std::size_t i = 0; i < n; ++i) {
+    for (const auto& u : second[i]) {
+      for (std::size_t k = 0; k < dim; ++k) models[i][k] += u.delta[k];
+    }
+    for (float v : models[i]) EXPECT_FLOAT_EQ(v, 1.0f) << "node " << i;
+  }
+}
+
 TEST(DynamicAveraging, ADeadMemberIsLeftOutAfterTheReplyTimeout) {
   const std::size_t n = 16, dim = 4;
   Cluster c(n, dim, 1e9);
