@@ -155,7 +155,7 @@ void AllreduceSync::finish(training::Trainer& trainer, bool stopping) {
     tag = std::max(next_tag_, latest_reported(transport_, all_peers_));
     next_tag_ = tag + 1;
   }
-  final_average(ring_, trainer, tag, transport_, metrics_, scratch_);
+  final_average(trainer, tag, transport_, metrics_, scratch_);
 }
 
 void AllreduceSync::save_state(training::CheckpointExtras& extras) const {

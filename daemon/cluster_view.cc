@@ -94,9 +94,10 @@ gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,
   return result;
 }
 
-void final_average(gossip::RingAllreduce& ring, training::Trainer& trainer, std::uint64_t tag,
-                   gossip::Transport& transport, MetricsLog& metrics, std::vector<float>& scratch) {
-  ring.expect(tag);
+void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transport& transport,
+                   MetricsLog& metrics, std::vector<float>& scratch) {
+  // Built here for its own timeout; its window was opened by the strategy long before.
+  gossip::RingAllreduce ring(transport, gossip::AllreduceOptions{kFinalAllreduceTimeout, 0, true}, tag);
   auto members = live_members(transport);
   auto result = average_parameters(ring, trainer, tag, members, scratch);
   metrics.write({{"event", "final_allreduce"},

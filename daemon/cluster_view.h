@@ -44,9 +44,12 @@ gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,
 
 // The end of a run with `final_allreduce`: one parameter allreduce of all live nodes with
 // collective `tag`, so every node evaluates (and keeps) the same, averaged model. Nodes finish
-// at slightly different times; the collective's timeout absorbs that. Logged as
-// "final_allreduce"; on failure the node keeps its own model.
-void final_average(gossip::RingAllreduce& ring, training::Trainer& trainer, std::uint64_t tag,
-                   gossip::Transport& transport, MetricsLog& metrics, std::vector<float>& scratch);
+// at different times (a node held up in balancings can finish tens of seconds after the
+// first), so this collective waits up to kFinalAllreduceTimeout for the last one; a node that
+// dies is still left out at once. Logged as "final_allreduce"; on failure the node keeps its
+// own model.
+inline constexpr std::chrono::seconds kFinalAllreduceTimeout{120};
+void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transport& transport,
+                   MetricsLog& metrics, std::vector<float>& scratch);
 
 }  // namespace starling::daemon

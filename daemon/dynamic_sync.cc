@@ -8,6 +8,7 @@
 
 #include "daemon/checkpoint_extras.h"
 #include "daemon/cluster_view.h"
+#include "gossip/ring_allreduce.h"
 
 namespace starling::daemon {
 
@@ -16,9 +17,11 @@ DynamicSync::DynamicSync(gossip::Transport& transport, const topology::Topology&
     : transport_(transport),
       topology_(topology),
       options_(std::move(options)),
-      metrics_(metrics),
-      ring_(transport, gossip::AllreduceOptions{options_.collective_timeout, 0, true}) {
+      metrics_(metrics) {
   gossip::DynamicAverager::open_mailbox(transport_);
+  // The final allreduce is collective 1; nodes that finish first send before the others
+  // build their ring.
+  gossip::RingAllreduce::open_window(transport_, 1);
 }
 
 DynamicSync::~DynamicSync() = default;
@@ -114,7 +117,7 @@ void DynamicSync::finish(training::Trainer& trainer, bool /*stopping*/) {
   averager_->leave(2 * options_.reply_timeout);
   apply_updates(trainer);
   // Collective 1: the only one this ring runs, on every node at the end.
-  if (options_.final_allreduce) final_average(ring_, trainer, 1, transport_, metrics_, scratch_);
+  if (options_.final_allreduce) final_average(trainer, 1, transport_, metrics_, scratch_);
 }
 
 void DynamicSync::save_state(training::CheckpointExtras& extras) const {

@@ -15,7 +15,6 @@
 #include "daemon/metrics_log.h"
 #include "daemon/sync_strategy.h"
 #include "gossip/dynamic_averager.h"
-#include "gossip/ring_allreduce.h"
 #include "gossip/transport.h"
 #include "topology/topology.h"
 
@@ -57,8 +56,7 @@ class DynamicSync final : public SyncStrategy {
   DynamicSyncOptions options_;
   MetricsLog& metrics_;
   std::unique_ptr<gossip::DynamicAverager> averager_;  // built in start(), from the model
-  gossip::RingAllreduce ring_;                         // for the final allreduce
-  std::vector<float> scratch_;
+  std::vector<float> scratch_;  // for the final allreduce
   std::optional<std::vector<float>> restored_reference_;
   std::optional<double> restored_delta_;
   std::int64_t last_epoch_ = 0;

@@ -81,6 +81,10 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
     round = next_round_++;
     take_sync_requests_locked();
     collective = scheduled_syncs_.count(round) > 0;
+    // Collectives are tagged with rounds: keep the window on the current round, so a peer's
+    // collective for this round or the next 64 (a scheduled sync, the final allreduce) is
+    // buffered even if it starts before this node gets there.
+    if (scheduled_syncs_.empty()) ring_.expect(round);
   }
   if (collective) {
     run_collective_round(trainer, round);
@@ -266,7 +270,7 @@ void GossipSync::finish(training::Trainer& trainer, bool stopping) {
       std::lock_guard lock(mutex_);
       tag = next_round_++;  // rounds are in lockstep: every node ends at the same one
     }
-    final_average(ring_, trainer, tag, transport_, metrics_, collective_scratch_);
+    final_average(trainer, tag, transport_, metrics_, collective_scratch_);
   }
 }
 

@@ -11,7 +11,9 @@ using namespace starling;
 int main(int argc, char** argv) {
   CLI::App app{"starlingctl: inspect and operate Starling training clusters.\n"
                "FILE is a cluster file; where it is optional, the default is the cluster of the\n"
-               "last `starlingctl up` (runs/latest/cluster.toml)."};
+               "last `starlingctl up` (runs/latest/cluster.toml).\n\n"
+               "Exit codes: 0 success, 1 a node did not answer or failed, 2 invalid cluster file\n"
+               "or command line."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "starlingctl 0.1.0");
 
@@ -78,7 +80,11 @@ int main(int argc, char** argv) {
   sync->add_option("--timeout-ms", sync_timeout_ms, "how long to wait for an answer")
       ->check(CLI::Range(10, 600000));
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help exits 0; a bad command line 2
+  }
 
   if (sync->parsed()) {
     return daemon::run_sync_command(sync_file, sync_nodes, std::chrono::milliseconds(sync_timeout_ms),

@@ -73,14 +73,15 @@ int main(int argc, char** argv) {
                "the node's output go to <run dir>/<node id>/.\n\n"
                "Exit codes: 0 finished (or stopped on request after a checkpoint), 1 runtime\n"
                "failure, 2 invalid cluster file or arguments, 3 dataset/device problem,\n"
-               "4 cannot bind the data or control endpoint."};
+               "4 cannot bind the data, control or metrics address."};
   daemon::NodeOptions options;
   std::string log_level;
   bool check_only = false;
   app.add_option("-c,--config", options.config_path, "cluster file (TOML)")->required();
   app.add_option("-n,--node", options.node_id, "this node's id in the cluster file")->required();
   app.add_option("--run-dir", options.run_dir,
-                 "directory for node output (overrides [run] dir; default ./runs/<cluster>)");
+                 "directory for node output (overrides [run] dir; default $STATE_DIRECTORY/<cluster> "
+                 "under systemd, else ./runs/<cluster>)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (overrides [run])")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("--check", check_only, "validate the cluster file and this node's place in it, then exit");
@@ -92,7 +93,12 @@ int main(int argc, char** argv) {
   hooks->add_option("--test-delay-ms", delay_ms, "delay every outgoing message by this much")
       ->check(CLI::Range(0, 60000));
   app.set_version_flag("--version", "starlingd 0.1.0");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a bad command line exits 2, like a bad cluster file.
+    return app.exit(e) == 0 ? 0 : daemon::kExitConfig;
+  }
   options.faults.delay = std::chrono::milliseconds(delay_ms);
   if (!log_level.empty()) options.log_level = log_level;
 

@@ -12,6 +12,7 @@ namespace starling::gossip {
 namespace {
 
 constexpr std::uint64_t kBusy = 1;  // balance_release aux1 bit: "busy, held by (aux1 >> 8) - 1"
+constexpr std::uint64_t kLeft = 2;  // balance_release aux1 bit: "I have left (finished training)"
 constexpr std::uint64_t kFullSync = 1;  // model_update aux1 bit: the average is the new reference
 const std::vector<MessageType> kProtocolTypes = {MessageType::model_request, MessageType::model_reply,
                                                  MessageType::model_update,
@@ -128,7 +129,7 @@ std::vector<std::size_t> DynamicAverager::live_neighbours_of(const std::vector<s
   std::set<std::size_t> out(set.begin(), set.end());
   for (std::size_t member : set) {
     for (std::size_t n : topology_.graph().neighbours(member)) {
-      if (n == transport_.self() || transport_.peers().is_alive(n)) out.insert(n);
+      if (n == transport_.self() || (transport_.peers().is_alive(n) && !left_.count(n))) out.insert(n);
     }
   }
   return {out.begin(), out.end()};
@@ -162,7 +163,13 @@ void DynamicAverager::serve(ReceivedMessage& message) {
     case MessageType::model_request: {
       const bool ours = lock_ && lock_->driver == from && lock_->balancing == h.tag;
       if (leaving_.load() && !ours) {
-        reply_busy(from, h.tag, h.aux0, transport_.self());  // done training: out of the game
+        // Done training: out of every balancing from now on, and the driver should know it.
+        OutgoingMessage left;
+        left.type = MessageType::balance_release;
+        left.tag = h.tag;
+        left.aux0 = h.aux0;
+        left.aux1 = kLeft;
+        transport_.send(from, std::move(left));
         return;
       }
       if (lock_ && !ours) {
@@ -228,7 +235,9 @@ void DynamicAverager::serve(ReceivedMessage& message) {
 std::vector<std::size_t> DynamicAverager::all_live() const {
   std::vector<std::size_t> live;
   for (std::size_t i = 0; i < transport_.size(); ++i) {
-    if (i == transport_.self() || transport_.peers().is_alive(i)) live.push_back(i);
+    if (i == transport_.self() || (transport_.peers().is_alive(i) && !left_.count(i))) {
+      live.push_back(i);
+    }
   }
   return live;
 }
@@ -242,7 +251,8 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
     if (!models.count(m)) retry_at[m] = Clock::now();
   }
   auto waiting = [&] {
-    return std::any_of(set.begin(), set.end(), [&](std::size_t m) { return !models.count(m); });
+    return std::any_of(set.begin(), set.end(),
+                       [&](std::size_t m) { return !models.count(m) && !left_.count(m); });
   };
   const auto deadline = Clock::now() + options_.reply_timeout;
   while (waiting() && Clock::now() < deadline && !stopping_.load()) {
@@ -281,6 +291,11 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
       if (values.size() == models.at(self)->size() && !models.count(from)) {
         models[from] = std::make_shared<const std::vector<float>>(values.begin(), values.end());
       }
+      continue;
+    }
+    if ((h.aux1 & kLeft) != 0) {
+      left_.insert(from);  // never ask it again; the set goes on without it
+      retry_at.erase(from);
       continue;
     }
     if ((h.aux1 & kBusy) != 0) {

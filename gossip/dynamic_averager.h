@@ -22,7 +22,8 @@
 // its next check); one blocked by a higher-id driver retries until that one finishes or aborts.
 // Waits-for edges only point from lower to higher ids, so there is no deadlock, and the
 // lowest-id driver always finishes. A member whose driver vanishes frees itself after
-// lock_timeout; a driver drops members that do not answer within reply_timeout.
+// lock_timeout; a driver drops members that do not answer within reply_timeout, and at once
+// those that answer that they have left (finished training: leave()).
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -135,6 +136,7 @@ class DynamicAverager {
   const topology::Topology& topology_;
   DynamicOptions options_;
   std::uint64_t next_balancing_;
+  std::set<std::size_t> left_;  // nodes that finished training (protocol thread only)
 
   // Shared between the training thread and the protocol thread. Lock order: mutex_, then the
   // mailbox's lock (never the other way round: give-up predicates read only atomics).

@@ -78,14 +78,17 @@ std::uint64_t RingAllreduce::membership_fingerprint(const std::vector<std::size_
   return h;
 }
 
-RingAllreduce::RingAllreduce(Transport& transport, AllreduceOptions options)
+RingAllreduce::RingAllreduce(Transport& transport, AllreduceOptions options,
+                             std::uint64_t first_tag)
     : transport_(transport), options_(options) {
-  expect(0);
+  expect(first_tag);
 }
 
-void RingAllreduce::expect(std::uint64_t tag) {
-  transport_.mailbox().set_window(MessageType::allreduce_chunk, tag, tag + kWindow);
-  transport_.mailbox().set_window(MessageType::allreduce_abort, tag, tag + kWindow);
+void RingAllreduce::expect(std::uint64_t tag) { open_window(transport_, tag); }
+
+void RingAllreduce::open_window(Transport& transport, std::uint64_t tag) {
+  transport.mailbox().set_window(MessageType::allreduce_chunk, tag, tag + kWindow);
+  transport.mailbox().set_window(MessageType::allreduce_abort, tag, tag + kWindow);
 }
 
 void RingAllreduce::abort(std::uint64_t tag) {

@@ -42,11 +42,14 @@ class RingAllreduce {
   // How many collectives ahead of the next one a member's chunks are buffered.
   static constexpr std::uint64_t kWindow = 64;
 
-  // Opens the mailbox for collectives [0, kWindow): build the RingAllreduce before any member
-  // may start a collective, so early chunks are kept rather than refused.
-  RingAllreduce(Transport& transport, AllreduceOptions options);
+  // Opens the mailbox for collectives [first_tag, first_tag + kWindow): build the
+  // RingAllreduce before any member may start a collective, so early chunks are kept.
+  RingAllreduce(Transport& transport, AllreduceOptions options, std::uint64_t first_tag = 0);
   // Buffers collectives from `tag` on (e.g. after a restart), before run() does.
   void expect(std::uint64_t tag);
+  // The same without a RingAllreduce at hand: members that start a collective early must find
+  // the window open, or their chunks are refused.
+  static void open_window(Transport& transport, std::uint64_t tag);
 
   // Reduces `in` over `members` (node indices in ring order, including this node) into `out`
   // (same length; may be the same buffer as `in`). `tag` must be the same on every member and

@@ -62,18 +62,20 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    periodic_markers = {"periodic every step": "X", "periodic every 8 steps": "P"}
     for ax, model in zip(axes, MODELS):
-        for partition, marker in zip(PARTITIONS, ["o", "s"]):
+        for partition, color in zip(PARTITIONS, ["tab:blue", "tab:orange"]):
             sub = [r for r in rows if r["model"] == model and r["partition"] == partition]
             dyn = sorted([r for r in sub if r["method"] == "dynamic"], key=lambda r: r["bytes"])
             ax.plot([r["bytes"] / 1e6 for r in dyn], [100 * r["accuracy"] for r in dyn],
-                    marker=marker, label=f"dynamic, {partition}")
+                    marker="o", color=color, label=f"dynamic (relative delta), {partition}")
             for r in dyn:
                 ax.annotate(f"{r['delta']:g}", (r["bytes"] / 1e6, 100 * r["accuracy"]),
                             textcoords="offset points", xytext=(3, 3), fontsize=7)
             for r in sub:
-                if r["method"].startswith("periodic"):
-                    ax.scatter([r["bytes"] / 1e6], [100 * r["accuracy"]], marker="x", s=60,
+                if r["method"] in periodic_markers:
+                    ax.scatter([r["bytes"] / 1e6], [100 * r["accuracy"]], color=color, s=80,
+                               marker=periodic_markers[r["method"]],
                                label=f"{r['method']}, {partition}")
         ax.set_xscale("log")
         ax.set_xlabel("bytes sent by all 8 nodes (MB, log scale)")

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cmath>
+#include <set>
 
 #include "support/local_cluster.h"
 
@@ -87,6 +88,27 @@ TEST(GossipCluster, EightOnTheOnePeerExponentialGraph) {
   }
   auto [lo, hi] = std::minmax_element(accuracies.begin(), accuracies.end());
   EXPECT_LT(*hi - *lo, 0.001);
+}
+
+// The final allreduce meets every node at the same round even when rounds run far past the
+// allreduce window (here about 120 rounds), and leaves one model everywhere.
+TEST(GossipCluster, FinalAllreduceLeavesOneModel) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05";
+  o.sync = "mode = \"gossip\"\nperiod = 4\nfinal_allreduce = true";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  std::set<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+    auto final_event = cluster.metrics(i, "final_allreduce");
+    ASSERT_EQ(final_event.size(), 1u) << cluster.log(i);
+    EXPECT_TRUE(final_event[0].value("ok", false)) << final_event[0].dump();
+    EXPECT_EQ(final_event[0].value("members", 0), 4);
+    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", 0.0));
+  }
+  EXPECT_EQ(accuracies.size(), 1u);
 }
 
 }  // namespace
