@@ -152,6 +152,9 @@ def main():
               f"{row['gloo_s'] / row['starling_tcp_s']:5.2f}x    {row['gloo_s'] / row['starling_ipc_s']:5.2f}x    "
               f"{100 * bw(row['starling_tcp_s']) / bound:5.1f}% (bound {bound:.2f} GB/s)")
     ratios = [t["starling_allreduce"] / t["pytorch_ddp"] for t in trains]
+    if not trains:  # --train-rounds 0: the collectives only
+        print("raw:", os.path.relpath(out_path, ROOT))
+        return
     print(f"\ntraining, 4 nodes, {args.epochs} epochs: Starling allreduce / PyTorch DDP samples/s "
           f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}..{max(ratios):.2f}]; accuracy "
           f"Starling {100 * statistics.median(t['starling_accuracy'] for t in trains):.2f}%, "
