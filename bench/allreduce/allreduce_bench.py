@@ -15,6 +15,7 @@ Raw results go to bench/results/allreduce-<time>.jsonl; the summary is printed.
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,32 @@ def starling_allreduce(world, sizes, transport):
         # The collective ends for everyone at about the same time; report the slowest rank.
         rows = [json.loads(line) for out in outs for line in out.splitlines() if line.startswith("{")]
         results[size] = max(r["median_s"] for r in rows)
+    return results
+
+
+PROBE = os.path.join(starling_runs.BUILD, "bench", "raw_ring_probe")
+
+
+def raw_ring_probe(world, sizes, checksum):
+    """The design probe (raw_ring_probe.cc): the same ring over plain TCP sockets."""
+    results = {}
+    for size in sizes:
+        held = []  # hold every port until all are chosen, so they differ
+        for _ in range(world):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        ports = ",".join(str(s.getsockname()[1]) for s in held)
+        for s in held:
+            s.close()
+        procs = [subprocess.Popen([PROBE, "--rank", str(r), "--ports", ports,
+                                   "--bytes", str(size), "--iterations", str(iterations_for(size))]
+                                  + ([] if checksum else ["--no-checksum"]),
+                                  stdout=subprocess.PIPE, text=True) for r in range(world)]
+        outs = [p.communicate()[0] for p in procs]
+        if any(p.returncode != 0 for p in procs):
+            raise RuntimeError(f"raw_ring_probe failed: {outs}")
+        results[size] = max(json.loads(o)["median_s"] for o in outs)
     return results
 
 
@@ -114,6 +141,9 @@ def main():
     p.add_argument("--sizes-mib", default="1,16,100")
     p.add_argument("--train-rounds", type=int, default=2)
     p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--probe", action="store_true",
+                   help="also run raw_ring_probe (the ring over plain TCP sockets, with and without "
+                        "checksums) in the same run")
     args = p.parse_args()
     worlds = [int(w) for w in args.worlds.split(",")]
     sizes = [int(s) * MiB for s in args.sizes_mib.split(",")]
@@ -127,9 +157,13 @@ def main():
             tcp = starling_allreduce(world, sizes, "tcp")
             ipc = starling_allreduce(world, sizes, "ipc")
             gloo = gloo_allreduce(world, sizes)
+            probe = raw_ring_probe(world, sizes, True) if args.probe else {}
+            probe_bare = raw_ring_probe(world, sizes, False) if args.probe else {}
             for size in sizes:
                 row = {"world": world, "bytes": size, "starling_tcp_s": tcp[size],
                        "starling_ipc_s": ipc[size], "gloo_s": gloo[size]}
+                if args.probe:
+                    row.update({"raw_probe_s": probe[size], "raw_probe_no_checksum_s": probe_bare[size]})
                 out.write(json.dumps(row) + "\n")
                 out.flush()
                 table.append(row)
@@ -151,6 +185,14 @@ def main():
               f"{bw(row['starling_ipc_s']):6.2f} GB/s    {bw(row['gloo_s']):6.2f} GB/s    "
               f"{row['gloo_s'] / row['starling_tcp_s']:5.2f}x    {row['gloo_s'] / row['starling_ipc_s']:5.2f}x    "
               f"{100 * bw(row['starling_tcp_s']) / bound:5.1f}% (bound {bound:.2f} GB/s)")
+    if args.probe:
+        print("\ndesign probe, ring over plain TCP sockets (raw_ring_probe):")
+        print("world  size     probe          probe/Gloo  no checksum   no checksum/Gloo")
+        for row in table:
+            n, b = row["world"], row["bytes"]
+            print(f"{n:<6} {b // MiB:>4} MiB  {b / row['raw_probe_s'] / 1e9:6.2f} GB/s    "
+                  f"{row['gloo_s'] / row['raw_probe_s']:5.2f}x     {b / row['raw_probe_no_checksum_s'] / 1e9:6.2f} GB/s"
+                  f"     {row['gloo_s'] / row['raw_probe_no_checksum_s']:5.2f}x")
     ratios = [t["starling_allreduce"] / t["pytorch_ddp"] for t in trains]
     if not trains:  # --train-rounds 0: the collectives only
         print("raw:", os.path.relpath(out_path, ROOT))

@@ -57,13 +57,22 @@ def run(model, partition, sync):
     }
 
 
+def periodic_name(period):
+    return "periodic every step" if period == 1 else f"periodic every {period} steps"
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
-    periodic_markers = {"periodic every step": "X", "periodic every 8 steps": "P"}
-    for ax, model in zip(axes, MODELS):
+    models = [m for m in MODELS if any(r["model"] == m for r in rows)]
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), sharey=False,
+                             squeeze=False)
+    axes = axes[0]
+    markers = iter("XPs^vD")
+    periodic_markers = {m: next(markers) for m in dict.fromkeys(r["method"] for r in rows)
+                        if m.startswith("periodic")}
+    for ax, model in zip(axes, models):
         for partition, color in zip(PARTITIONS, ["tab:blue", "tab:orange"]):
             sub = [r for r in rows if r["model"] == model and r["partition"] == partition]
             dyn = sorted([r for r in sub if r["method"] == "dynamic"], key=lambda r: r["bytes"])
@@ -80,7 +89,8 @@ def plot(rows, path):
         ax.set_xscale("log")
         ax.set_xlabel("bytes sent by all 8 nodes (MB, log scale)")
         ax.set_ylabel("final test accuracy (%)")
-        ax.set_title(f"{model}: 8 nodes, ring, Fashion-MNIST")
+        epochs = sorted({r.get("epochs", MODELS[model]["epochs"]) for r in rows if r["model"] == model})
+        ax.set_title(f"{model}: 8 nodes, ring, Fashion-MNIST, {'/'.join(f'{e:g}' for e in epochs)} epochs")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -92,9 +102,16 @@ def main():
     p.add_argument("--models", default="mlp,cnn")
     p.add_argument("--partitions", default="iid,dirichlet0.3")
     p.add_argument("--deltas", default=",".join(str(d) for d in DELTAS))
+    p.add_argument("--epochs", default="",
+                   help="override epochs per model, e.g. mlp=16,cnn=6 (defaults: "
+                        + ", ".join(f"{k}={v['epochs']}" for k, v in MODELS.items()) + ")")
+    p.add_argument("--periods", default="1,8", help="periodic-averaging periods to run")
     p.add_argument("--plot", default=os.path.join(ROOT, "bench", "dynamic", "bytes_vs_accuracy.png"))
     p.add_argument("--from-results", help="only plot these results (a jsonl file)")
     args = p.parse_args()
+    for item in filter(None, args.epochs.split(",")):
+        name, value = item.split("=")
+        MODELS[name]["epochs"] = float(value)
     if args.from_results:
         with open(args.from_results) as f:
             rows = [json.loads(line) for line in f if line.strip()]
@@ -106,13 +123,15 @@ def main():
     with open(out_path, "w") as out:
         for model in args.models.split(","):
             for partition in args.partitions.split(","):
-                configs = [("periodic every step", None, 'mode = "allreduce"\nallreduce = "parameters"\nperiod = 1'),
-                           ("periodic every 8 steps", None, 'mode = "allreduce"\nallreduce = "parameters"\nperiod = 8')]
+                configs = [(periodic_name(int(h)), None,
+                            f'mode = "allreduce"\nallreduce = "parameters"\nperiod = {int(h)}')
+                           for h in filter(None, args.periods.split(","))]
                 for d in (float(x) for x in args.deltas.split(",")):
                     configs.append(("dynamic", d, f'mode = "dynamic"\nperiod = 8\ndelta_mode = "relative"\ndelta = {d}'))
                 for method, delta, sync in configs:
                     result = run(model, PARTITIONS[partition], sync)
-                    row = {"model": model, "partition": partition, "method": method, "delta": delta, **result}
+                    row = {"model": model, "partition": partition, "method": method, "delta": delta,
+                           "epochs": MODELS[model]["epochs"], **result}
                     out.write(json.dumps(row) + "\n")
                     out.flush()
                     rows.append(row)
