@@ -99,14 +99,39 @@ void AllreduceSync::try_to_rejoin(training::Trainer& trainer) {
   auto members = live_members(transport_);
   auto result = average_parameters(ring_, trainer, tag, members, scratch_);
   if (result.ok) {
+    // The members now hold one model; they must also be at one step (a node that resumed
+    // from a checkpoint is behind, and in fallback each trained at its own pace), or their
+    // learning rates differ and they end at different times. Everyone moves to the most
+    // advanced step. With gradients the replicas must stay identical, so they also restart
+    // their momentum together (each one's buffer reflects its own fallback steps).
+    std::uint64_t step_tag;
+    {
+      std::lock_guard lock(mutex_);
+      step_tag = next_tag_++;
+    }
+    const std::int64_t own_step = trainer.step_count();
+    auto agreed = agree_on_step(ring_, step_tag, members, transport_.self(), own_step);
+    if (!agreed) {
+      spdlog::warn("ring of {} nodes averaged its parameters but did not agree on a step "
+                   "(collective {}); still falling back", members.size(), step_tag);
+      return;
+    }
+    if (*agreed > own_step) trainer.advance_to_step(*agreed);
+    if (options_.gradients) trainer.reset_optimizer_state();
+    transport_.set_progress(step_tag + 1, static_cast<std::uint64_t>(trainer.step_count()));
     std::lock_guard lock(mutex_);
     synchronous_ = true;
     ring_size_ = members.size();
-    ++collectives_;
+    collectives_ += 2;
     consensus_distance_ = 0;
-    spdlog::info("ring of {} nodes re-formed at collective {}; back to allreduce", members.size(), tag);
+    spdlog::info("ring of {} nodes re-formed at collective {}, at step {}{}; back to allreduce",
+                 members.size(), tag, trainer.step_count(),
+                 *agreed > own_step ? " (moved forward " + std::to_string(*agreed - own_step) +
+                                          " steps to meet it)"
+                                    : std::string());
     metrics_.write({{"event", "fallback"}, {"from", "gossip"}, {"to", "allreduce"},
-                    {"step", trainer.step_count()}, {"ring", members.size()}});
+                    {"step", trainer.step_count()}, {"skipped_steps", *agreed - own_step},
+                    {"ring", members.size()}});
     return;
   }
   // Still no ring: a gossip round with whoever is alive keeps the replicas together.

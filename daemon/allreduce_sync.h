@@ -14,6 +14,10 @@
 // also re-synchronises the replicas), and if that fails too, runs a gossip round with its live
 // neighbours instead. The ring re-forms without a dead node, and takes it back when it returns
 // (its parameters are averaged in with the others'). Nothing waits past collective_timeout.
+// A re-formed ring also agrees on the step (every member moves forward to the most advanced
+// one, so a node resumed from an older checkpoint rejoins the schedule, not just the model),
+// and with gradients restarts momentum on every member, so the replicas are identical again
+// and stay so.
 #include <chrono>
 #include <mutex>
 #include <string>

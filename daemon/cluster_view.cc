@@ -5,7 +5,10 @@
 #include "daemon/metrics_log.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace starling::daemon {
@@ -80,6 +83,37 @@ gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training
     trainer.push_parameters();
   }
   return result;
+}
+
+std::optional<std::int64_t> agree_on_step(gossip::RingAllreduce& ring, std::uint64_t tag,
+                                          const std::vector<std::size_t>& members,
+                                          std::size_t self, std::int64_t step) {
+  constexpr int kParts = 4, kBits = 11;
+  constexpr std::int64_t kPart = std::int64_t{1} << kBits;
+  if (step < 0 || step >= (std::int64_t{1} << (kParts * kBits))) {
+    throw std::invalid_argument("agree_on_step: step " + std::to_string(step) + " out of range");
+  }
+  const auto position = static_cast<std::size_t>(
+      std::find(members.begin(), members.end(), self) - members.begin());
+  std::vector<float> slots(kParts * members.size(), 0.0f), agreed(slots.size());
+  for (int k = 0; k < kParts; ++k) {
+    slots[kParts * position + k] = static_cast<float>((step >> (kBits * k)) & (kPart - 1));
+  }
+  if (!ring.run(tag, members, slots, agreed, kStepCollective).ok) return std::nullopt;
+  const double scale = ring.options().mean ? static_cast<double>(members.size()) : 1.0;
+  std::int64_t largest = 0;
+  for (std::size_t m = 0; m < members.size(); ++m) {
+    std::int64_t value = 0;
+    for (int k = 0; k < kParts; ++k) {
+      const double part = static_cast<double>(agreed[kParts * m + k]) * scale;
+      const double rounded = std::round(part);
+      // Each slot held one member's integer part, so anything else is not a step.
+      if (std::abs(part - rounded) > 0.25 || rounded < 0 || rounded >= kPart) return std::nullopt;
+      value |= static_cast<std::int64_t>(rounded) << (kBits * k);
+    }
+    largest = std::max(largest, value);
+  }
+  return largest;
 }
 
 gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,

@@ -2,6 +2,7 @@
 // What a node's sync strategies need to know about the cluster right now, from its peer table.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,12 +29,21 @@ void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>
 // Collective kinds, so a gradient allreduce and a parameter allreduce never mix.
 inline constexpr std::uint64_t kGradientCollective = 1;
 inline constexpr std::uint64_t kParameterCollective = 2;
+inline constexpr std::uint64_t kStepCollective = 3;
 
 // Averages the model's parameters over `members` with collective `tag`; on success the
 // trainer holds the average, on failure it is unchanged. `scratch` is reused between calls.
 gossip::AllreduceResult average_parameters(gossip::RingAllreduce& ring, training::Trainer& trainer,
                                            std::uint64_t tag, const std::vector<std::size_t>& members,
                                            std::vector<float>& scratch);
+
+// The largest training step among `members`, known exactly and identically to each of them
+// after one small collective `tag` (nullopt if it fails). Member k writes its step, cut into
+// four 11-bit parts, into slots 4k..4k+3 and zeros elsewhere; a float sum or mean of such
+// parts is exact, so every member decodes every member's step. Steps below 2^44.
+std::optional<std::int64_t> agree_on_step(gossip::RingAllreduce& ring, std::uint64_t tag,
+                                          const std::vector<std::size_t>& members,
+                                          std::size_t self, std::int64_t step);
 
 class MetricsLog;
 

@@ -45,6 +45,7 @@ class RingAllreduce {
   // Opens the mailbox for collectives [first_tag, first_tag + kWindow): build the
   // RingAllreduce before any member may start a collective, so early chunks are kept.
   RingAllreduce(Transport& transport, AllreduceOptions options, std::uint64_t first_tag = 0);
+  const AllreduceOptions& options() const { return options_; }
   // Buffers collectives from `tag` on (e.g. after a restart), before run() does.
   void expect(std::uint64_t tag);
   // The same without a RingAllreduce at hand: members that start a collective early must find

@@ -32,6 +32,8 @@ class FusedSgd {
 
   // [trainable] floats, on the buffers' device; zero until the first step.
   const at::Tensor& momentum_buffer() const { return momentum_; }
+  // Back to the state before the first step: the next step's buffer is its own update.
+  void reset_momentum() { momentum_.zero_(); }
 
  private:
   void step_cpu(float lr);

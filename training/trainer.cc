@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "training/blas_threads.h"
 #include "training/device.h"
@@ -126,6 +128,22 @@ std::int64_t Trainer::steps_per_epoch() const { return impl_->steps_per_epoch; }
 std::int64_t Trainer::total_steps() const { return impl_->total_steps; }
 bool Trainer::finished() const { return impl_->step >= impl_->total_steps; }
 std::int64_t Trainer::step_count() const { return impl_->step; }
+
+void Trainer::advance_to_step(std::int64_t target) {
+  Impl& s = *impl_;
+  if (s.gradients_pending) {
+    throw std::logic_error("Trainer::advance_to_step() between compute_gradients() and apply_gradients()");
+  }
+  if (target < s.step) {
+    throw std::invalid_argument("Trainer::advance_to_step(" + std::to_string(target) +
+                                ") is behind step " + std::to_string(s.step));
+  }
+  // The data order is defined by the batches drawn (an epoch's last batch may be short), so
+  // draw them: cheap next to training, and exactly the position an uninterrupted run reaches.
+  for (; s.step < target; ++s.step) s.order->next_batch(s.spec.batch_size);
+}
+
+void Trainer::reset_optimizer_state() { impl_->sgd->reset_momentum(); }
 double Trainer::epoch() const { return impl_->order->fractional_epoch(); }
 double Trainer::lr() const { return impl_->schedule->at(impl_->step); }
 std::int64_t Trainer::samples_seen() const { return impl_->samples_seen; }

@@ -107,6 +107,15 @@ class Trainer {
   EvalResult evaluate_parameters(std::span<const float> parameters);
 
   std::int64_t step_count() const;
+  // Moves forward to `step` without training: the step counter, the position in the data
+  // order and with them the learning-rate schedule are where they would be had the skipped
+  // batches been trained on (samples_seen() does not count them). For a node that rejoins a
+  // synchronous ring which got further. Throws std::invalid_argument for a step behind
+  // step_count(), logic_error between compute_gradients() and apply_gradients().
+  void advance_to_step(std::int64_t step);
+  // Zeroes the optimizer's momentum, as before the first step: replicas that must stay
+  // identical restart it together.
+  void reset_optimizer_state();
   double epoch() const;
   double lr() const;  // learning rate the next step will use
   std::int64_t samples_seen() const;

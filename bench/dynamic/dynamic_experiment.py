@@ -106,6 +106,8 @@ def main():
                    help="override epochs per model, e.g. mlp=16,cnn=6 (defaults: "
                         + ", ".join(f"{k}={v['epochs']}" for k, v in MODELS.items()) + ")")
     p.add_argument("--periods", default="1,8", help="periodic-averaging periods to run")
+    p.add_argument("--check-period", type=int, default=8,
+                   help="dynamic averaging: steps between checks of the local condition (b)")
     p.add_argument("--plot", default=os.path.join(ROOT, "bench", "dynamic", "bytes_vs_accuracy.png"))
     p.add_argument("--from-results", help="only plot these results (a jsonl file)")
     args = p.parse_args()
@@ -127,11 +129,13 @@ def main():
                             f'mode = "allreduce"\nallreduce = "parameters"\nperiod = {int(h)}')
                            for h in filter(None, args.periods.split(","))]
                 for d in (float(x) for x in args.deltas.split(",")):
-                    configs.append(("dynamic", d, f'mode = "dynamic"\nperiod = 8\ndelta_mode = "relative"\ndelta = {d}'))
+                    configs.append(("dynamic", d, f'mode = "dynamic"\nperiod = {args.check_period}\n'
+                                                  f'delta_mode = "relative"\ndelta = {d}'))
                 for method, delta, sync in configs:
                     result = run(model, PARTITIONS[partition], sync)
                     row = {"model": model, "partition": partition, "method": method, "delta": delta,
-                           "epochs": MODELS[model]["epochs"], **result}
+                           "epochs": MODELS[model]["epochs"],
+                           "check_period": args.check_period if method == "dynamic" else None, **result}
                     out.write(json.dumps(row) + "\n")
                     out.flush()
                     rows.append(row)

@@ -150,6 +150,53 @@ TEST(Trainer, SplitStepEqualsStepAndExposesGradients) {
   EXPECT_TRUE(bitwise_equal(whole.parameters(), split.parameters()));
 }
 
+// A node that rejoins a synchronous ring jumps to the ring's step and takes its model: from
+// there it must train exactly as a node that never left (same batches, same learning rate).
+TEST(Trainer, AdvanceToStepLandsWhereTrainingWould) {
+  auto spec = synthetic_spec();
+  spec.momentum = 0;  // plain SGD: the model and the step are the whole state
+  spec.lr_schedule = "cosine";
+  spec.epochs = 3;
+  Trainer trained(spec, NodeShard{});
+  Trainer skipped(spec, NodeShard{});
+  const std::int64_t jump = trained.steps_per_epoch() + 5;  // across an epoch boundary
+  for (std::int64_t i = 0; i < jump; ++i) trained.step();
+  skipped.advance_to_step(jump);
+  EXPECT_EQ(skipped.step_count(), jump);
+  EXPECT_DOUBLE_EQ(skipped.epoch(), trained.epoch());
+  EXPECT_DOUBLE_EQ(skipped.lr(), trained.lr());
+  EXPECT_EQ(skipped.samples_seen(), 0);  // nothing was trained
+  std::memcpy(skipped.parameters().data(), trained.parameters().data(),
+              trained.parameters().size_bytes());
+  skipped.push_parameters();
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(trained.step().loss, skipped.step().loss) << i;
+  }
+  EXPECT_TRUE(bitwise_equal(trained.parameters(), skipped.parameters()));
+
+  EXPECT_THROW(skipped.advance_to_step(jump), std::invalid_argument);  // behind
+  skipped.compute_gradients();
+  EXPECT_THROW(skipped.advance_to_step(skipped.step_count() + 1), std::logic_error);
+  skipped.apply_gradients();
+}
+
+TEST(Trainer, ResetOptimizerStateRestartsMomentum) {
+  auto spec = synthetic_spec();  // momentum 0.9
+  Trainer warm(spec, NodeShard{});
+  for (int i = 0; i < 5; ++i) warm.step();
+  warm.reset_optimizer_state();
+  // A fresh trainer (zero momentum) at the same step with the same model must now agree.
+  Trainer fresh(spec, NodeShard{});
+  fresh.advance_to_step(5);
+  std::memcpy(fresh.parameters().data(), warm.parameters().data(), warm.parameters().size_bytes());
+  fresh.push_parameters();
+  for (int i = 0; i < 5; ++i) {
+    warm.step();
+    fresh.step();
+  }
+  EXPECT_TRUE(bitwise_equal(warm.parameters(), fresh.parameters()));
+}
+
 TEST(Trainer, CallerCanReplaceGradientsBeforeApplying) {
   auto spec = synthetic_spec();
   spec.momentum = 0;
