@@ -41,6 +41,15 @@ double DynamicSync::reference_norm_squared() const {
 void DynamicSync::start(training::Trainer& trainer) {
   wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
                  options_.startup_timeout, "neighbours");
+  if (resumed_) {
+    // Balancings may involve any node; catch up with the most advanced one.
+    std::vector<std::size_t> everyone;
+    for (std::size_t i = 0; i < transport_.size(); ++i) everyone.push_back(i);
+    const std::int64_t skipped = rejoin_peers_step(trainer, transport_, everyone);
+    if (skipped > 0) {
+      metrics_.write({{"event", "rejoined"}, {"step", trainer.step_count()}, {"skipped_steps", skipped}});
+    }
+  }
   trainer.pull_parameters();
   auto params = trainer.parameters();
   gossip::DynamicOptions o;
@@ -131,6 +140,7 @@ void DynamicSync::save_state(training::CheckpointExtras& extras) const {
 }
 
 void DynamicSync::restore_state(const training::CheckpointExtras& extras) {
+  resumed_ = true;
   restored_reference_ = get_floats(extras, "dynamic.reference");
   if (auto bits = get_u64(extras, "dynamic.delta")) {
     double delta;

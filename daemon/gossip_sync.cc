@@ -62,12 +62,37 @@ void GossipSync::start(training::Trainer& trainer) {
   transport_.set_progress(next_round_, static_cast<std::uint64_t>(trainer.step_count()));
   wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
                  options_.startup_timeout, "neighbours");
-  // A restarted node rejoins at the round its neighbours are at, and from now on buffers
-  // their messages for the rounds it is about to run. (A fresh node starts at round 0 like
-  // everyone: neighbours that started a little earlier are a round or two ahead and wait.)
+  // A restarted node rejoins at the round its neighbours are at (and at the matching step),
+  // and from now on buffers their messages for the rounds it is about to run. (A fresh node
+  // starts at round 0 like everyone: neighbours that started a little earlier are a round or
+  // two ahead and wait.)
   std::lock_guard lock(mutex_);
-  if (resumed_) next_round_ = averager_.catch_up(next_round_);
+  if (resumed_) {
+    std::uint64_t target = averager_.catch_up(next_round_);
+    if (target > next_round_) {
+      // Round `target` is launched at step (target + 1) * period: start `period` steps before.
+      std::int64_t step = static_cast<std::int64_t>(target) * period();
+      if (step > trainer.total_steps()) {  // the neighbours are done: finish at once
+        step = trainer.total_steps();
+        target = static_cast<std::uint64_t>(step / period());
+      }
+      move_forward_locked(trainer, target, step);
+    }
+  }
   averager_.expect_round(next_round_);
+}
+
+void GossipSync::move_forward_locked(training::Trainer& trainer, std::uint64_t round,
+                                     std::int64_t step) {
+  const std::int64_t own = trainer.step_count();
+  const std::uint64_t own_round = next_round_;
+  if (step > own) trainer.advance_to_step(step);
+  next_round_ = round;
+  spdlog::info("behind its neighbours: moved forward from round {} (step {}) to round {} "
+               "(step {}), skipping {} steps; averaging brings this node's model in",
+               own_round, own, next_round_, trainer.step_count(), trainer.step_count() - own);
+  metrics_.write({{"event", "rejoined"}, {"step", trainer.step_count()},
+                  {"skipped_steps", trainer.step_count() - own}, {"round", next_round_}});
 }
 
 void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
@@ -76,8 +101,20 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
   {
     std::lock_guard lock(mutex_);
     // Rounds advance in lockstep with steps; only a node that fell clearly behind (stalled
-    // while its neighbours went on) jumps.
-    next_round_ = averager_.catch_up(next_round_, kRealignSlack);
+    // while its neighbours went on) jumps, and it jumps in steps too, keeping the invariant
+    // that round r is launched at step (r + 1) * period on every node. Jumping rounds alone
+    // (as an earlier version did) left restarted nodes with rounds to run after their
+    // neighbours had finished, each waiting out round_timeout, and final allreduces whose
+    // tags (the last round) differed between nodes.
+    std::uint64_t target = averager_.catch_up(next_round_, kRealignSlack);
+    if (target > next_round_) {
+      std::int64_t step = static_cast<std::int64_t>(target + 1) * period();
+      if (step > trainer.total_steps()) {  // launch the last round, at the last step
+        step = trainer.total_steps();
+        target = std::max<std::uint64_t>(next_round_, static_cast<std::uint64_t>(step / period()) - 1);
+      }
+      move_forward_locked(trainer, target, step);
+    }
     round = next_round_++;
     take_sync_requests_locked();
     collective = scheduled_syncs_.count(round) > 0;
@@ -256,7 +293,8 @@ void GossipSync::after_step(training::Trainer& trainer) {
     std::lock_guard lock(mutex_);
     next = next_round_;
   }
-  transport_.set_progress(next, static_cast<std::uint64_t>(step));
+  // (The step may have moved forward in launch_round.)
+  transport_.set_progress(next, static_cast<std::uint64_t>(trainer.step_count()));
 }
 
 void GossipSync::finish(training::Trainer& trainer, bool stopping) {

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <set>
+#include <thread>
+
 #include "support/local_cluster.h"
 
 namespace starling::testing {
@@ -100,6 +103,42 @@ TEST(Fault, SigkilledNodeIsDeadForItsNeighboursAndComesBackFromItsCheckpoint) {
     ASSERT_FALSE(summaries.empty());
     EXPECT_FALSE(summaries.back().value("finished", true));  // stopped early, with a checkpoint
   }
+}
+
+// A node that resumes from its checkpoint is behind by the rounds its neighbours ran while it
+// was down. It must rejoin their round *and* step (round r happens at step (r + 1) * period on
+// every node); if it rejoined the round only, it would still have rounds to run after they
+// finished, each waiting out the round timeout, and its final allreduce would carry another
+// tag than theirs and fail.
+TEST(Fault, ARestartedNodeRejoinsTheRoundAndStepAndTheClusterFinishesTogether) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 6\ncheckpoint_every = 40\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nstaleness = 0\nfinal_allreduce = true\n"
+           "heartbeat_ms = 100\nsuspect_after_ms = 400\ndead_after_ms = 1200\nround_timeout_ms = 1000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
+  cluster.signal(2, SIGKILL);
+  ASSERT_TRUE(cluster.wait_exit(2, 5s));
+  std::this_thread::sleep_for(1500ms);  // the others go on by a few hundred steps
+  cluster.start(2);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  }
+  auto rejoined = cluster.metrics(2, "rejoined");
+  ASSERT_FALSE(rejoined.empty()) << cluster.log(2);
+  EXPECT_GT(rejoined.front().value("skipped_steps", 0), 0);
+  // One final allreduce of all four: one model, one score.
+  std::set<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto finals = cluster.metrics(i, "final_allreduce");
+    ASSERT_FALSE(finals.empty()) << cluster.log(i);
+    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
+    EXPECT_EQ(finals.back().value("members", 0), 4);
+    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
+  }
+  EXPECT_EQ(accuracies.size(), 1u);
 }
 
 }  // namespace
