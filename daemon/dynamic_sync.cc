@@ -39,6 +39,7 @@ double DynamicSync::reference_norm_squared() const {
 }
 
 void DynamicSync::start(training::Trainer& trainer) {
+  transport_.set_progress(0, static_cast<std::uint64_t>(trainer.step_count()));
   wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
                  options_.startup_timeout, "neighbours");
   if (resumed_) {
@@ -95,6 +96,9 @@ void DynamicSync::apply_updates(training::Trainer& trainer) {
 
 void DynamicSync::after_step(training::Trainer& trainer) {
   const std::int64_t step = trainer.step_count();
+  // Heartbeats carry this node's step, so a node that restarts can catch up with it. (Dynamic
+  // averaging has no rounds: the round field stays 0.)
+  transport_.set_progress(0, static_cast<std::uint64_t>(step));
   if (step % options_.period == 0) {
     trainer.pull_parameters();
     averager_->check(trainer.parameters());

@@ -66,6 +66,14 @@ void GossipSync::start(training::Trainer& trainer) {
   // and from now on buffers their messages for the rounds it is about to run. (A fresh node
   // starts at round 0 like everyone: neighbours that started a little earlier are a round or
   // two ahead and wait.)
+  if (resumed_) {
+    // The neighbours' first heartbeats (which carry their rounds) may still be on their way.
+    const auto neighbours = topology_.graph().neighbours(transport_.self());
+    const auto patience = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (latest_reported(transport_, neighbours) == 0 && std::chrono::steady_clock::now() < patience) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   std::lock_guard lock(mutex_);
   if (resumed_) {
     std::uint64_t target = averager_.catch_up(next_round_);
