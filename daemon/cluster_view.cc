@@ -34,6 +34,35 @@ std::uint64_t latest_reported(gossip::Transport& transport, const std::vector<st
   return latest;
 }
 
+std::int64_t latest_reported_step(gossip::Transport& transport, const std::vector<std::size_t>& peers) {
+  std::uint64_t latest = 0;
+  for (std::size_t peer : peers) {
+    if (peer != transport.self() && transport.peers().is_reachable(peer)) {
+      latest = std::max(latest, transport.peers().reported_step(peer));
+    }
+  }
+  return static_cast<std::int64_t>(latest);
+}
+
+std::int64_t rejoin_peers_step(training::Trainer& trainer, gossip::Transport& transport,
+                               const std::vector<std::size_t>& peers) {
+  const std::int64_t own = trainer.step_count();
+  // Right after a restart the peers' first heartbeats (which carry their steps) may still be
+  // on their way: give them a moment (a peer table that has heard none reports step 0).
+  const auto patience = Clock::now() + std::chrono::seconds(2);
+  while (latest_reported_step(transport, peers) == 0 && Clock::now() < patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Never past the end: a node whose peers finished still finishes (and evaluates) itself.
+  const std::int64_t target = std::min(latest_reported_step(transport, peers), trainer.total_steps());
+  if (target <= own) return 0;
+  trainer.advance_to_step(target);
+  spdlog::info("resumed at step {}, behind its peers: moved forward to step {} ({} steps "
+               "skipped; averaging brings this node's older model in)",
+               own, target, target - own);
+  return target - own;
+}
+
 void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>& peers,
                     std::chrono::milliseconds timeout, const std::string& what) {
   if (peers.empty()) return;

@@ -21,6 +21,17 @@ std::vector<std::size_t> live_members(gossip::Transport& transport);
 // The largest round or collective number `peers` (those reachable) report in their heartbeats.
 std::uint64_t latest_reported(gossip::Transport& transport, const std::vector<std::size_t>& peers);
 
+// The largest training step `peers` (those reachable) report in their heartbeats.
+std::int64_t latest_reported_step(gossip::Transport& transport, const std::vector<std::size_t>& peers);
+
+// A node that resumed from a checkpoint is behind its peers by the steps they made since. If
+// it trained them all it would finish long after them, and its last rounds (or balancings)
+// would wait for peers that are done. So it moves forward to the most advanced step its
+// `peers` report, skipping those batches, and lets averaging pull its older model in. Logs
+// and returns the steps skipped (0 when it is not behind).
+std::int64_t rejoin_peers_step(training::Trainer& trainer, gossip::Transport& transport,
+                               const std::vector<std::size_t>& peers);
+
 // Waits until each of `peers` is alive with a measured round trip (we hear it and it hears
 // us), or `timeout`; logs who is missing. `what` names them in the log ("neighbours").
 void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>& peers,

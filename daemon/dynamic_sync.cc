@@ -42,6 +42,15 @@ void DynamicSync::start(training::Trainer& trainer) {
   transport_.set_progress(0, static_cast<std::uint64_t>(trainer.step_count()));
   wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
                  options_.startup_timeout, "neighbours");
+  if (resumed_) {
+    // Balancings may involve any node; catch up with the most advanced one.
+    std::vector<std::size_t> everyone;
+    for (std::size_t i = 0; i < transport_.size(); ++i) everyone.push_back(i);
+    const std::int64_t skipped = rejoin_peers_step(trainer, transport_, everyone);
+    if (skipped > 0) {
+      metrics_.write({{"event", "rejoined"}, {"step", trainer.step_count()}, {"skipped_steps", skipped}});
+    }
+  }
   trainer.pull_parameters();
   auto params = trainer.parameters();
   gossip::DynamicOptions o;
@@ -87,8 +96,8 @@ void DynamicSync::apply_updates(training::Trainer& trainer) {
 
 void DynamicSync::after_step(training::Trainer& trainer) {
   const std::int64_t step = trainer.step_count();
-  // Heartbeats carry this node's step (peers show it in `starlingctl peers`). Dynamic averaging
-  // has no rounds: the round field stays 0.
+  // Heartbeats carry this node's step, so a node that restarts can catch up with it. (Dynamic
+  // averaging has no rounds: the round field stays 0.)
   transport_.set_progress(0, static_cast<std::uint64_t>(step));
   if (step % options_.period == 0) {
     trainer.pull_parameters();
@@ -135,6 +144,7 @@ void DynamicSync::save_state(training::CheckpointExtras& extras) const {
 }
 
 void DynamicSync::restore_state(const training::CheckpointExtras& extras) {
+  resumed_ = true;
   restored_reference_ = get_floats(extras, "dynamic.reference");
   if (auto bits = get_u64(extras, "dynamic.delta")) {
     double delta;

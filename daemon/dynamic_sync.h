@@ -58,6 +58,7 @@ class DynamicSync final : public SyncStrategy {
   std::unique_ptr<gossip::DynamicAverager> averager_;  // built in start(), from the model
   std::vector<float> scratch_;  // for the final allreduce
   std::optional<std::vector<float>> restored_reference_;
+  bool resumed_ = false;  // restored from a checkpoint: behind the others by their progress since
   std::optional<double> restored_delta_;
   std::int64_t last_epoch_ = 0;
   std::chrono::nanoseconds blocked_{0};  // training thread standing still for balancings

@@ -149,9 +149,13 @@ void DynamicAverager::release(const std::vector<std::size_t>& members, std::uint
   OutgoingMessage message;
   message.type = MessageType::balance_release;
   message.tag = balancing;
-  message.aux0 = std::numeric_limits<std::uint32_t>::max();  // not an attempt number
   for (std::size_t m : members) {
-    if (m != transport_.self()) transport_.send(m, message);
+    if (m == transport_.self()) continue;
+    // Not an attempt number: above every attempt, and new for each release, because a member
+    // may rightly be released twice for one balancing (left out, then freed again on abort)
+    // and the mailbox refuses a repeated (tag, aux0) as a replay.
+    message.aux0 = next_release_++;
+    transport_.send(m, message);
   }
 }
 
@@ -159,6 +163,14 @@ void DynamicAverager::serve(ReceivedMessage& message) {
   const Header& h = message.header();
   const std::size_t from = message.sender();
   std::lock_guard lock(mutex_);
+  if (lock_ && lock_->driver == from && from != transport_.self() &&
+      h.incarnation != lock_->driver_incarnation) {
+    // The driver restarted: its balancing died with its old process and will never end.
+    spdlog::info("balancing {:x} of {} ended with its process (it restarted); leaving it",
+                 lock_->balancing, transport_.peers().id(from));
+    lock_.reset();
+    unlocked_.notify_all();
+  }
   switch (h.type) {
     case MessageType::model_request: {
       const bool ours = lock_ && lock_->driver == from && lock_->balancing == h.tag;
@@ -182,7 +194,7 @@ void DynamicAverager::serve(ReceivedMessage& message) {
         return;
       }
       if (!ours) {
-        lock_ = Lock{from, h.tag, latest_, Clock::now()};
+        lock_ = Lock{from, h.tag, h.incarnation, latest_, Clock::now()};
         ++stats_.joined;
       }
       OutgoingMessage reply;
@@ -230,6 +242,16 @@ void DynamicAverager::serve(ReceivedMessage& message) {
       return;
     default: return;
   }
+}
+
+void DynamicAverager::expire_abandoned_lock_locked() {
+  if (!lock_ || lock_->driver == transport_.self()) return;
+  const bool driver_dead = transport_.peers().is_dead(lock_->driver);
+  if (!driver_dead && Clock::now() - lock_->since <= options_.lock_timeout) return;
+  spdlog::warn("balancing {:x} of {} never ended ({}); leaving it", lock_->balancing,
+               transport_.peers().id(lock_->driver), driver_dead ? "its driver is dead" : "timed out");
+  lock_.reset();
+  unlocked_.notify_all();
 }
 
 std::vector<std::size_t> DynamicAverager::all_live() const {
@@ -315,7 +337,7 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
   double delta;
   {
     std::lock_guard lock(mutex_);
-    lock_ = Lock{self, balancing, own, Clock::now()};
+    lock_ = Lock{self, balancing, 0, own, Clock::now()};
     reference = reference_;
     delta = options_.delta;
     violation_.store(false);  // now handled (lock_ is set first: waiters never see neither)
@@ -415,21 +437,16 @@ void DynamicAverager::run() {
     auto message = transport_.mailbox().take_any_of(
         kProtocolTypes, Clock::now() + std::chrono::milliseconds(100),
         [this] { return stopping_.load() || violation_.load(); });
-    if (message) {
-      serve(*message);
-      continue;
-    }
     {
-      // A member whose driver vanished frees itself.
+      // Checked on every pass, not only when the mailbox is quiet: other drivers retry their
+      // requests every few milliseconds while this node is held, and a check that waited for
+      // silence would never run (a restart soak caught two nodes held for minutes that way).
       std::lock_guard lock(mutex_);
-      if (lock_ && lock_->driver != transport_.self() &&
-          Clock::now() - lock_->since > options_.lock_timeout) {
-        spdlog::warn("balancing {:x} of {} never ended; leaving it", lock_->balancing,
-                     transport_.peers().id(lock_->driver));
-        lock_.reset();
-        unlocked_.notify_all();
-      }
+      expire_abandoned_lock_locked();
     }
+    // A violation is handled after any message served with it: under a steady stream of
+    // requests it would otherwise wait for a quiet mailbox, and the training thread with it.
+    if (message) serve(*message);
     if (!violation_.load()) continue;
     std::shared_ptr<const std::vector<float>> own;
     {

@@ -23,7 +23,10 @@
 // Waits-for edges only point from lower to higher ids, so there is no deadlock, and the
 // lowest-id driver always finishes. A member whose driver vanishes frees itself after
 // lock_timeout; a driver drops members that do not answer within reply_timeout, and at once
-// those that answer that they have left (finished training: leave()).
+// those that answer that they have left (finished training: leave()). A member is also freed
+// at once when its driver is declared dead or speaks from a new process (it restarted: the
+// balancing died with the old one), and the lock timeout is checked however busy the node is,
+// so a stream of other drivers' requests cannot keep it held.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -109,6 +112,7 @@ class DynamicAverager {
   struct Lock {
     std::size_t driver = 0;
     std::uint64_t balancing = 0;
+    std::uint64_t driver_incarnation = 0;  // the driver's process when it took this node
     std::shared_ptr<const std::vector<float>> snapshot;  // what this node contributed
     Clock::time_point since;
   };
@@ -130,6 +134,9 @@ class DynamicAverager {
   void reply_busy(std::size_t driver, std::uint64_t balancing, std::uint64_t attempt,
                   std::size_t blocker);
   void release(const std::vector<std::size_t>& members, std::uint64_t balancing);
+  // Frees this node from another driver's balancing that can no longer end: the driver is
+  // dead, or it has held the node past lock_timeout. Caller holds mutex_.
+  void expire_abandoned_lock_locked();
   std::vector<std::size_t> live_neighbours_of(const std::vector<std::size_t>& set) const;
 
   Transport& transport_;
@@ -137,6 +144,7 @@ class DynamicAverager {
   DynamicOptions options_;
   std::uint64_t next_balancing_;
   std::set<std::size_t> left_;  // nodes that finished training (protocol thread only)
+  std::uint64_t next_release_ = std::uint64_t{1} << 32;  // aux0 of releases (protocol thread only)
 
   // Shared between the training thread and the protocol thread. Lock order: mutex_, then the
   // mailbox's lock (never the other way round: give-up predicates read only atomics).

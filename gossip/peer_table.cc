@@ -126,6 +126,11 @@ std::uint64_t PeerTable::reported_round(std::size_t peer) const {
   return peers_[peer].reported_round;
 }
 
+std::uint64_t PeerTable::reported_step(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].reported_step;
+}
+
 std::vector<PeerInfo> PeerTable::snapshot() const {
   std::lock_guard lock(mutex_);
   return peers_;

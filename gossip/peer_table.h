@@ -93,6 +93,7 @@ class PeerTable {
   // Alive or suspect: worth sending to and waiting for (until it is declared dead).
   bool is_reachable(std::size_t peer) const;
   std::uint64_t reported_round(std::size_t peer) const;
+  std::uint64_t reported_step(std::size_t peer) const;
   std::vector<PeerInfo> snapshot() const;
   std::array<std::uint64_t, kRejectReasonCount> unknown_rejections() const;
   // Connections that failed the ZeroMQ handshake (garbage on the data port).

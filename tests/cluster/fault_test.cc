@@ -141,5 +141,36 @@ TEST(Fault, ARestartedNodeRejoinsTheRoundAndStepAndTheClusterFinishesTogether) {
   EXPECT_EQ(accuracies.size(), 1u);
 }
 
+// The same for dynamic averaging, whose nodes report their step in heartbeats for this.
+TEST(Fault, ARestartedDynamicNodeRejoinsTheStepAndTheClusterFinishesTogether) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 6\ncheckpoint_every = 40\neval_every = 100000";
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta_mode = \"relative\"\ndelta = 0.01\n"
+           "final_allreduce = true\nheartbeat_ms = 100\nsuspect_after_ms = 400\n"
+           "dead_after_ms = 1200\nreply_timeout_ms = 1000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
+  cluster.signal(2, SIGKILL);
+  ASSERT_TRUE(cluster.wait_exit(2, 5s));
+  std::this_thread::sleep_for(1500ms);
+  cluster.start(2);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  }
+  auto rejoined = cluster.metrics(2, "rejoined");
+  ASSERT_FALSE(rejoined.empty()) << cluster.log(2);
+  EXPECT_GT(rejoined.front().value("skipped_steps", 0), 0);
+  std::set<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto finals = cluster.metrics(i, "final_allreduce");
+    ASSERT_FALSE(finals.empty()) << cluster.log(i);
+    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
+    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
+  }
+  EXPECT_EQ(accuracies.size(), 1u);
+}
+
 }  // namespace
 }  // namespace starling::testing

@@ -241,5 +241,69 @@ TEST(DynamicAveraging, ADeadMemberIsLeftOutAfterTheReplyTimeout) {
   EXPECT_TRUE(updates[15].empty());
 }
 
+// One averager (node 0) among raw transports that play drivers, so a test can hold node 0 in a
+// balancing that never ends, the way a driver that crashed mid-balancing does.
+struct HeldMember {
+  topology::ClusterSpec spec = ring_spec(4);
+  topology::Topology topo = topology::Topology::compile(spec);
+  FakeNetwork network{topo.names(), 1};
+  std::unique_ptr<DynamicAverager> member;
+
+  explicit HeldMember(std::chrono::milliseconds lock_timeout) {
+    DynamicOptions o;
+    o.delta = 1e9;  // node 0 never violates: it only answers
+    o.lock_timeout = lock_timeout;
+    member = std::make_unique<DynamicAverager>(network.node(0), topo, o, constant(4, 0));
+    member->check(constant(4, 1));  // publishes a model to answer with
+    for (std::size_t i = 1; i < 4; ++i) DynamicAverager::open_mailbox(network.node(i));
+  }
+
+  void request(std::size_t driver, std::uint64_t balancing, std::uint64_t attempt) {
+    OutgoingMessage m;
+    m.type = MessageType::model_request;
+    m.tag = balancing;
+    m.aux0 = attempt;
+    network.node(driver).send(0, std::move(m));
+  }
+
+  // Node 0's answer to `driver`: a model_reply (true), "busy" (false), or nothing (nullopt).
+  std::optional<bool> answer(std::size_t driver, std::chrono::milliseconds wait) {
+    auto m = network.node(driver).mailbox().take_any_of(
+        {MessageType::model_reply, MessageType::balance_release}, Clock::now() + wait);
+    if (!m) return std::nullopt;
+    return m->header().type == MessageType::model_reply;
+  }
+};
+
+TEST(DynamicAveraging, AMemberHeldByACrashedDriverAnswersItsNextProcess) {
+  HeldMember c(60s);  // the lock timeout plays no part here
+  c.request(3, 5, 0);
+  ASSERT_EQ(c.answer(3, 2s), std::optional<bool>(true));  // node 0 is now in 3's balancing 5
+  c.request(3, 6, 0);
+  EXPECT_EQ(c.answer(3, 2s), std::optional<bool>(false)) << "same process, balancing 5 still open";
+  // Node 3 crashes and comes back; the new process numbers its balancings from the start.
+  c.network.kill(3);
+  c.network.revive(3);
+  DynamicAverager::open_mailbox(c.network.node(3));
+  c.request(3, 1, 0);
+  EXPECT_EQ(c.answer(3, 2s), std::optional<bool>(true));
+}
+
+TEST(DynamicAveraging, AStreamOfRequestsDoesNotHoldAMemberPastTheLockTimeout) {
+  HeldMember c(300ms);
+  c.request(3, 5, 0);
+  ASSERT_EQ(c.answer(3, 2s), std::optional<bool>(true));  // held by 3, which then goes quiet
+  // Node 2 retries every 10 ms, as a driver told "busy" does; node 0 must still let 3's
+  // balancing go after the lock timeout and join 2's.
+  const auto start = Clock::now();
+  bool joined = false;
+  for (std::uint64_t attempt = 0; !joined && Clock::now() - start < 5s; ++attempt) {
+    c.request(2, 7, attempt);
+    joined = c.answer(2, 10ms) == std::optional<bool>(true);
+  }
+  EXPECT_TRUE(joined) << "node 0 stayed in a balancing that could not end";
+  EXPECT_LT(Clock::now() - start, 2s);
+}
+
 }  // namespace
 }  // namespace starling::gossip
