@@ -4,10 +4,12 @@
 
 namespace starling::gossip {
 
-Mailbox::Mailbox(std::size_t cluster_size, std::size_t per_sender_limit)
+Mailbox::Mailbox(std::size_t cluster_size, std::size_t per_sender_limit,
+                 std::chrono::milliseconds replay_horizon)
     : per_sender_limit_(per_sender_limit),
       incarnation_(cluster_size, 0),
-      buffered_per_sender_(cluster_size, 0) {}
+      buffered_per_sender_(cluster_size, 0),
+      replay_horizon_(replay_horizon) {}
 
 std::optional<RejectReason> Mailbox::deliver(ReceivedMessage message) {
   const Header& h = message.header();
@@ -18,7 +20,7 @@ std::optional<RejectReason> Mailbox::deliver(ReceivedMessage message) {
     // A restarted node may legitimately reuse tags its previous incarnation sent.
     incarnation_[h.sender] = h.incarnation;
     for (auto& [type, keys] : seen_) {
-      std::erase_if(keys, [&](const SeenKey& k) { return std::get<1>(k) == h.sender; });
+      std::erase_if(keys, [&](const auto& entry) { return std::get<1>(entry.first) == h.sender; });
     }
     std::erase_if(messages_, [&](const auto& entry) {
       if (entry.first.sender != h.sender) return false;
@@ -30,7 +32,17 @@ std::optional<RejectReason> Mailbox::deliver(ReceivedMessage message) {
   if (window == windows_.end()) return RejectReason::round_outside_window;
   if (h.tag < window->second.low) return RejectReason::late;
   if (h.tag > window->second.high) return RejectReason::round_outside_window;
-  if (!seen_[h.type].emplace(h.tag, h.sender, h.aux0).second) return RejectReason::replayed;
+  const auto now = Clock::now();
+  while (!seen_order_.empty() && now - seen_order_.front().at > replay_horizon_) {
+    const Remembered& oldest = seen_order_.front();
+    auto& seen = seen_[oldest.type];
+    auto it = seen.find(oldest.key);
+    if (it != seen.end() && it->second == oldest.at) seen.erase(it);
+    seen_order_.pop_front();
+  }
+  SeenKey seen_key{h.tag, h.sender, h.aux0};
+  if (!seen_[h.type].emplace(seen_key, now).second) return RejectReason::replayed;
+  seen_order_.push_back(Remembered{now, h.type, seen_key});
   if (buffered_per_sender_[h.sender] >= per_sender_limit_) return RejectReason::mailbox_full;
   MailboxKey key{h.type, h.tag, h.sender, h.aux0};
   ++buffered_per_sender_[h.sender];
@@ -184,6 +196,13 @@ void Mailbox::close() {
 std::size_t Mailbox::buffered() const {
   std::lock_guard lock(mutex_);
   return messages_.size();
+}
+
+std::size_t Mailbox::remembered() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& [type, seen] : seen_) n += seen.size();
+  return n;
 }
 
 }  // namespace starling::gossip

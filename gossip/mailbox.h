@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -35,7 +36,14 @@ struct MailboxKey {
 
 class Mailbox {
  public:
-  Mailbox(std::size_t cluster_size, std::size_t per_sender_limit);
+  // `replay_horizon`: how long a delivered (type, tag, sender, aux0) is remembered to refuse
+  // its replay. Windows forget what falls below them; types whose window never moves (the
+  // dynamic averaging protocol's) would otherwise remember every message of a run, so
+  // memory is bounded by the message rate times the horizon. A replay older than that is
+  // not refused; the protocols tolerate stale messages (they match them against what is
+  // open), and the transport never duplicates one.
+  Mailbox(std::size_t cluster_size, std::size_t per_sender_limit,
+          std::chrono::milliseconds replay_horizon = std::chrono::minutes(2));
 
   // Network side. Returns why the message was refused, or nullopt if it was stored.
   std::optional<RejectReason> deliver(ReceivedMessage message);
@@ -76,6 +84,8 @@ class Mailbox {
   void wake_all();
   void close();
   std::size_t buffered() const;
+  // How many delivered messages are remembered for replay protection.
+  std::size_t remembered() const;
 
  private:
   struct Window {
@@ -96,9 +106,19 @@ class Mailbox {
   bool closed_ = false;
   std::map<MessageType, Window> windows_;
   std::map<MailboxKey, ReceivedMessage> messages_;
-  std::map<MessageType, std::set<SeenKey>> seen_;
+  std::map<MessageType, std::map<SeenKey, Clock::time_point>> seen_;  // when delivered
+  // Every entry of seen_ in delivery order, to forget those older than replay_horizon_ (an
+  // entry may already be gone from seen_, or delivered again after it went: windows and new
+  // incarnations drop entries too; only the entry of that delivery time is forgotten).
+  struct Remembered {
+    Clock::time_point at;
+    MessageType type;
+    SeenKey key;
+  };
+  std::deque<Remembered> seen_order_;
   std::vector<std::uint64_t> incarnation_;  // newest incarnation seen per sender
   std::vector<std::size_t> buffered_per_sender_;
+  std::chrono::milliseconds replay_horizon_;
 };
 
 }  // namespace starling::gossip

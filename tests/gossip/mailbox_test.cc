@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <thread>
 
 #include "gossip/mailbox.h"
@@ -52,6 +53,20 @@ TEST(Mailbox, RejectsReplaysEvenAfterTheOriginalWasTaken) {
   EXPECT_EQ(box.deliver(message(2, 3)), RejectReason::replayed);
   // Another sender may use the same tag.
   EXPECT_EQ(box.deliver(message(1, 3)), std::nullopt);
+}
+
+TEST(Mailbox, ForgetsDeliveredMessagesAfterTheReplayHorizonSoMemoryStaysBounded) {
+  // The dynamic protocol's window never moves: only the horizon bounds what is remembered.
+  Mailbox box(4, 100000, 200ms);
+  box.set_window(MessageType::model_request, 0, std::numeric_limits<std::uint64_t>::max());
+  for (std::uint64_t tag = 0; tag < 1000; ++tag) {
+    ASSERT_EQ(box.deliver(message(1, tag, 1, MessageType::model_request)), std::nullopt);
+  }
+  EXPECT_EQ(box.remembered(), 1000u);
+  EXPECT_EQ(box.deliver(message(1, 7, 1, MessageType::model_request)), RejectReason::replayed);
+  std::this_thread::sleep_for(250ms);
+  EXPECT_EQ(box.deliver(message(1, 5000, 1, MessageType::model_request)), std::nullopt);
+  EXPECT_EQ(box.remembered(), 1u);  // only the one just delivered
 }
 
 TEST(Mailbox, ANewIncarnationResetsReplayStateAndOldOnesAreRefused) {
