@@ -55,6 +55,9 @@ void DynamicSync::start(training::Trainer& trainer) {
   auto params = trainer.parameters();
   gossip::DynamicOptions o;
   o.reply_timeout = options_.reply_timeout;
+  // A drive gathers at most once per widening (each adds at least one node, and it stops at
+  // half the live nodes) plus the full synchronization, each within reply_timeout.
+  o.lock_timeout = options_.reply_timeout * static_cast<int>(transport_.size() / 2 + 3);
   o.delta = options_.delta;
   // Every node starts from the same seeded model, which is the first reference; a resumed
   // node keeps the reference of its last full synchronization.
@@ -125,10 +128,15 @@ void DynamicSync::after_step(training::Trainer& trainer) {
   }
 }
 
-void DynamicSync::finish(training::Trainer& trainer, bool /*stopping*/) {
+void DynamicSync::finish(training::Trainer& trainer, bool stopping) {
   // Take no part in new balancings, let the current one end, and apply what it brought.
   averager_->leave(2 * options_.reply_timeout);
   apply_updates(trainer);
+  // A node stopped early does not join the final allreduce: the others are still training, so
+  // it would wait for them (up to 120 s, past systemd's stop timeout, losing its last
+  // checkpoint), and its abort would stay in their mailboxes and fail their own final
+  // allreduce later. The gossip and allreduce modes do the same.
+  if (stopping) return;
   // Collective 1: the only one this ring runs, on every node at the end.
   if (options_.final_allreduce) final_average(trainer, 1, transport_, metrics_, scratch_);
 }

@@ -88,6 +88,7 @@ void GossipSync::start(training::Trainer& trainer) {
     }
   }
   averager_.expect_round(next_round_);
+  ring_.expect(next_round_);
 }
 
 void GossipSync::move_forward_locked(training::Trainer& trainer, std::uint64_t round,
@@ -96,6 +97,12 @@ void GossipSync::move_forward_locked(training::Trainer& trainer, std::uint64_t r
   const std::uint64_t own_round = next_round_;
   if (step > own) trainer.advance_to_step(step);
   next_round_ = round;
+  // Allreduces scheduled for the rounds it skipped will not run here (its peers ran or
+  // failed them without it).
+  for (auto it = scheduled_syncs_.begin(); it != scheduled_syncs_.end() && it->first < round;) {
+    spdlog::warn("skipped the allreduce scheduled at round {} ({}): moved past it", it->first, it->second);
+    it = scheduled_syncs_.erase(it);
+  }
   spdlog::info("behind its neighbours: moved forward from round {} (step {}) to round {} "
                "(step {}), skipping {} steps; averaging brings this node's model in",
                own_round, own, next_round_, trainer.step_count(), trainer.step_count() - own);
@@ -127,9 +134,11 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
     take_sync_requests_locked();
     collective = scheduled_syncs_.count(round) > 0;
     // Collectives are tagged with rounds: keep the window on the current round, so a peer's
-    // collective for this round or the next 64 (a scheduled sync, the final allreduce) is
-    // buffered even if it starts before this node gets there.
-    if (scheduled_syncs_.empty()) ring_.expect(round);
+    // collective for this round or the next 64 (a scheduled sync, kSyncLead rounds ahead, or
+    // the final allreduce) is buffered even if it starts before this node gets there. The
+    // window always follows the round: pinned at a scheduled sync that never ran (scheduled
+    // past the last round, or skipped by a jump) it would refuse the final allreduce.
+    ring_.expect(round);
   }
   if (collective) {
     run_collective_round(trainer, round);
@@ -165,7 +174,6 @@ void GossipSync::take_sync_requests_locked() {
       continue;
     }
     scheduled_syncs_.emplace(round, "requested by " + from);
-    ring_.expect(scheduled_syncs_.begin()->first);
   }
 }
 
@@ -176,7 +184,6 @@ std::uint64_t GossipSync::request_sync(const std::string& reason) {
     round = next_round_ + kSyncLead;
     scheduled_syncs_.emplace(round, reason);
     last_sync_request_ = round;
-    ring_.expect(scheduled_syncs_.begin()->first);
   }
   gossip::OutgoingMessage request;
   request.type = gossip::MessageType::sync_request;

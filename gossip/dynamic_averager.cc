@@ -56,8 +56,9 @@ DynamicAverager::~DynamicAverager() {
 
 void DynamicAverager::leave(std::chrono::milliseconds limit) {
   leaving_.store(true);
+  transport_.mailbox().wake_all();  // run() drops a pending violation now (see there)
   std::unique_lock lock(mutex_);
-  unlocked_.wait_for(lock, limit, [this] { return !lock_.has_value(); });
+  unlocked_.wait_for(lock, limit, [this] { return !lock_.has_value() && !violation_.load(); });
 }
 
 std::chrono::nanoseconds DynamicAverager::wait_while_involved(std::chrono::milliseconds limit) {
@@ -129,7 +130,7 @@ std::vector<std::size_t> DynamicAverager::live_neighbours_of(const std::vector<s
   std::set<std::size_t> out(set.begin(), set.end());
   for (std::size_t member : set) {
     for (std::size_t n : topology_.graph().neighbours(member)) {
-      if (n == transport_.self() || (transport_.peers().is_alive(n) && !left_.count(n))) out.insert(n);
+      if (n == transport_.self() || (transport_.peers().is_alive(n) && !has_left(n))) out.insert(n);
     }
   }
   return {out.begin(), out.end()};
@@ -224,7 +225,7 @@ void DynamicAverager::serve(ReceivedMessage& message) {
         ++stats_.reference_updates;
       }
       ++stats_.updates;
-      updates_.push_back(std::move(update));
+      queue_update_locked(std::move(update));
       lock_.reset();
       unlocked_.notify_all();
       return;
@@ -247,17 +248,37 @@ void DynamicAverager::serve(ReceivedMessage& message) {
 void DynamicAverager::expire_abandoned_lock_locked() {
   if (!lock_ || lock_->driver == transport_.self()) return;
   const bool driver_dead = transport_.peers().is_dead(lock_->driver);
-  if (!driver_dead && Clock::now() - lock_->since <= options_.lock_timeout) return;
+  const bool driver_restarted = transport_.peers().incarnation(lock_->driver) > lock_->driver_incarnation;
+  if (!driver_dead && !driver_restarted && Clock::now() - lock_->since <= options_.lock_timeout) return;
   spdlog::warn("balancing {:x} of {} never ended ({}); leaving it", lock_->balancing,
-               transport_.peers().id(lock_->driver), driver_dead ? "its driver is dead" : "timed out");
+               transport_.peers().id(lock_->driver),
+               driver_dead ? "its driver is dead" : driver_restarted ? "its driver restarted" : "timed out");
   lock_.reset();
   unlocked_.notify_all();
+}
+
+void DynamicAverager::queue_update_locked(DynamicUpdate update) {
+  if (updates_.size() < kMaxQueuedUpdates) {
+    updates_.push_back(std::move(update));
+    return;
+  }
+  DynamicUpdate& last = updates_.back();
+  for (std::size_t k = 0; k < last.delta.size(); ++k) last.delta[k] += update.delta[k];
+  last.balancing = update.balancing;
+  last.full_sync = last.full_sync || update.full_sync;
+  last.set_size = update.set_size;
+  last.merged += update.merged;
+}
+
+bool DynamicAverager::has_left(std::size_t node) const {
+  auto it = left_.find(node);
+  return it != left_.end() && transport_.peers().incarnation(node) <= it->second;
 }
 
 std::vector<std::size_t> DynamicAverager::all_live() const {
   std::vector<std::size_t> live;
   for (std::size_t i = 0; i < transport_.size(); ++i) {
-    if (i == transport_.self() || (transport_.peers().is_alive(i) && !left_.count(i))) {
+    if (i == transport_.self() || (transport_.peers().is_alive(i) && !has_left(i))) {
       live.push_back(i);
     }
   }
@@ -274,7 +295,7 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
   }
   auto waiting = [&] {
     return std::any_of(set.begin(), set.end(),
-                       [&](std::size_t m) { return !models.count(m) && !left_.count(m); });
+                       [&](std::size_t m) { return !models.count(m) && !has_left(m); });
   };
   const auto deadline = Clock::now() + options_.reply_timeout;
   while (waiting() && Clock::now() < deadline && !stopping_.load()) {
@@ -316,7 +337,7 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
       continue;
     }
     if ((h.aux1 & kLeft) != 0) {
-      left_.insert(from);  // never ask it again; the set goes on without it
+      left_[from] = h.incarnation;  // not asked again (unless it restarts); the set goes on
       retry_at.erase(from);
       continue;
     }
@@ -333,6 +354,7 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
 DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::vector<float>> own) {
   const std::size_t self = transport_.self();
   const std::uint64_t balancing = next_balancing_++;
+  const auto started = Clock::now();
   std::vector<float> reference;
   double delta;
   {
@@ -379,6 +401,14 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
       for (std::size_t k = 0; k < average.size(); ++k) average[k] += x[k] * inv;
     }
     if (full || squared_distance(average, reference) <= delta) {
+      // Members free themselves lock_timeout after they joined (never before this drive
+      // started). Past that, less a margin for the update's way there, one of them may have
+      // left and would ignore the average while the others take it: the set's sum would not
+      // be preserved, and after a full synchronization the references would differ. Give up
+      // instead (the violation comes back at the next check).
+      if (Clock::now() - started > options_.lock_timeout - options_.lock_timeout / 5) {
+        return abort("took longer than members stay locked");
+      }
       // Members asked in an earlier, wider attempt but not in the final set are freed.
       std::vector<std::size_t> outside;
       for (std::size_t m : asked) {
@@ -427,7 +457,7 @@ void DynamicAverager::commit(std::uint64_t balancing, const std::vector<std::siz
   }
   ++stats_.updates;
   stats_.last_set_size = set.size();
-  updates_.push_back(std::move(mine));
+  queue_update_locked(std::move(mine));
   lock_.reset();
   unlocked_.notify_all();
 }
@@ -451,8 +481,10 @@ void DynamicAverager::run() {
     std::shared_ptr<const std::vector<float>> own;
     {
       std::lock_guard lock(mutex_);
-      if (lock_ || !latest_) {
+      if (lock_ || !latest_ || leaving_.load()) {
         // Taken into another node's balancing since the violation: that settles it for now.
+        // A node that is leaving drives nothing: its caller has applied its last updates and
+        // would never see the average of a balancing it started now.
         violation_.store(false);
         unlocked_.notify_all();
         continue;

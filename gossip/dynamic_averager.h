@@ -48,6 +48,8 @@ namespace starling::gossip {
 struct DynamicOptions {
   double delta = 1.0;  // threshold on the squared L2 drift ||x - r||^2
   std::chrono::milliseconds reply_timeout{2000};
+  // How long a member waits for its driver's update. A driver that could not commit within
+  // it (less a margin) gives up, so it must cover every widening's reply_timeout.
   std::chrono::milliseconds lock_timeout{10000};
 };
 
@@ -57,6 +59,7 @@ struct DynamicUpdate {
   std::vector<float> delta;
   bool full_sync = false;    // the reference became the average too
   std::size_t set_size = 0;  // members that were averaged
+  std::size_t merged = 1;    // balancings whose deltas this one sums (see kMaxQueuedUpdates)
 };
 
 struct DynamicStats {
@@ -75,6 +78,11 @@ struct DynamicStats {
 
 class DynamicAverager {
  public:
+  // Updates wait for the training thread, which takes none while the node is paused; the
+  // protocol thread still joins balancings then. Past this many, a new update is added into
+  // the last one (deltas compose by addition), so memory stays at a few models.
+  static constexpr std::size_t kMaxQueuedUpdates = 8;
+
   // `reference`: the initial model (identical on every node: the cluster seed initialises it).
   DynamicAverager(Transport& transport, const topology::Topology& topology, DynamicOptions options,
                   std::span<const float> reference);
@@ -134,6 +142,7 @@ class DynamicAverager {
   void reply_busy(std::size_t driver, std::uint64_t balancing, std::uint64_t attempt,
                   std::size_t blocker);
   void release(const std::vector<std::size_t>& members, std::uint64_t balancing);
+  void queue_update_locked(DynamicUpdate update);  // caller holds mutex_
   // Frees this node from another driver's balancing that can no longer end: the driver is
   // dead, or it has held the node past lock_timeout. Caller holds mutex_.
   void expire_abandoned_lock_locked();
@@ -143,7 +152,11 @@ class DynamicAverager {
   const topology::Topology& topology_;
   DynamicOptions options_;
   std::uint64_t next_balancing_;
-  std::set<std::size_t> left_;  // nodes that finished training (protocol thread only)
+  // Nodes that said they finished training, with the process that said it: a node stopped
+  // and started again is back in the protocol as soon as its new process is heard from
+  // (protocol thread only).
+  std::map<std::size_t, std::uint64_t> left_;
+  bool has_left(std::size_t node) const;
   std::uint64_t next_release_ = std::uint64_t{1} << 32;  // aux0 of releases (protocol thread only)
 
   // Shared between the training thread and the protocol thread. Lock order: mutex_, then the

@@ -131,6 +131,11 @@ std::uint64_t PeerTable::reported_step(std::size_t peer) const {
   return peers_[peer].reported_step;
 }
 
+std::uint64_t PeerTable::incarnation(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].incarnation;
+}
+
 std::vector<PeerInfo> PeerTable::snapshot() const {
   std::lock_guard lock(mutex_);
   return peers_;

@@ -94,6 +94,8 @@ class PeerTable {
   bool is_reachable(std::size_t peer) const;
   std::uint64_t reported_round(std::size_t peer) const;
   std::uint64_t reported_step(std::size_t peer) const;
+  // The newest process of `peer` heard from (its start time; 0 before any message).
+  std::uint64_t incarnation(std::size_t peer) const;
   std::vector<PeerInfo> snapshot() const;
   std::array<std::uint64_t, kRejectReasonCount> unknown_rejections() const;
   // Connections that failed the ZeroMQ handshake (garbage on the data port).

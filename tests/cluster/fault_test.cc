@@ -1,4 +1,5 @@
-// Fault tests: a node SIGKILLed mid-run, then restarted from its checkpoint.
+// Fault tests: a node SIGKILLed mid-run, then restarted from its checkpoint; a node stalled
+// (SIGSTOP) and resumed.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -170,6 +171,61 @@ TEST(Fault, ARestartedDynamicNodeRejoinsTheStepAndTheClusterFinishesTogether) {
     accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
   }
   EXPECT_EQ(accuracies.size(), 1u);
+}
+
+// A stall (SIGSTOP) rather than a crash: the node keeps its state and its process, and comes
+// back rounds or collectives behind, holding messages from before the stall. The others must
+// go on without it, and it must rejoin them and finish with them on one model.
+void stall_and_resume(const std::string& sync) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 6\ncheckpoint_every = 40\neval_every = 100000";
+  o.sync = sync + "\nfinal_allreduce = true\nheartbeat_ms = 100\nsuspect_after_ms = 400\n"
+                  "dead_after_ms = 1200\nround_timeout_ms = 1000\ncollective_timeout_ms = 2000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
+  cluster.signal(2, SIGSTOP);
+  std::this_thread::sleep_for(1500ms);  // past dead_after: its neighbours have given it up
+  std::vector<std::int64_t> before;
+  for (std::size_t i : {0u, 1u, 3u}) before.push_back(step_of(cluster, i));
+  std::this_thread::sleep_for(1500ms);
+  std::size_t k = 0;
+  for (std::size_t i : {0u, 1u, 3u}) {
+    EXPECT_GT(step_of(cluster, i), before[k++]) << "node " << i << " waits for the stalled node\n"
+                                                << cluster.log(i);
+  }
+  for (std::size_t i : {1u, 3u}) EXPECT_EQ(peer_state(cluster, i, "n2"), "dead") << "node " << i;
+  cluster.signal(2, SIGCONT);
+  for (std::size_t i : {1u, 3u}) {
+    EXPECT_TRUE(eventually([&] { return peer_state(cluster, i, "n2") == "alive"; }, 10s))
+        << "node " << i << " does not see n2 back";
+  }
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  }
+  std::set<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto finals = cluster.metrics(i, "final_allreduce");
+    ASSERT_FALSE(finals.empty()) << cluster.log(i);
+    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
+    EXPECT_EQ(finals.back().value("members", 0), 4) << cluster.log(i);
+    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
+  }
+  EXPECT_EQ(accuracies.size(), 1u);
+}
+
+TEST(Fault, AStalledGossipNodeIsGivenUpThenRejoinsAndTheClusterFinishesTogether) {
+  stall_and_resume("mode = \"gossip\"\nperiod = 8");
+}
+
+TEST(Fault, AStalledAllreduceMemberIsGivenUpThenRejoinsAndTheClusterFinishesTogether) {
+  stall_and_resume("mode = \"allreduce\"");
+}
+
+TEST(Fault, AStalledDynamicNodeIsGivenUpThenRejoinsAndTheClusterFinishesTogether) {
+  stall_and_resume("mode = \"dynamic\"\nperiod = 8\ndelta_mode = \"relative\"\ndelta = 0.01\n"
+                   "reply_timeout_ms = 1000");
 }
 
 }  // namespace

@@ -29,13 +29,15 @@ struct Cluster {
   FakeNetwork network;
   std::vector<std::unique_ptr<DynamicAverager>> nodes;
 
-  Cluster(std::size_t n, std::size_t dim, double delta)
+  Cluster(std::size_t n, std::size_t dim, double delta,
+          std::chrono::milliseconds lock_timeout = 10s)
       : spec(ring_spec(n)), topo(topology::Topology::compile(spec)), network(topo.names(), 1) {
     std::vector<float> reference(dim, 0.0f);
     for (std::size_t i = 0; i < n; ++i) {
       DynamicOptions o;
       o.delta = delta;
       o.reply_timeout = 2000ms;
+      o.lock_timeout = lock_timeout;
       nodes.push_back(std::make_unique<DynamicAverager>(network.node(i), topo, o, reference));
     }
   }
@@ -65,6 +67,16 @@ struct Cluster {
 };
 
 std::vector<float> constant(std::size_t dim, float v) { return std::vector<float>(dim, v); }
+
+// Waits up to 5 s for the node's next update.
+bool eventually_take(DynamicAverager& node, std::optional<DynamicUpdate>& out) {
+  const auto deadline = Clock::now() + 5s;
+  while (Clock::now() < deadline) {
+    if ((out = node.take_update())) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
 
 TEST(DynamicAveraging, TheLocalConditionIsTheSquaredDriftAgainstDelta) {
   Cluster c(4, 4, 1.0);
@@ -239,6 +251,86 @@ TEST(DynamicAveraging, ADeadMemberIsLeftOutAfterTheReplyTimeout) {
   EXPECT_EQ(updates[0][0].set_size, 2u);
   EXPECT_EQ(updates[1].size(), 1u);
   EXPECT_TRUE(updates[15].empty());
+}
+
+TEST(DynamicAveraging, ADriverSlowerThanItsMembersLockTimeoutGivesUpRatherThanCommit) {
+  // Node 0's request to node 3 is lost, so its gather waits the whole reply timeout (2 s);
+  // node 1 answered at once and frees itself after its lock timeout (500 ms). Committing
+  // then would give node 0 the average while node 1 ignores it.
+  const std::size_t n = 4, dim = 4;
+  Cluster c(n, dim, 1e9, 500ms);
+  for (std::size_t i = 0; i < n; ++i) c.nodes[i]->check(constant(dim, 0.0f));
+  c.network.cut(0, 3);
+  c.nodes[0]->set_delta(20.0);  // drift 64 violates; {0, 1} averages 2, at 16 it satisfies
+  c.nodes[0]->check(constant(dim, 4.0f));
+  auto updates = c.settle(10s, 4000ms);  // quiet for longer than the gather takes
+  EXPECT_EQ(updates[0].size(), updates[1].size()) << "the driver and a member disagree on the average";
+  EXPECT_TRUE(updates[0].empty());
+  EXPECT_EQ(c.nodes[0]->stats().aborted, 1u);
+}
+
+TEST(DynamicAveraging, ANodeThatLeftIsAskedAgainOnceItsNextProcessIsHeard) {
+  // Node 1 stops (leave(): it answers "left"); later it starts again under a new process.
+  // Balancings must take it back, or it would miss every reference update from then on.
+  // (A ring of 8: on a ring of 4 every balancing is a full synchronization.)
+  const std::size_t n = 8, dim = 4;
+  Cluster c(n, dim, 1e9);
+  for (std::size_t i = 0; i < n; ++i) c.nodes[i]->check(constant(dim, 0.0f));
+  c.nodes[1]->leave(0ms);
+  c.nodes[0]->set_delta(5.0);
+  c.nodes[0]->check(constant(dim, 2.0f));  // drift 16; {0, 7} averages 1, at 4 it satisfies
+  auto first = c.settle();
+  ASSERT_EQ(first[0].size(), 1u);
+  EXPECT_EQ(first[0][0].set_size, 2u);
+  EXPECT_TRUE(first[1].empty()) << "a node that left was averaged";
+
+  c.nodes[1].reset();
+  c.network.kill(1);
+  c.network.revive(1);
+  DynamicOptions o;
+  o.delta = 1e9;
+  c.nodes[1] = std::make_unique<DynamicAverager>(c.network.node(1), c.topo, o, constant(dim, 0.0f));
+  c.nodes[1]->check(constant(dim, 0.0f));
+  OutgoingMessage heartbeat;  // what its transport sends first: node 0 hears the new process
+  heartbeat.type = MessageType::heartbeat;
+  c.network.node(1).send(0, heartbeat);
+
+  c.nodes[0]->check(constant(dim, 2.0f));  // {7, 0, 1} averages 1: satisfied, with node 1
+  auto second = c.settle();
+  ASSERT_EQ(second[0].size(), 1u);
+  EXPECT_EQ(second[1].size(), 1u) << "the restarted node was left out";
+}
+
+TEST(DynamicAveraging, AveragesQueuedForAPausedNodeStayBoundedAndSumUp) {
+  // Node 1 takes no updates (its training loop is paused) while node 0 drives 20 full
+  // synchronizations (a ring of 4). Its queue must stay bounded and still bring it exactly to
+  // the last average.
+  const std::size_t n = 4, dim = 4;
+  Cluster c(n, dim, 1e9);
+  for (std::size_t i = 0; i < n; ++i) c.nodes[i]->check(constant(dim, static_cast<float>(i)));
+  std::vector<float> driver = constant(dim, 0.0f);
+  for (int b = 0; b < 20; ++b) {
+    for (float& v : driver) v += 1.0f;  // the driver trains on; its drift violates delta 0
+    c.nodes[0]->set_delta(0.0);
+    c.nodes[0]->check(driver);
+    std::optional<DynamicUpdate> mine;
+    ASSERT_TRUE(eventually_take(*c.nodes[0], mine)) << "balancing " << b;
+    for (std::size_t k = 0; k < dim; ++k) driver[k] += mine->delta[k];
+    for (std::size_t i : {2u, 3u}) {  // they apply theirs, and publish nothing new
+      std::optional<DynamicUpdate> u;
+      ASSERT_TRUE(eventually_take(*c.nodes[i], u));
+    }
+  }
+  std::vector<float> paused = constant(dim, 1.0f);  // node 1's model since its last check
+  std::size_t queued = 0, merged = 0;
+  while (auto u = c.nodes[1]->take_update()) {
+    ++queued;
+    merged += u->merged;
+    for (std::size_t k = 0; k < dim; ++k) paused[k] += u->delta[k];
+  }
+  EXPECT_LE(queued, DynamicAverager::kMaxQueuedUpdates);
+  EXPECT_EQ(merged, 20u);
+  for (std::size_t k = 0; k < dim; ++k) EXPECT_FLOAT_EQ(paused[k], driver[k]) << k;
 }
 
 // One averager (node 0) among raw transports that play drivers, so a test can hold node 0 in a
