@@ -25,7 +25,7 @@ AllreduceSync::AllreduceSync(gossip::Transport& transport, const topology::Topol
 
 void AllreduceSync::start(training::Trainer& trainer) {
   transport_.set_progress(next_tag_, static_cast<std::uint64_t>(trainer.step_count()));
-  wait_for_peers(transport_, all_peers_, options_.startup_timeout, "nodes");
+  wait_for_peers(transport_, all_peers_, options_.startup_timeout, "nodes", stop_check_);
   std::lock_guard lock(mutex_);
   if (!synchronous_) {
     // Resumed from a checkpoint: rejoin at the collective the others are at, through a

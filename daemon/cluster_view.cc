@@ -64,7 +64,8 @@ std::int64_t rejoin_peers_step(training::Trainer& trainer, gossip::Transport& tr
 }
 
 void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>& peers,
-                    std::chrono::milliseconds timeout, const std::string& what) {
+                    std::chrono::milliseconds timeout, const std::string& what,
+                    const std::function<bool()>& stop) {
   if (peers.empty()) return;
   const auto start = Clock::now();
   const auto deadline = start + timeout;
@@ -84,6 +85,10 @@ void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>
     if (names.empty()) {
       spdlog::info("all {} {} connected after {:.1f} s", peers.size(), what,
                    std::chrono::duration<double>(Clock::now() - start).count());
+      return;
+    }
+    if (stop && stop()) {
+      spdlog::info("stopped while waiting for {}: {}", what, fmt::join(names, ", "));
       return;
     }
     auto now = Clock::now();

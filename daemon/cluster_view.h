@@ -2,6 +2,7 @@
 // What a node's sync strategies need to know about the cluster right now, from its peer table.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -34,8 +35,10 @@ std::int64_t rejoin_peers_step(training::Trainer& trainer, gossip::Transport& tr
 
 // Waits until each of `peers` is alive with a measured round trip (we hear it and it hears
 // us), or `timeout`; logs who is missing. `what` names them in the log ("neighbours").
+// Returns early, without waiting further, when `stop` (if given) returns true.
 void wait_for_peers(gossip::Transport& transport, const std::vector<std::size_t>& peers,
-                    std::chrono::milliseconds timeout, const std::string& what);
+                    std::chrono::milliseconds timeout, const std::string& what,
+                    const std::function<bool()>& stop = {});
 
 // Collective kinds, so a gradient allreduce and a parameter allreduce never mix.
 inline constexpr std::uint64_t kGradientCollective = 1;

@@ -251,16 +251,36 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
   }
 
   // 2. The run directory: the cluster file the nodes run, and one folder per node.
-  fs::create_directories(run_dir);
+  run_dir = run_dir.lexically_normal();
+  if (run_dir.filename().empty() && run_dir.has_relative_path()) run_dir = run_dir.parent_path();  // "x/"
   fs::path cluster_file = run_dir / "cluster.toml";
   {
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    if (!ec) {
+      for (const auto& node : spec.nodes) fs::create_directories(run_dir / node.id, ec);
+    }
+    if (ec) {
+      err << "starlingctl: cannot create the run directory " << run_dir.string() << ": "
+          << ec.message() << "\n";
+      return 2;
+    }
     std::ofstream file(cluster_file);
     file << cluster_text;
+    if (!file.flush()) {
+      err << "starlingctl: cannot write " << cluster_file.string() << "\n";
+      return 2;
+    }
   }
+  // `latest` points at the newest run; only a link we made is replaced, never a user's file.
   std::error_code ec;
   fs::path latest = run_dir.parent_path() / "latest";
-  fs::remove(latest, ec);
-  fs::create_directory_symlink(run_dir.filename(), latest, ec);
+  if (!fs::exists(fs::symlink_status(latest, ec)) || fs::is_symlink(fs::symlink_status(latest, ec))) {
+    fs::remove(latest, ec);
+    fs::create_directory_symlink(run_dir.filename(), latest, ec);
+  } else {
+    err << "starlingctl: note: " << latest.string() << " is not a link; left alone\n";
+  }
   out << "cluster " << spec.name << ": " << spec.nodes.size() << " nodes, mode "
       << spec.sync.mode << "; run directory " << run_dir.string() << "\n";
 
@@ -269,7 +289,6 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
   const std::string starlingd = find_starlingd(options.starlingd);
   std::vector<Child> children;
   for (const auto& node : spec.nodes) {
-    fs::create_directories(run_dir / node.id);
     Child c;
     c.node = node.id;
     c.log = run_dir / node.id / "starlingd.log";

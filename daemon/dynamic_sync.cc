@@ -41,7 +41,7 @@ double DynamicSync::reference_norm_squared() const {
 void DynamicSync::start(training::Trainer& trainer) {
   transport_.set_progress(0, static_cast<std::uint64_t>(trainer.step_count()));
   wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
-                 options_.startup_timeout, "neighbours");
+                 options_.startup_timeout, "neighbours", stop_check_);
   if (resumed_) {
     // Balancings may involve any node; catch up with the most advanced one.
     std::vector<std::size_t> everyone;

@@ -61,7 +61,7 @@ void GossipSync::worker_loop() {
 void GossipSync::start(training::Trainer& trainer) {
   transport_.set_progress(next_round_, static_cast<std::uint64_t>(trainer.step_count()));
   wait_for_peers(transport_, topology_.graph().neighbours(transport_.self()),
-                 options_.startup_timeout, "neighbours");
+                 options_.startup_timeout, "neighbours", stop_check_);
   // A restarted node rejoins at the round its neighbours are at (and at the matching step),
   // and from now on buffers their messages for the rounds it is about to run. (A fresh node
   // starts at round 0 like everyone: neighbours that started a little earlier are a round or

@@ -92,6 +92,11 @@ struct Node::Impl {
   // Requests from other threads, served by the training thread between steps.
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> paused{false};
+  // Where the training thread is: checkpoint requests are served only inside the loop, so the
+  // control thread refuses them before it (a node waiting for its peers has nothing new to
+  // save, and its sync state is not built yet) and after it (the final checkpoint is written).
+  enum class Phase { starting, training, ended };
+  std::atomic<Phase> phase{Phase::starting};
   std::mutex commands_mutex;
   std::condition_variable commands_changed;
   std::deque<ReplyToken> checkpoint_requests;  // guarded by commands_mutex
@@ -242,8 +247,19 @@ struct Node::Impl {
         return;
       }
       case ControlCommand::checkpoint: {
-        // Written by the training thread at its next step boundary; it replies then.
+        const std::string current = status_json().value("state", "");
+        // Written by the training thread at its next step boundary; it replies then. The phase
+        // is read under commands_mutex, which the training thread holds when it ends the loop
+        // and answers what is queued: no request is left without a reply.
         std::lock_guard lock(commands_mutex);
+        if (phase.load() != Phase::training) {
+          control->reply(token, error_reply(
+              phase.load() == Phase::starting
+                  ? "not training yet (" + current + "): there is nothing new to checkpoint"
+                  : "training has ended (" + current + "); its final checkpoint is in " +
+                        checkpoint_dir.string()));
+          return;
+        }
         checkpoint_requests.push_back(token);
         commands_changed.notify_all();
         return;
@@ -356,7 +372,16 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
 
   n.node_dir = node_directory(n.spec, n.index, options.run_dir);
   n.checkpoint_dir = n.node_dir / "checkpoints";
-  std::filesystem::create_directories(n.checkpoint_dir);
+  {
+    // A bad --run-dir or [run] dir (a file in the way, no permission) is the operator's input:
+    // exit 2 with the path, so systemd does not restart the node over it.
+    std::error_code ec;
+    std::filesystem::create_directories(n.checkpoint_dir, ec);
+    if (ec) {
+      throw topology::ConfigError(options.config_path, 0, 0, "run directory",
+                                  "cannot create " + n.checkpoint_dir.string() + ": " + ec.message());
+    }
+  }
   n.metrics = std::make_unique<MetricsLog>(n.node_dir / "metrics.jsonl");
 
   training::NodeShard shard{n.index, n.spec.nodes.size(), n.spec.seed};
@@ -494,7 +519,12 @@ int Node::Impl::run() {
   systemd_notify("READY=1\nSTATUS=waiting for neighbours");
   set_state("waiting for neighbours");
   touch_loop();
+  sync->set_stop_check([this] {
+    touch_loop();  // waiting for peers is progress: keep the watchdog fed
+    return stop_requested.load();
+  });
   sync->start(*trainer);
+  phase.store(Phase::training);
   set_state("training");
   const std::int64_t first_step = trainer->step_count();
   const std::int64_t first_samples = trainer->samples_seen();
@@ -582,6 +612,18 @@ int Node::Impl::run() {
   sync->finish(*trainer, stopped_early);
   if (!stopped_early) evaluate("final");
   std::string path = write_checkpoint();
+  {
+    // Requests that came after the loop's last look are answered with the final checkpoint.
+    std::deque<ReplyToken> late;
+    {
+      std::lock_guard lock(commands_mutex);
+      phase.store(Phase::ended);
+      late.swap(checkpoint_requests);
+    }
+    for (const auto& token : late) {
+      control->reply(token, ok_reply({{"path", path}, {"step", trainer->step_count()}}));
+    }
+  }
   double seconds = metrics->seconds();
   nlohmann::json summary = status_json();
   summary["event"] = "summary";

@@ -65,8 +65,11 @@ int main(int argc, char** argv) {
     c.app->add_option("FILE", c.file, "cluster file (default: runs/latest/cluster.toml)");
     c.app->add_option("-n,--node", c.nodes, "only these nodes (repeatable; default: all)");
     c.app->add_flag("--json", c.json, "print JSON for scripts");
-    c.app->add_option("--timeout-ms", c.timeout_ms, "how long to wait for answers")
-        ->check(CLI::Range(10, 600000));
+    c.app->add_option("--timeout-ms", c.timeout_ms,
+                      "how long to wait for answers (a checkpoint is written at the node's next "
+                      "step boundary, so it waits longer)")
+        ->check(CLI::Range(10, 600000))
+        ->capture_default_str();
   }
 
   std::string sync_file;

@@ -6,6 +6,7 @@
 // may write the model), finish() once after the last step. status() is called from the
 // control thread and must only read state the strategy publishes under its own lock.
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <string>
 
 #include "training/trainer.h"
@@ -30,6 +31,14 @@ class SyncStrategy {
   virtual nlohmann::json status() const { return nlohmann::json::object(); }
   // The node's latest estimate of its distance from the others' models (0 when it trains alone).
   virtual double consensus_distance() const { return 0.0; }
+
+  // Called every few milliseconds while start() waits for peers (up to startup_timeout):
+  // returns true when the node was asked to stop, which ends the wait at once. The node also
+  // uses it to show it is alive (systemd's watchdog) during the wait.
+  void set_stop_check(std::function<bool()> check) { stop_check_ = std::move(check); }
+
+ protected:
+  std::function<bool()> stop_check_;
 };
 
 // mode = "local": trains alone, exchanges nothing (the speed ceiling and the baseline).

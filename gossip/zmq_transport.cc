@@ -107,7 +107,12 @@ struct ZmqTransport::Impl {
       dealer->set(zmq::sockopt::linger, static_cast<int>(o.linger.count()));
       // Only heartbeat acks come back on a dealer.
       dealer->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kHeaderSize));
-      dealer->connect(o.endpoints[i]);
+      try {
+        dealer->connect(o.endpoints[i]);
+      } catch (const zmq::error_t& e) {
+        throw TransportError("cannot connect to peer " + o.ids[i] + " at " + o.endpoints[i] + ": " +
+                             e.what());
+      }
       dealers[i] = std::move(dealer);
     }
 

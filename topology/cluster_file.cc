@@ -1,7 +1,9 @@
 #include "topology/cluster_file.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -216,6 +218,15 @@ std::optional<std::string> endpoint_problem(const std::string& endpoint) {
     std::string host = endpoint.substr(6, colon - 6);
     std::string port = endpoint.substr(colon + 1);
     if (host.empty()) return "tcp:// needs a host";
+    // Peers connect to this endpoint, so it must name an address, not a wildcard or an
+    // interface pattern: a host name, an IPv4 address or a bracketed IPv6 one.
+    if (host == "*") return "\"*\" is not an address peers can connect to; use this node's address";
+    const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+    for (char ch : bracketed ? host.substr(1, host.size() - 2) : host) {
+      const bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
+                      (bracketed && ch == ':');
+      if (!ok) return "host \"" + host + "\" is not a host name or address";
+    }
     int value = 0;
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (ec != std::errc() || ptr != port.data() + port.size() || value < 1 || value > 65535) {
@@ -628,6 +639,10 @@ ClusterSpec parse_cluster_text(std::string_view text, const std::string& source_
 }
 
 ClusterSpec parse_cluster_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError(path, 0, 0, "", "is a directory, not a cluster file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, 0, 0, "", "cannot open cluster file: " + std::string(std::strerror(errno)));
   std::ostringstream buffer;

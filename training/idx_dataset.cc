@@ -73,8 +73,9 @@ HostDataset normalise(const RawSplit& raw, double mean, double stddev) {
 HostDatasetSplits load_idx_dataset(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
-    throw TrainingError(dir + ": dataset directory does not exist (set training.data_dir, or "
-                              "install dataset-fashion-mnist for the default)");
+    throw TrainingError(dir + ": dataset directory does not exist (set training.data_dir to a "
+                              "folder of IDX files; Debian's dataset-fashion-mnist package puts "
+                              "Fashion-MNIST at /usr/share/datasets/fashion-mnist)");
   }
   RawSplit train = read_split(dir, "train");
   RawSplit test = read_split(dir, "t10k");

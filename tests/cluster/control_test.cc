@@ -152,6 +152,84 @@ TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
   EXPECT_TRUE(exit && WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0);
 }
 
+// SIGTERM and `starlingctl stop` work at any time, also while a node waits for its peers at
+// start-up (up to startup_timeout_ms, a minute by default): the wait ends at once, and the
+// node stops with a checkpoint and exit status 0.
+TEST(Control, AStopDuringStartUpEndsTheWaitForPeersAtOnce) {
+  for (const std::string mode : {"gossip", "allreduce", "dynamic"}) {
+    SCOPED_TRACE(mode);
+    LocalClusterOptions o;
+    o.nodes = 2;
+    o.training = "model = \"mlp\"\nepochs = 1\neval_every = 100000";
+    o.sync = "mode = \"" + mode + "\"\nstartup_timeout_ms = 600000";
+    LocalCluster cluster(o);
+    cluster.start(0);  // n1 never comes
+    ASSERT_TRUE(eventually(
+        [&] {
+          auto s = cluster.ask(0, "status", 500ms);
+          return s && s->value("state", "") == "waiting for neighbours";
+        },
+        60s))
+        << cluster.log(0);
+    // A checkpoint asked for now gets a clear answer at once, not a timeout.
+    auto checkpoint = cluster.ask(0, "checkpoint", 2000ms);
+    ASSERT_TRUE(checkpoint) << "no answer to checkpoint during start-up";
+    EXPECT_FALSE(checkpoint->value("ok", true));
+    EXPECT_NE(checkpoint->value("error", "").find("not training yet"), std::string::npos)
+        << checkpoint->dump();
+    const auto asked = std::chrono::steady_clock::now();
+    if (mode == "allreduce") {
+      ASSERT_TRUE(cluster.ask(0, "stop"));  // the control path; SIGTERM for the others
+    } else {
+      cluster.signal(0, SIGTERM);
+    }
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 10s))) << cluster.log(0);
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, 5s);
+    auto summaries = cluster.metrics(0, "summary");
+    ASSERT_FALSE(summaries.empty()) << cluster.log(0);
+    EXPECT_FALSE(summaries.back().value("finished", true));
+  }
+}
+
+// `starlingctl up --run-dir`: a path that cannot be a directory is a clear error (it aborted
+// with an uncaught filesystem_error), and the `latest` link beside the run directory never
+// replaces a user's file of that name (it deleted it).
+TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 5\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 2";
+  LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-up-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "afile") << "a file\n";
+  const std::string up = std::string(STARLINGCTL_PATH) + " up " + cluster.cluster_file().string() +
+                         " --starlingd " + STARLINGD_PATH + " --run-dir ";
+
+  std::string output = run_command(up + (dir / "afile" / "r").string() + " 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("cannot create the run directory"), std::string::npos) << output;
+  EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
+  EXPECT_EQ(output.find("terminate called"), std::string::npos) << output;
+
+  // The daemon itself: the same mistake is an operator's input, exit 2 with the path.
+  output = run_command(std::string(STARLINGD_PATH) + " --config " + cluster.cluster_file().string() +
+                       " --node n0 --run-dir " + (dir / "afile").string() + " 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("cannot create " + (dir / "afile").string()), std::string::npos) << output;
+  EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
+
+  std::ofstream(dir / "latest") << "my notes\n";
+  output = run_command(up + (dir / "r1").string() + " 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
+  EXPECT_NE(output.find("is not a link; left alone"), std::string::npos) << output;
+  ASSERT_FALSE(std::filesystem::is_symlink(dir / "latest"));
+  std::ifstream notes(dir / "latest");
+  std::string line;
+  std::getline(notes, line);
+  EXPECT_EQ(line, "my notes");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
   LocalCluster cluster(long_pair());
   cluster.start_all();

@@ -104,6 +104,12 @@ std::vector<BrokenFile> broken_files() {
       {"bad_port",
        kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:99999\"  # <-\n",
        "node[0].endpoint", "port \"99999\" must be a number from 1 to 65535"},
+      {"wildcard_host",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://*:7000\"  # <-\n",
+       "node[0].endpoint", "\"*\" is not an address peers can connect to"},
+      {"bad_host",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://no such host:7000\"  # <-\n",
+       "node[0].endpoint", "host \"no such host\" is not a host name or address"},
       {"bad_topology_kind", kHead + "[topology]\nkind = \"star\"  # <-\n" + nodes(2), "topology.kind",
        "\"star\" is not valid; use \"ring\" | \"torus\" | \"hypercube\" | \"exponential\" | "
        "\"one-peer-exponential\" | \"complete\" | \"edges\""},

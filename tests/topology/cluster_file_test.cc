@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "topology/cluster_file.h"
 #include "topology/config_error.h"
 #include "topology/topology.h"
@@ -92,6 +94,17 @@ TEST(ClusterFile, MissingFileNamesThePath) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.file(), "/nonexistent/cluster.toml");
     EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ClusterFile, ADirectoryIsNotACluster) {
+  const auto dir = std::filesystem::temp_directory_path();
+  try {
+    parse_cluster_file(dir.string());
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory, not a cluster file"), std::string::npos)
+        << e.what();
   }
 }
 
