@@ -107,8 +107,10 @@ int main(int argc, char** argv) {
       auto spec = topology::parse_cluster_file(options.config_path);
       auto topo = topology::Topology::compile(spec);
       if (spec.index_of(options.node_id) == spec.nodes.size()) {
+        std::string ids;
+        for (const auto& node : spec.nodes) ids += (ids.empty() ? "" : ", ") + node.id;
         std::cerr << "starlingd: node \"" << options.node_id << "\" is not in "
-                  << options.config_path << "\n";
+                  << options.config_path << "; its nodes are " << ids << "\n";
         return daemon::kExitConfig;
       }
       std::cout << options.config_path << ": valid; node " << options.node_id << " of "

@@ -516,6 +516,9 @@ void parse_training_section(TableReader& root, ClusterSpec& spec) {
               "\"step\" needs milestones = [epoch, ...] at which lr is multiplied by gamma");
   }
   t.gamma = r.number("gamma", t.gamma, 0.0, 1.0);
+  if (r.has("gamma") && t.lr_schedule != "step") {
+    r.fail_at(r.get("gamma"), "gamma", "applies only when lr_schedule = \"step\"");
+  }
   t.epochs = r.number("epochs", t.epochs, 1e-6, 1e6);
   t.max_steps = r.integer("max_steps", t.max_steps, 0, 1LL << 40);
   t.max_train_samples = r.integer("max_train_samples", t.max_train_samples, 0, 1LL << 40);
@@ -574,6 +577,12 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   }
   s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
   s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
+  // Silently ignoring them would let an operator believe they act.
+  for (const char* key : {"staleness", "final_rounds", "consensus_bound"}) {
+    if (r.has(key) && s.mode != "gossip") {
+      r.fail_at(r.get(key), key, "applies only when mode = \"gossip\"");
+    }
+  }
   s.delta = r.number("delta", s.delta, 0.0, 1e30);
   s.delta_mode = r.choice("delta_mode", s.delta_mode, {"absolute", "relative", "budget"});
   s.budget_bytes_per_epoch = r.number("budget_bytes_per_epoch", s.budget_bytes_per_epoch, 0.0, 1e18);
@@ -639,6 +648,7 @@ ClusterSpec parse_cluster_text(std::string_view text, const std::string& source_
 }
 
 ClusterSpec parse_cluster_file(const std::string& path) {
+  if (path.empty()) throw ConfigError("", 0, 0, "", "no cluster file given (an empty path)");
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     throw ConfigError(path, 0, 0, "", "is a directory, not a cluster file");

@@ -7,12 +7,14 @@ namespace {
 std::string format(const std::string& file, int line, int column, const std::string& field,
                    const std::string& message) {
   std::ostringstream out;
-  out << (file.empty() ? "<cluster>" : file);
-  if (line > 0) {
-    out << ':' << line;
-    if (column > 0) out << ':' << column;
+  if (!file.empty()) {  // errors about no file at all have no file to name
+    out << file;
+    if (line > 0) {
+      out << ':' << line;
+      if (column > 0) out << ':' << column;
+    }
+    out << ": ";
   }
-  out << ": ";
   if (!field.empty()) out << field << ": ";
   out << message;
   return out.str();
