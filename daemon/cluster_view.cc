@@ -19,7 +19,10 @@ std::vector<std::size_t> live_members(gossip::Transport& transport) {
   std::vector<std::size_t> members;
   const auto table = transport.peers().snapshot();
   for (std::size_t i = 0; i < table.size(); ++i) {
-    if (i == transport.self() || table[i].state == gossip::PeerState::alive) members.push_back(i);
+    // A paused node answers but runs no collectives: a ring with it would wait it out.
+    if (i == transport.self() || (table[i].state == gossip::PeerState::alive && !table[i].paused)) {
+      members.push_back(i);
+    }
   }
   return members;
 }

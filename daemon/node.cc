@@ -185,6 +185,7 @@ struct Node::Impl {
             {{"id", p.id},
              {"state", std::string(gossip::to_string(p.state))},
              {"back", p.back},
+             {"paused", p.paused},
              {"returns", p.returns},
              {"neighbour", topo->graph().has_edge(index, i)},
              {"last_seen_ms", p.last_seen ? nlohmann::json(std::chrono::duration<double, std::milli>(
@@ -552,12 +553,17 @@ int Node::Impl::run() {
     }
     if (paused.load()) {
       set_state("paused");
+      // Heartbeats say so: neighbours run their rounds without this node instead of waiting
+      // round_timeout for it every round, and rings re-form without it. On resume it rejoins
+      // like a node that stalled (in gossip, at its neighbours' round and step).
+      if (transport) transport->set_paused(true);
       std::unique_lock lock(commands_mutex);
       commands_changed.wait_for(lock, std::chrono::milliseconds(200));
       continue;
     }
     if (trainer->finished()) break;
     set_state("training");
+    if (transport) transport->set_paused(false);
 
     training::StepResult r = sync->step(*trainer);
     sync->after_step(*trainer);

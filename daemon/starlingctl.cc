@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
       {"status", "One line per node: state, step, epoch, loss, accuracy, samples/s, mode, peers "
                  "alive/total, bytes sent, consensus distance. Unreachable nodes are shown as such."},
       {"peers", "Each node's view of its peers: state, round-trip time, traffic, rejected messages"},
-      {"pause", "Pause training on the nodes (they keep answering peers)"},
+      {"pause", "Pause training on the nodes (they keep answering; their peers go on without them)"},
       {"resume", "Resume paused nodes"},
       {"checkpoint", "Ask the nodes to write a checkpoint now; prints each path"},
       {"stop", "Stop the nodes gracefully (each writes a checkpoint, then exits)"}};

@@ -166,7 +166,16 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   for (auto [peer, weight] : plan.receive_from) {
     auto message_in = mailbox.take(
         MailboxKey{MessageType::gossip_params, round, static_cast<std::uint32_t>(peer), 0},
-        deadline, [&peers, p = peer] { return !peers.is_alive(p); });
+        deadline, [&peers, p = peer, round] {
+          // Not coming: the neighbour is dead, suspect or paused, or it is two rounds past
+          // this one. It launches round + 2 only after round + 1, which waits for round's
+          // exchange, so its message for `round` (if it ever sent one) was queued before the
+          // heartbeat that reports it, on the same connection: had it been sent, it would be
+          // here. This is what makes a rejoin quick: a node that jumped past rounds does not
+          // make its neighbours wait round_timeout for each, nor wait itself for their
+          // messages of rounds it refused while it was behind.
+          return !peers.is_active(p) || peers.reported_round(p) >= round + 2;
+        });
     if (message_in && message_in->floats().size() == mine.size()) {
       arrived.push_back(std::move(*message_in));
       inputs.push_back(arrived.back().floats());

@@ -66,7 +66,11 @@ InboundAction InboundPipeline::handle(std::optional<std::size_t> transport_sende
   switch (header.type) {
     case MessageType::heartbeat:
       peers_.on_received(peer, bytes, header.incarnation, std::chrono::steady_clock::now());
-      peers_.on_heartbeat(peer, header.tag, header.aux1);
+      peers_.on_heartbeat(peer, header.tag, header.aux1 & ~kHeartbeatPausedBit,
+                          (header.aux1 & kHeartbeatPausedBit) != 0);
+      // Waiters re-check their give-up conditions, which read what heartbeats report (a pause,
+      // a neighbour's round).
+      mailbox_.wake_all();
       action.send_heartbeat_ack = true;
       action.echo = header.aux0;
       return action;

@@ -33,10 +33,16 @@ void PeerTable::on_received(std::size_t peer, std::size_t bytes, std::uint64_t i
   p.fingerprint_mismatch = false;
 }
 
-void PeerTable::on_heartbeat(std::size_t peer, std::uint64_t round, std::uint64_t step) {
+void PeerTable::on_heartbeat(std::size_t peer, std::uint64_t round, std::uint64_t step, bool paused) {
   std::lock_guard lock(mutex_);
   peers_[peer].reported_round = round;
   peers_[peer].reported_step = step;
+  peers_[peer].paused = paused;
+}
+
+bool PeerTable::is_paused(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].paused;
 }
 
 void PeerTable::on_rtt(std::size_t peer, std::chrono::nanoseconds rtt) {

@@ -49,6 +49,7 @@ struct PeerInfo {
   std::uint64_t incarnation = 0;
   std::uint64_t reported_round = 0;  // its next gossip round, from its heartbeats
   std::uint64_t reported_step = 0;
+  bool paused = false;               // its heartbeats say its training is paused
   bool fingerprint_mismatch = false;  // it runs another model; we refuse it
 };
 
@@ -70,7 +71,7 @@ class PeerTable {
 
   // A valid message arrived from `peer` (the caller has already validated it).
   void on_received(std::size_t peer, std::size_t bytes, std::uint64_t incarnation, TimePoint now);
-  void on_heartbeat(std::size_t peer, std::uint64_t round, std::uint64_t step);
+  void on_heartbeat(std::size_t peer, std::uint64_t round, std::uint64_t step, bool paused = false);
   void on_rtt(std::size_t peer, std::chrono::nanoseconds rtt);
   void on_sent(std::size_t peer, std::size_t bytes);
   void on_send_failure(std::size_t peer);
@@ -90,6 +91,10 @@ class PeerTable {
   PeerState state(std::size_t peer) const;
   bool is_dead(std::size_t peer) const { return state(peer) == PeerState::dead; }
   bool is_alive(std::size_t peer) const { return state(peer) == PeerState::alive; }
+  // Alive but paused: it answers, yet runs no rounds or collectives until it resumes.
+  bool is_paused(std::size_t peer) const;
+  // Alive and training: a peer worth waiting for in a round or a collective.
+  bool is_active(std::size_t peer) const { return is_alive(peer) && !is_paused(peer); }
   // Alive or suspect: worth sending to and waiting for (until it is declared dead).
   bool is_reachable(std::size_t peer) const;
   std::uint64_t reported_round(std::size_t peer) const;

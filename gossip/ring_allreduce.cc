@@ -168,7 +168,7 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
     auto status = mailbox.take_unless_aborted(
         MailboxKey{MessageType::allreduce_chunk, tag, static_cast<std::uint32_t>(left),
                    (step << 32) | c},
-        MessageType::allreduce_abort, tag, deadline, [&peers, left] { return !peers.is_alive(left); },
+        MessageType::allreduce_abort, tag, deadline, [&peers, left] { return !peers.is_active(left); },
         message);
     const std::string& from = peers.id(left);
     switch (status) {

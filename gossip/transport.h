@@ -26,6 +26,8 @@ class Transport {
   virtual PeerTable& peers() = 0;
   // What heartbeats report to peers: the next gossip round and the training step.
   virtual void set_progress(std::uint64_t next_round, std::uint64_t step) = 0;
+  // Whether heartbeats say this node's training is paused (peers then do not wait for it).
+  virtual void set_paused(bool /*paused*/) {}
 };
 
 }  // namespace starling::gossip

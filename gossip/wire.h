@@ -32,11 +32,18 @@ static_assert(std::endian::native == std::endian::little,
               "payload frames are little-endian floats sent without conversion");
 
 inline constexpr std::uint32_t kMagic = 0x4C525453u;  // bytes 'S' 'T' 'R' 'L'
-inline constexpr std::uint16_t kProtocolVersion = 1;
+// 2: heartbeats carry kHeartbeatPausedBit in aux1 (a version-1 node would read it as a huge
+// step), so nodes of the two versions refuse each other rather than misread it.
+inline constexpr std::uint16_t kProtocolVersion = 2;
 inline constexpr std::size_t kHeaderSize = 64;
 
+// Set in a heartbeat's aux1 (above any real step count) while the sender is paused: it is
+// alive and answers, but runs no rounds, so nobody should wait for it.
+constexpr std::uint64_t kHeartbeatPausedBit = std::uint64_t{1} << 63;
+
 enum class MessageType : std::uint16_t {
-  heartbeat = 1,        // tag: sender's next gossip round; aux0: send time (ns); aux1: step
+  heartbeat = 1,        // tag: sender's next gossip round; aux0: send time (ns); aux1: step,
+                        // with kHeartbeatPausedBit set while the sender's training is paused
   heartbeat_ack = 2,    // aux0: the heartbeat's send time, echoed
   gossip_params = 3,    // tag: round; payload: the sender's parameters
   allreduce_chunk = 4,  // tag: collective; aux0: (ring step << 32) | chunk; aux1: membership

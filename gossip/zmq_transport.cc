@@ -120,6 +120,8 @@ struct ZmqTransport::Impl {
     if (wake_fd < 0) throw TransportError("eventfd failed");
   }
 
+  std::atomic<bool> beat_now{false};  // send heartbeats now (news such as a pause)
+
   void wake() {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
@@ -293,7 +295,8 @@ struct ZmqTransport::Impl {
     OutgoingMessage beat;
     beat.type = MessageType::heartbeat;
     beat.tag = owner.next_round_.load();
-    beat.aux1 = owner.step_.load();
+    beat.aux1 = (owner.step_.load() & ~kHeartbeatPausedBit) |
+                (owner.paused_.load() ? kHeartbeatPausedBit : 0);
     for (std::size_t i = 0; i < dealers.size(); ++i) {
       if (!dealers[i]) continue;
       beat.aux0 = monotonic_ns();
@@ -331,7 +334,7 @@ struct ZmqTransport::Impl {
     auto next_tick = Clock::now();
     while (!stopping.load()) {
       auto now = Clock::now();
-      if (now >= next_tick) {
+      if (now >= next_tick || beat_now.exchange(false)) {
         heartbeat_tick(now);
         next_tick = now + options().heartbeat;
       }
@@ -408,6 +411,13 @@ void ZmqTransport::send(std::size_t peer, OutgoingMessage message) {
 void ZmqTransport::set_progress(std::uint64_t next_round, std::uint64_t step) {
   next_round_.store(next_round);
   step_.store(step);
+}
+
+void ZmqTransport::set_paused(bool paused) {
+  if (paused_.exchange(paused) != paused) {  // tell the peers at once, not at the next beat
+    impl_->beat_now.store(true);
+    impl_->wake();
+  }
 }
 
 }  // namespace starling::gossip

@@ -68,6 +68,7 @@ class ZmqTransport final : public Transport {
   Mailbox& mailbox() override { return mailbox_; }
   PeerTable& peers() override { return peers_; }
   void set_progress(std::uint64_t next_round, std::uint64_t step) override;
+  void set_paused(bool paused) override;
 
   std::uint64_t dropped_by_fault_injection() const { return injected_drops_.load(); }
 
@@ -79,6 +80,7 @@ class ZmqTransport final : public Transport {
   Mailbox mailbox_;
   std::atomic<std::uint64_t> next_round_{0};
   std::atomic<std::uint64_t> step_{0};
+  std::atomic<bool> paused_{false};
   std::atomic<std::uint64_t> injected_drops_{0};
   std::unique_ptr<Impl> impl_;
 };

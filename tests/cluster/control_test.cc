@@ -230,6 +230,52 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
   std::filesystem::remove_all(dir);
 }
 
+// Pausing one node must not slow its neighbours down to one round per round_timeout: its
+// heartbeats say it is paused, so their rounds go on without it; it rejoins on resume.
+TEST(Control, APausedNodeIsNotWaitedForAndRejoinsOnResume) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 30\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nround_timeout_ms = 2000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  auto step_of = [&](std::size_t i) {
+    auto s = cluster.ask(i, "status", 1000ms);
+    return s ? s->value("step", std::int64_t{-1}) : std::int64_t{-1};
+  };
+  ASSERT_TRUE(eventually([&] { return step_of(1) >= 100; }, 60s)) << cluster.log(1);
+  ASSERT_TRUE(cluster.ask(2, "pause"));
+  std::this_thread::sleep_for(500ms);
+  auto peers = cluster.ask(1, "peers");
+  ASSERT_TRUE(peers);
+  for (const auto& p : (*peers)["peers"]) {
+    if (p.value("id", "") == "n2") {
+      EXPECT_TRUE(p.value("paused", false)) << p.dump();
+    }
+  }
+  // Waiting 2 s for n2 every round (every 8 steps) would allow about 8 steps in 2 s.
+  const std::int64_t before = step_of(1);
+  std::this_thread::sleep_for(2s);
+  EXPECT_GT(step_of(1) - before, 100) << "n2's neighbour waits for the paused node";
+  ASSERT_TRUE(cluster.ask(2, "resume"));
+  // Back in the rounds: a round of n1 after the resume hears from both neighbours again, at
+  // once (n2 jumps to its neighbours' round, and neither side waits out round_timeout for
+  // the rounds between; it took 14 s before that).
+  const std::size_t seen = cluster.metrics(1, "gossip").size();
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto rounds = cluster.metrics(1, "gossip");
+        for (std::size_t k = seen; k < rounds.size(); ++k) {
+          if (rounds[k].value("received", 0) == 2) return true;
+        }
+        return false;
+      },
+      3s))
+      << cluster.log(2);
+  for (std::size_t i = 0; i < 4; ++i) cluster.signal(i, SIGTERM);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
+}
+
 TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
   LocalCluster cluster(long_pair());
   cluster.start_all();

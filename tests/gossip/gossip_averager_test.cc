@@ -219,6 +219,35 @@ TEST(GossipAverager, CatchUpJumpsToTheNextRoundOfTheMostAdvancedNeighbour) {
   EXPECT_EQ(c.averagers[0]->catch_up(5, 2), 5u);  // the dead do not count
 }
 
+TEST(GossipAverager, ANeighbourTwoRoundsPastThisOneIsNotWaitedFor) {
+  Cluster c("ring", 3, 400ms);
+  auto snapshot = std::make_shared<const std::vector<float>>(4, 1.0f);
+  std::vector<float> mixed(4);
+  OutgoingMessage from2;
+  from2.type = MessageType::gossip_params;
+  from2.payload = copy_payload(std::vector<float>{3, 3, 3, 3});
+
+  // Neighbour 1 reports round 7 as its next: it ran 6 after 5, so its message for round 5
+  // would be here if it had sent one (it jumped past 5 after a restart, say).
+  c.network.node(0).peers().on_heartbeat(1, 7, 0);
+  from2.tag = 5;
+  c.network.node(2).send(0, from2);
+  auto start = Clock::now();
+  auto result = c.averagers[0]->run_round(5, snapshot, mixed);
+  EXPECT_LT(Clock::now() - start, 200ms) << "waited for a message that cannot come";
+  EXPECT_EQ(result.received, 1u);
+  ASSERT_EQ(result.missing.size(), 1u);
+  EXPECT_EQ(result.missing[0], 1u);
+
+  // Reporting round 7 while this node runs 6, its message for 6 may still be on its way.
+  from2.tag = 6;
+  c.network.node(2).send(0, from2);
+  start = Clock::now();
+  result = c.averagers[0]->run_round(6, snapshot, mixed);
+  EXPECT_GE(Clock::now() - start, 350ms) << "gave up on a neighbour that may still send";
+  EXPECT_EQ(result.received, 1u);
+}
+
 TEST(MixInto, ComputesWeightedSumAndDistance) {
   std::vector<float> a{1, 1}, b{3, 5}, out(2);
   double d = mix_into(out, {a, b}, {0.25, 0.75});

@@ -116,7 +116,7 @@ TEST(Wire, HeaderRoundTripsWithExplicitByteOrder) {
   // Magic is "STRL" in byte order, the version little-endian right after it.
   EXPECT_EQ(static_cast<char>(encoded[0]), 'S');
   EXPECT_EQ(static_cast<char>(encoded[3]), 'L');
-  EXPECT_EQ(std::to_integer<int>(encoded[4]), 1);
+  EXPECT_EQ(std::to_integer<int>(encoded[4]), kProtocolVersion);
   EXPECT_EQ(std::to_integer<int>(encoded[16]), 0x88);  // little-endian incarnation
   std::vector<float> payload(0);
   Frames f;
@@ -162,6 +162,11 @@ TEST(Wire, RejectsEveryKindOfBadMessage) {
   {
     Frames f = gossip_message(values);
     f.data[0][4] = std::byte{9};
+    EXPECT_EQ(reason_of(f), RejectReason::bad_version);
+  }
+  {
+    Frames f = gossip_message(values);
+    f.data[0][4] = std::byte{1};  // version 1 read heartbeats' aux1 differently
     EXPECT_EQ(reason_of(f), RejectReason::bad_version);
   }
   {
