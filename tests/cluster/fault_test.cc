@@ -31,6 +31,20 @@ std::string peer_state(LocalCluster& cluster, std::size_t i, const std::string& 
   return "absent";
 }
 
+// The cluster ended with one final allreduce of all four nodes: every node took part, it
+// succeeded everywhere, and every node scores the same.
+void expect_one_final_model_of_all_four(LocalCluster& cluster) {
+  std::set<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto finals = cluster.metrics(i, "final_allreduce");
+    ASSERT_FALSE(finals.empty()) << cluster.log(i);
+    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
+    EXPECT_EQ(finals.back().value("members", 0), 4) << cluster.log(i);
+    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
+  }
+  EXPECT_EQ(accuracies.size(), 1u);
+}
+
 TEST(Fault, SigkilledNodeIsDeadForItsNeighboursAndComesBackFromItsCheckpoint) {
   constexpr auto kSuspect = 400ms;
   LocalClusterOptions o;
@@ -131,15 +145,7 @@ TEST(Fault, ARestartedNodeRejoinsTheRoundAndStepAndTheClusterFinishesTogether) {
   ASSERT_FALSE(rejoined.empty()) << cluster.log(2);
   EXPECT_GT(rejoined.front().value("skipped_steps", 0), 0);
   // One final allreduce of all four: one model, one score.
-  std::set<double> accuracies;
-  for (std::size_t i = 0; i < 4; ++i) {
-    auto finals = cluster.metrics(i, "final_allreduce");
-    ASSERT_FALSE(finals.empty()) << cluster.log(i);
-    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
-    EXPECT_EQ(finals.back().value("members", 0), 4);
-    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
-  }
-  EXPECT_EQ(accuracies.size(), 1u);
+  expect_one_final_model_of_all_four(cluster);
 }
 
 // The same for dynamic averaging, whose nodes report their step in heartbeats for this.
@@ -163,14 +169,7 @@ TEST(Fault, ARestartedDynamicNodeRejoinsTheStepAndTheClusterFinishesTogether) {
   auto rejoined = cluster.metrics(2, "rejoined");
   ASSERT_FALSE(rejoined.empty()) << cluster.log(2);
   EXPECT_GT(rejoined.front().value("skipped_steps", 0), 0);
-  std::set<double> accuracies;
-  for (std::size_t i = 0; i < 4; ++i) {
-    auto finals = cluster.metrics(i, "final_allreduce");
-    ASSERT_FALSE(finals.empty()) << cluster.log(i);
-    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
-    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
-  }
-  EXPECT_EQ(accuracies.size(), 1u);
+  expect_one_final_model_of_all_four(cluster);
 }
 
 // A stall (SIGSTOP) rather than a crash: the node keeps its state and its process, and comes
@@ -204,15 +203,7 @@ void stall_and_resume(const std::string& sync) {
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
   }
-  std::set<double> accuracies;
-  for (std::size_t i = 0; i < 4; ++i) {
-    auto finals = cluster.metrics(i, "final_allreduce");
-    ASSERT_FALSE(finals.empty()) << cluster.log(i);
-    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
-    EXPECT_EQ(finals.back().value("members", 0), 4) << cluster.log(i);
-    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
-  }
-  EXPECT_EQ(accuracies.size(), 1u);
+  expect_one_final_model_of_all_four(cluster);
 }
 
 // `starlingctl pause` of one node: it stays alive and answers, but its heartbeats say it is
@@ -241,15 +232,7 @@ void pause_and_resume(const std::string& sync) {
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
   }
-  std::set<double> accuracies;
-  for (std::size_t i = 0; i < 4; ++i) {
-    auto finals = cluster.metrics(i, "final_allreduce");
-    ASSERT_FALSE(finals.empty()) << cluster.log(i);
-    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
-    EXPECT_EQ(finals.back().value("members", 0), 4) << cluster.log(i);
-    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
-  }
-  EXPECT_EQ(accuracies.size(), 1u);
+  expect_one_final_model_of_all_four(cluster);
 }
 
 TEST(Fault, APausedAllreduceMemberIsNotWaitedForAndRejoinsOnResume) {
