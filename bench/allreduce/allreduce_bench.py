@@ -38,8 +38,9 @@ def iterations_for(size):
 def starling_allreduce(world, sizes, transport):
     d = tempfile.mkdtemp(prefix=f"starling-ar{world}-")
     lines = ["[cluster]", 'name = "ar"', "[topology]", 'kind = "ring"']
+    ports = starling_runs.free_ports(world)
     for i in range(world):
-        endpoint = (f"tcp://127.0.0.1:{starling_runs.free_port()}" if transport == "tcp"
+        endpoint = (f"tcp://127.0.0.1:{ports[i]}" if transport == "tcp"
                     else f"ipc://{d}/r{i}.sock")
         lines += ["[[node]]", f'id = "r{i}"', f'endpoint = "{endpoint}"']
     with open(os.path.join(d, "ring.toml"), "w") as f:
@@ -90,7 +91,7 @@ def gloo_allreduce(world, sizes):
     for size in sizes:
         out = tempfile.mkdtemp(prefix=f"starling-gloo{world}-")
         subprocess.run(["/usr/bin/python3", os.path.join(HERE, "gloo_allreduce.py"), "--world",
-                        str(world), "--port", str(starling_runs.free_port()), "--sizes", str(size),
+                        str(world), "--port", str(starling_runs.free_ports(1)[0]), "--sizes", str(size),
                         "--iterations", str(iterations_for(size)), "--out", out],
                        check=True, capture_output=True)
         rows = []

@@ -10,18 +10,26 @@ BUILD = os.environ.get("STARLING_BUILD", os.path.join(ROOT, "build"))
 STARLINGCTL = os.path.join(BUILD, "daemon", "starlingctl")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """`count` distinct free ports: all are held open until all are chosen (one at a time,
+    the kernel may hand out a just-released port again, and two nodes then share it)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp"):
     lines = ['[cluster]', f'name = "{name}"', 'seed = 1', '', '[topology]', topology, '',
              '[training]', training, '', '[sync]', sync, '', '[run]', f'dir = "{run_dir}"']
+    ports = free_ports(nodes)
     for i in range(nodes):
         lines += ['', '[[node]]', f'id = "n{i}"',
-                  (f'endpoint = "tcp://127.0.0.1:{free_port()}"' if transport == "tcp"
+                  (f'endpoint = "tcp://127.0.0.1:{ports[i]}"' if transport == "tcp"
                    else f'endpoint = "ipc://{run_dir}/n{i}.data"'),
                   f'control = "ipc://{run_dir}/n{i}.sock"']
     return "\n".join(lines) + "\n"

@@ -1,18 +1,21 @@
 #pragma once
 // Ephemeral loopback ports for tests: the kernel picks a free port, we release it and hand it
-// out. Another process could grab it in between; the window is tiny and ports are not reused
-// immediately, which is good enough for tests.
+// out. Another process could grab it in between; the window is tiny, which is good enough for
+// tests. The kernel may hand a just-released port out again at once, so a port this process
+// already handed out is never handed out twice (two nodes of one cluster would share it).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 
 namespace starling::testing {
 
-inline int free_tcp_port() {
+inline int kernel_free_tcp_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
   sockaddr_in addr{};
@@ -28,6 +31,17 @@ inline int free_tcp_port() {
   int port = ntohs(addr.sin_port);
   ::close(fd);
   return port;
+}
+
+inline int free_tcp_port() {
+  static std::mutex mutex;
+  static std::set<int> handed_out;
+  std::lock_guard lock(mutex);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int port = kernel_free_tcp_port();
+    if (handed_out.insert(port).second) return port;
+  }
+  throw std::runtime_error("no fresh free port after 100 attempts");
 }
 
 inline std::string loopback_endpoint() {
