@@ -235,6 +235,38 @@ void pause_and_resume(const std::string& sync) {
   expect_one_final_model_of_all_four(cluster);
 }
 
+// A dynamic-averaging node stopped early (SIGTERM) while the others train on: it leaves at
+// once with a checkpoint (it used to enter the final allreduce and wait up to 120 s for nodes
+// still training), and the others' final allreduce, among themselves, still succeeds.
+TEST(Fault, AStoppedDynamicNodeLeavesAtOnceAndTheOthersFinishOnOneModel) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 6\neval_every = 100000";
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta_mode = \"relative\"\ndelta = 0.01\n"
+           "final_allreduce = true\nheartbeat_ms = 100\nsuspect_after_ms = 400\n"
+           "dead_after_ms = 1200\nreply_timeout_ms = 1000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
+  const auto asked = std::chrono::steady_clock::now();
+  cluster.signal(2, SIGTERM);
+  EXPECT_TRUE(exited_cleanly(cluster.wait_exit(2, 20s))) << cluster.log(2);
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 10s);
+  EXPECT_TRUE(cluster.metrics(2, "final_allreduce").empty()) << "a stopped node joined the final allreduce";
+  ASSERT_FALSE(cluster.metrics(2, "summary").empty());
+  EXPECT_FALSE(cluster.metrics(2, "summary").back().value("finished", true));
+  std::set<double> accuracies;
+  for (std::size_t i : {0u, 1u, 3u}) {
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+    auto finals = cluster.metrics(i, "final_allreduce");
+    ASSERT_FALSE(finals.empty()) << cluster.log(i);
+    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
+    EXPECT_EQ(finals.back().value("members", 0), 3) << cluster.log(i);
+    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
+  }
+  EXPECT_EQ(accuracies.size(), 1u);
+}
+
 TEST(Fault, APausedAllreduceMemberIsNotWaitedForAndRejoinsOnResume) {
   pause_and_resume("mode = \"allreduce\"");
 }
