@@ -47,15 +47,17 @@ std::int64_t latest_reported_step(gossip::Transport& transport, const std::vecto
   return static_cast<std::int64_t>(latest);
 }
 
+void await_first_reports(const std::function<std::uint64_t()>& reported) {
+  const auto patience = Clock::now() + std::chrono::seconds(2);
+  while (reported() == 0 && Clock::now() < patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 std::int64_t rejoin_peers_step(training::Trainer& trainer, gossip::Transport& transport,
                                const std::vector<std::size_t>& peers) {
   const std::int64_t own = trainer.step_count();
-  // Right after a restart the peers' first heartbeats (which carry their steps) may still be
-  // on their way: give them a moment (a peer table that has heard none reports step 0).
-  const auto patience = Clock::now() + std::chrono::seconds(2);
-  while (latest_reported_step(transport, peers) == 0 && Clock::now() < patience) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  await_first_reports([&] { return static_cast<std::uint64_t>(latest_reported_step(transport, peers)); });
   // Never past the end: a node whose peers finished still finishes (and evaluates) itself.
   const std::int64_t target = std::min(latest_reported_step(transport, peers), trainer.total_steps());
   if (target <= own) return 0;

@@ -25,6 +25,11 @@ std::uint64_t latest_reported(gossip::Transport& transport, const std::vector<st
 // The largest training step `peers` (those reachable) report in their heartbeats.
 std::int64_t latest_reported_step(gossip::Transport& transport, const std::vector<std::size_t>& peers);
 
+// Right after a restart the peers' first heartbeats (which carry their rounds and steps) may
+// still be on their way, and a peer table that has heard none reports 0: waits up to 2 s
+// while `reported()` is 0.
+void await_first_reports(const std::function<std::uint64_t()>& reported);
+
 // A node that resumed from a checkpoint is behind its peers by the steps they made since. If
 // it trained them all it would finish long after them, and its last rounds (or balancings)
 // would wait for peers that are done. So it moves forward to the most advanced step its

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "daemon/checkpoint_extras.h"
@@ -67,32 +68,27 @@ void GossipSync::start(training::Trainer& trainer) {
   // starts at round 0 like everyone: neighbours that started a little earlier are a round or
   // two ahead and wait.)
   if (resumed_) {
-    // The neighbours' first heartbeats (which carry their rounds) may still be on their way.
     const auto neighbours = topology_.graph().neighbours(transport_.self());
-    const auto patience = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (latest_reported(transport_, neighbours) == 0 && std::chrono::steady_clock::now() < patience) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    await_first_reports([&] { return latest_reported(transport_, neighbours); });
   }
   std::lock_guard lock(mutex_);
-  if (resumed_) {
-    std::uint64_t target = averager_.catch_up(next_round_);
-    if (target > next_round_) {
-      // Round `target` is launched at step (target + 1) * period: start `period` steps before.
-      std::int64_t step = static_cast<std::int64_t>(target) * period();
-      if (step > trainer.total_steps()) {  // the neighbours are done: finish at once
-        step = trainer.total_steps();
-        target = static_cast<std::uint64_t>(step / period());
-      }
-      move_forward_locked(trainer, target, step);
-    }
-  }
+  if (resumed_) catch_up_locked(trainer, 0, /*launching_now=*/false);
   averager_.expect_round(next_round_);
   ring_.expect(next_round_);
 }
 
-void GossipSync::move_forward_locked(training::Trainer& trainer, std::uint64_t round,
-                                     std::int64_t step) {
+void GossipSync::catch_up_locked(training::Trainer& trainer, std::uint64_t slack,
+                                 bool launching_now) {
+  std::uint64_t round = averager_.catch_up(next_round_, slack);
+  if (round <= next_round_) return;
+  // Round r is launched at step (r + 1) * period: now, or `period` steps from now.
+  const std::int64_t offset = launching_now ? 1 : 0;
+  std::int64_t step = (static_cast<std::int64_t>(round) + offset) * period();
+  if (step > trainer.total_steps()) {  // the neighbours are finishing: end with them
+    step = trainer.total_steps();
+    round = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(static_cast<std::int64_t>(next_round_), step / period() - offset));
+  }
   const std::int64_t own = trainer.step_count();
   const std::uint64_t own_round = next_round_;
   if (step > own) trainer.advance_to_step(step);
@@ -121,15 +117,7 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
     // (as an earlier version did) left restarted nodes with rounds to run after their
     // neighbours had finished, each waiting out round_timeout, and final allreduces whose
     // tags (the last round) differed between nodes.
-    std::uint64_t target = averager_.catch_up(next_round_, kRealignSlack);
-    if (target > next_round_) {
-      std::int64_t step = static_cast<std::int64_t>(target + 1) * period();
-      if (step > trainer.total_steps()) {  // launch the last round, at the last step
-        step = trainer.total_steps();
-        target = std::max<std::uint64_t>(next_round_, static_cast<std::uint64_t>(step / period()) - 1);
-      }
-      move_forward_locked(trainer, target, step);
-    }
+    catch_up_locked(trainer, kRealignSlack, /*launching_now=*/true);
     round = next_round_++;
     take_sync_requests_locked();
     collective = scheduled_syncs_.count(round) > 0;

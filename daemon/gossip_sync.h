@@ -94,9 +94,11 @@ class GossipSync final : public SyncStrategy {
   // Snapshots the model and runs a round: on the worker when `on_worker`, else inline.
   void launch_round(training::Trainer& trainer, bool on_worker);
   std::int64_t period() const { return options_.period; }
-  // Sets the next round to `round` and moves the trainer forward to `step` (never back), for a
-  // node behind its neighbours. mutex_ held.
-  void move_forward_locked(training::Trainer& trainer, std::uint64_t round, std::int64_t step);
+  // A node more than `slack` rounds behind its neighbours moves forward to their round and to
+  // the step that goes with it (never back, never past the last step), skipping the batches
+  // between; `launching_now`: whether it launches that round at once or `period` steps from
+  // now. Drops the syncs scheduled for skipped rounds. mutex_ held.
+  void catch_up_locked(training::Trainer& trainer, std::uint64_t slack, bool launching_now);
   // Applies finished rounds in order; waits for the oldest while more than `keep_in_flight`
   // rounds are unapplied.
   void apply_finished(training::Trainer& trainer, std::size_t keep_in_flight);

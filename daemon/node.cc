@@ -248,7 +248,6 @@ struct Node::Impl {
         return;
       }
       case ControlCommand::checkpoint: {
-        const std::string current = status_json().value("state", "");
         // Written by the training thread at its next step boundary; it replies then. The phase
         // is read under commands_mutex, which the training thread holds when it ends the loop
         // and answers what is queued: no request is left without a reply.
@@ -256,9 +255,9 @@ struct Node::Impl {
         if (phase.load() != Phase::training) {
           control->reply(token, error_reply(
               phase.load() == Phase::starting
-                  ? "not training yet (" + current + "): there is nothing new to checkpoint"
-                  : "training has ended (" + current + "); its final checkpoint is in " +
-                        checkpoint_dir.string()));
+                  ? std::string("not training yet (it waits for its peers): there is nothing "
+                                "new to checkpoint")
+                  : "training has ended; its final checkpoint is in " + checkpoint_dir.string()));
           return;
         }
         checkpoint_requests.push_back(token);

@@ -31,18 +31,36 @@ std::string peer_state(LocalCluster& cluster, std::size_t i, const std::string& 
   return "absent";
 }
 
-// The cluster ended with one final allreduce of all four nodes: every node took part, it
-// succeeded everywhere, and every node scores the same.
-void expect_one_final_model_of_all_four(LocalCluster& cluster) {
+// `nodes` ended with one final allreduce among themselves: each took part in one of
+// `nodes.size()` members, it succeeded everywhere, and every node scores the same.
+void expect_one_final_model(LocalCluster& cluster, const std::vector<std::size_t>& nodes) {
   std::set<double> accuracies;
-  for (std::size_t i = 0; i < 4; ++i) {
+  for (std::size_t i : nodes) {
     auto finals = cluster.metrics(i, "final_allreduce");
     ASSERT_FALSE(finals.empty()) << cluster.log(i);
     EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
-    EXPECT_EQ(finals.back().value("members", 0), 4) << cluster.log(i);
+    EXPECT_EQ(finals.back().value("members", 0), static_cast<int>(nodes.size())) << cluster.log(i);
     accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
   }
   EXPECT_EQ(accuracies.size(), 1u);
+}
+
+void expect_one_final_model_of_all_four(LocalCluster& cluster) {
+  expect_one_final_model(cluster, {0, 1, 2, 3});
+}
+
+// Over `span`, each of `nodes` (the ones not held by the fault on n2) advances by more than
+// `more_than` steps.
+void expect_steps_advance(LocalCluster& cluster, const std::vector<std::size_t>& nodes,
+                          std::chrono::milliseconds span, std::int64_t more_than,
+                          const std::string& otherwise) {
+  std::vector<std::int64_t> before;
+  for (std::size_t i : nodes) before.push_back(step_of(cluster, i));
+  std::this_thread::sleep_for(span);
+  for (std::size_t k = 0; k < nodes.size(); ++k) {
+    EXPECT_GT(step_of(cluster, nodes[k]) - before[k], more_than)
+        << "node " << nodes[k] << " " << otherwise << "\n" << cluster.log(nodes[k]);
+  }
 }
 
 TEST(Fault, SigkilledNodeIsDeadForItsNeighboursAndComesBackFromItsCheckpoint) {
@@ -60,15 +78,9 @@ TEST(Fault, SigkilledNodeIsDeadForItsNeighboursAndComesBackFromItsCheckpoint) {
   auto status = cluster.wait_exit(2, 5s);
   ASSERT_TRUE(status && WIFSIGNALED(*status));
   const auto killed_at = std::chrono::steady_clock::now();
-  std::vector<std::int64_t> before;
-  for (std::size_t i : {0u, 1u, 3u}) before.push_back(step_of(cluster, i));
 
   // The others keep stepping: within twice the suspect timeout every survivor has advanced.
-  std::this_thread::sleep_for(2 * kSuspect);
-  std::size_t k = 0;
-  for (std::size_t i : {0u, 1u, 3u}) {
-    EXPECT_GT(step_of(cluster, i), before[k++]) << "node " << i << " stalled\n" << cluster.log(i);
-  }
+  expect_steps_advance(cluster, {0, 1, 3}, 2 * kSuspect, 0, "stalled");
   // Its neighbours (n1, n3) see it dead; nobody hangs (they answer).
   for (std::size_t i : {1u, 3u}) {
     EXPECT_TRUE(eventually([&] { return peer_state(cluster, i, "n2") == "dead"; }, 5s))
@@ -186,14 +198,7 @@ void stall_and_resume(const std::string& sync) {
   ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
   cluster.signal(2, SIGSTOP);
   std::this_thread::sleep_for(1500ms);  // past dead_after: its neighbours have given it up
-  std::vector<std::int64_t> before;
-  for (std::size_t i : {0u, 1u, 3u}) before.push_back(step_of(cluster, i));
-  std::this_thread::sleep_for(1500ms);
-  std::size_t k = 0;
-  for (std::size_t i : {0u, 1u, 3u}) {
-    EXPECT_GT(step_of(cluster, i), before[k++]) << "node " << i << " waits for the stalled node\n"
-                                                << cluster.log(i);
-  }
+  expect_steps_advance(cluster, {0, 1, 3}, 1500ms, 0, "waits for the stalled node");
   for (std::size_t i : {1u, 3u}) EXPECT_EQ(peer_state(cluster, i, "n2"), "dead") << "node " << i;
   cluster.signal(2, SIGCONT);
   for (std::size_t i : {1u, 3u}) {
@@ -219,15 +224,8 @@ void pause_and_resume(const std::string& sync) {
   ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
   ASSERT_TRUE(cluster.ask(2, "pause"));
   std::this_thread::sleep_for(500ms);
-  std::vector<std::int64_t> before;
-  for (std::size_t i : {0u, 1u, 3u}) before.push_back(step_of(cluster, i));
-  std::this_thread::sleep_for(2s);
-  std::size_t k = 0;
-  for (std::size_t i : {0u, 1u, 3u}) {
-    // Waiting out a timeout per round or collective would allow a few dozen steps at most.
-    EXPECT_GT(step_of(cluster, i) - before[k++], 100) << "node " << i << " waits for the paused node\n"
-                                                      << cluster.log(i);
-  }
+  // Waiting out a timeout per round or collective would allow a few dozen steps at most.
+  expect_steps_advance(cluster, {0, 1, 3}, 2s, 100, "waits for the paused node");
   ASSERT_TRUE(cluster.ask(2, "resume"));
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
@@ -255,16 +253,10 @@ TEST(Fault, AStoppedDynamicNodeLeavesAtOnceAndTheOthersFinishOnOneModel) {
   EXPECT_TRUE(cluster.metrics(2, "final_allreduce").empty()) << "a stopped node joined the final allreduce";
   ASSERT_FALSE(cluster.metrics(2, "summary").empty());
   EXPECT_FALSE(cluster.metrics(2, "summary").back().value("finished", true));
-  std::set<double> accuracies;
   for (std::size_t i : {0u, 1u, 3u}) {
     EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
-    auto finals = cluster.metrics(i, "final_allreduce");
-    ASSERT_FALSE(finals.empty()) << cluster.log(i);
-    EXPECT_TRUE(finals.back().value("ok", false)) << cluster.log(i);
-    EXPECT_EQ(finals.back().value("members", 0), 3) << cluster.log(i);
-    accuracies.insert(cluster.metrics(i, "summary").back().value("accuracy", -1.0));
   }
-  EXPECT_EQ(accuracies.size(), 1u);
+  expect_one_final_model(cluster, {0, 1, 3});
 }
 
 TEST(Fault, APausedAllreduceMemberIsNotWaitedForAndRejoinsOnResume) {
