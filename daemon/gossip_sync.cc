@@ -225,6 +225,10 @@ void GossipSync::run_collective_round(training::Trainer& trainer, std::uint64_t 
 }
 
 void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
+  // On CUDA the host span is a mirror last pulled at this round's snapshot; the steps taken
+  // since then live on the device. Without this pull the push below would put the snapshot
+  // back and drop them (on the CPU the span is the live model and the pull does nothing).
+  trainer.pull_parameters();
   auto params = trainer.parameters();
   const float* delta = outcome.delta.data();
   float* x = params.data();

@@ -1,12 +1,16 @@
 // GossipSync on the in-process fake network, with a real (tiny, synthetic) trainer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <future>
 #include <unistd.h>
 
 #include "daemon/gossip_sync.h"
 #include "daemon/metrics_log.h"
 #include "gossip/fake_transport.h"
+#include "gossip/gossip_averager.h"
 #include "topology/cluster_file.h"
 #include "topology/topology.h"
 #include "training/trainer.h"
@@ -71,6 +75,90 @@ max_steps = 200
         << "the allreduce window stayed at the skipped sync's round";
   }
   std::filesystem::remove_all(dir);
+}
+
+std::vector<float> pulled(training::Trainer& trainer) {
+  trainer.pull_parameters();
+  auto p = trainer.parameters();
+  return {p.begin(), p.end()};
+}
+
+// A mix computed from round r's snapshot s is applied at a later step as x <- x + (m - s), so
+// the steps taken while the exchange was in flight stay in the model. On CUDA the trainer's
+// host span is a mirror last pulled at the snapshot: apply() must read the device's model, or
+// it pushes the snapshot back and drops those steps (it did, before the CUDA path was run).
+// Runs on the CPU, and on CUDA where there is a device.
+TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
+  std::vector<std::string> devices{"cpu"};
+  if (training::cuda_device_count() > 0) devices.push_back("cuda");
+  for (const std::string& device : devices) {
+    SCOPED_TRACE(device);
+    const auto spec = topology::parse_cluster_text(R"(
+[cluster]
+name = "a"
+[topology]
+kind = "ring"
+[[node]]
+id = "n0"
+endpoint = "tcp://127.0.0.1:7000"
+[[node]]
+id = "n1"
+endpoint = "tcp://127.0.0.1:7001"
+[training]
+model = "mlp"
+dataset = "synthetic"
+max_steps = 50
+lr = 0.5
+device = ")" + device + "\"\n", "a.toml");
+    const auto topo = topology::Topology::compile(spec);
+    gossip::FakeNetwork network(topo.names(), 1);
+    training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
+    auto cpu_spec = spec.training;
+    cpu_spec.device = "cpu";
+    training::Trainer shadow(cpu_spec, training::NodeShard{0, 2, 1});  // the same steps, on the CPU
+    gossip::GossipAverager peer(network.node(1), topo, 5s);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("starling-gossip-apply-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    {
+      MetricsLog metrics(dir / "metrics.jsonl");
+      GossipSyncOptions o;
+      o.period = 1;
+      o.staleness = 1;  // round r is applied at the step after it was launched
+      o.round_timeout = 200ms;
+      o.startup_timeout = 0ms;
+      GossipSync sync(network.node(0), topo, o, metrics);
+      sync.start(trainer);
+
+      trainer.step();
+      shadow.step();
+      const auto snapshot = pulled(shadow);
+      // n1 mixes in round 0 with an all-zero model.
+      auto zeros = std::make_shared<const std::vector<float>>(snapshot.size(), 0.0f);
+      std::vector<float> peer_delta(snapshot.size());
+      auto peer_round = std::async(std::launch::async, [&] {
+        return peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta);
+      });
+      sync.after_step(trainer);  // launches round 0 from this snapshot
+      ASSERT_EQ(peer_round.get().received, 1u);
+
+      trainer.step();  // the step taken while round 0 is in flight
+      shadow.step();
+      const auto stepped = pulled(shadow);
+      sync.after_step(trainer);  // applies round 0
+      // A two-node ring mixes half and half: m = (s + 0) / 2, so x = stepped + m - s.
+      const auto mixed = pulled(trainer);
+      ASSERT_EQ(mixed.size(), stepped.size());
+      float worst = 0, step_size = 0;
+      for (std::size_t k = 0; k < mixed.size(); ++k) {
+        worst = std::max(worst, std::abs(mixed[k] - (stepped[k] - 0.5f * snapshot[k])));
+        step_size = std::max(step_size, std::abs(stepped[k] - snapshot[k]));
+      }
+      EXPECT_LT(worst, 1e-4f) << "largest change of the in-flight step: " << step_size;
+      EXPECT_GT(step_size, 1e-2f) << "the test's step is too small to tell";
+    }
+    std::filesystem::remove_all(dir);
+  }
 }
 
 }  // namespace
