@@ -41,6 +41,7 @@ void configure_logging(const std::string& node_id, const std::string& level) {
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [" + node_id + "] %v");
   logger->set_level(spdlog::level::from_str(level));
   spdlog::set_default_logger(logger);
+  training::set_warning_sink([](const std::string& message) { spdlog::warn("training: {}", message); });
 }
 
 std::uint64_t incarnation_now() {

@@ -9,6 +9,10 @@
 
 namespace starling::training {
 
+std::size_t cuda_device_count() {
+  return torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+}
+
 c10::Device resolve_device(const std::string& name) {
   const bool have_cuda = torch::cuda::is_available();
   if (name == "auto") return have_cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);

@@ -10,6 +10,7 @@
 // into parameters() between steps is the supported way for sync algorithms to change the model.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,6 +31,17 @@ class TrainingError : public std::runtime_error {
 };
 
 // Which part of the data this node trains on: partition `index` of `count`, drawn from `seed`.
+// Where the training engine's warnings go (a checkpoint skipped as corrupt, say): standard
+// error until a program routes them into its own log. training/ itself includes no logging
+// library: LibTorch 2 ships its own fmt headers, and a translation unit that saw them and
+// Debian's spdlog would not compile.
+using WarningSink = std::function<void(const std::string& message)>;
+void set_warning_sink(WarningSink sink);
+void warn(const std::string& message);
+
+// CUDA devices this LibTorch can use: 0 for a CPU-only build or a machine without a GPU.
+std::size_t cuda_device_count();
+
 struct NodeShard {
   std::size_t index = 0;
   std::size_t count = 1;

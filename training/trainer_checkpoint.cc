@@ -3,7 +3,6 @@
 // durable write are in checkpoint_file.cc; the section encoding in trainer_state.cc.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <spdlog/spdlog.h>
 
 #include <cstring>
 #include <filesystem>
@@ -134,7 +133,7 @@ std::optional<LoadedCheckpoint> Trainer::load_latest_checkpoint(const std::strin
       state = decode_state(decode_checkpoint(read_whole_file(entry.path), path), path);
       check_compatible(identity, state, path);
     } catch (const TrainingError& e) {
-      spdlog::warn("training: skipping checkpoint {}: {}", path, e.what());
+      warn("skipping checkpoint " + path + ": " + e.what());
       continue;
     }
     // Everything is verified; from here on nothing can fail for a reason in the file.

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <c10/core/GradMode.h>  // NoGradGuard (at:: no longer has it in LibTorch 2)
+
 #include <cstring>
 
 #include "training/flat_parameters.h"
@@ -61,7 +63,7 @@ TEST_P(FlatParametersTest, TensorsAreViewsOfOneBuffer) {
 TEST_P(FlatParametersTest, WritingTheBufferChangesTheForwardPass) {
   FlatParameters flat(model_layout(GetParam()), at::kCPU);
   initialise(flat, 1);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor before = model_forward(GetParam(), flat.tensors(), batch_images(8));
   // Write new values through the raw pointer, as a sync algorithm writes through the span.
   float* values = flat.values().data_ptr<float>();
@@ -161,7 +163,7 @@ TEST(ModelLayout, ShapesAndCounts) {
             32 * 25 + 32 + 64 * 32 * 25 + 64 + 1024 * 128 + 128 + 128 * 10 + 10);
   for (ModelKind kind : {ModelKind::logreg, ModelKind::mlp, ModelKind::cnn}) {
     FlatParameters flat(model_layout(kind), at::kCPU);
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     EXPECT_EQ(model_forward(kind, flat.tensors(), batch_images(5)).sizes(),
               at::IntArrayRef({5, kClasses}));
   }

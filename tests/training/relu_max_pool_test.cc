@@ -2,6 +2,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <c10/core/GradMode.h>  // NoGradGuard (at:: no longer has it in LibTorch 2)
+
 #include <limits>
 
 #include "training/relu_max_pool.h"
@@ -40,7 +42,7 @@ TEST(ReluMaxPool, ZerosAndNegativeWindowsPassNoGradient) {
 TEST(ReluMaxPool, NanPropagatesLikeMaxPool) {
   at::Tensor data = at::randn({1, 1, 4, 4});
   data[0][0][1][1] = std::numeric_limits<float>::quiet_NaN();
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor fused = relu_max_pool2x2(data);
   EXPECT_TRUE(std::isnan(fused[0][0][0][0].item<float>()));
   EXPECT_FALSE(std::isnan(fused[0][0][1][1].item<float>()));

@@ -310,10 +310,17 @@ TEST(Trainer, CorruptOrTruncatedCheckpointsAreSkipped) {
   flip_byte(paths[2], std::filesystem::file_size(paths[2]) / 2);
   std::filesystem::resize_file(paths[1], std::filesystem::file_size(paths[1]) - 100);
 
+  std::vector<std::string> warnings;
+  set_warning_sink([&](const std::string& message) { warnings.push_back(message); });
   Trainer fresh(spec, NodeShard{});
   const auto loaded = fresh.load_latest_checkpoint(dir.path().string());
+  set_warning_sink(nullptr);
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->path, paths[0]);
+  // Each file passed over is named, newest first.
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find(paths[2]), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find(paths[1]), std::string::npos) << warnings[1];
   EXPECT_EQ(fresh.step_count(), 2);
   EXPECT_TRUE(bitwise_equal(fresh.parameters(), states[0]));
 
@@ -379,8 +386,12 @@ TEST(Trainer, BadConfigurationIsATrainingError) {
     }
   };
   auto spec = synthetic_spec();
-  spec.device = "cuda";
-  expect_error(spec, {}, "training.device");  // this build and machine have no GPU
+  if (cuda_device_count() == 0) {
+    spec.device = "cuda";
+    expect_error(spec, {}, "training.device");  // this build or machine has no GPU
+  }
+  spec.device = "cuda:" + std::to_string(cuda_device_count());  // one past the last
+  expect_error(spec, {}, "training.device");
   spec.device = "gpu";
   expect_error(spec, {}, "training.device");
   spec = synthetic_spec();
