@@ -7,6 +7,11 @@ Two loops:
   tuned      the same model and optimizer, batches cut by randperm + index_select (no DataLoader)
              and zero_grad(set_to_none=True): a hand-tuned loop, reported for transparency.
 
+--device cuda (a GPU machine's PyTorch): the model lives on the GPU; idiomatic keeps the data on
+the host and moves each batch (pinned, non-blocking), tuned keeps the whole training set on the
+GPU and cuts batches there, as Starling's Trainer does. Timing starts and stops on a
+synchronised device.
+
 Run with Debian's interpreter (/usr/bin/python3) and python3-torch (bench/setup.sh).
 Prints one JSON line per measurement.
 """
@@ -79,17 +84,20 @@ def make_model(name):
     sys.exit(f"unknown model {name}")
 
 
-def idiomatic_batches(x, y, batch):
+def idiomatic_batches(x, y, batch, device):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y),
-                                         batch_size=batch, shuffle=True)
+                                         batch_size=batch, shuffle=True,
+                                         pin_memory=device.type == "cuda")
     while True:
-        yield from loader
+        for images, labels in loader:
+            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
 
-def tuned_batches(x, y, batch):
+def tuned_batches(x, y, batch, device):
+    x, y = x.to(device), y.to(device)
     n = x.shape[0]
     while True:
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=device)
         for begin in range(0, n, batch):
             index = perm[begin:begin + batch]
             yield x.index_select(0, index), y.index_select(0, index)
@@ -97,9 +105,15 @@ def tuned_batches(x, y, batch):
 
 def measure(args, loop, x, y):
     torch.manual_seed(1)
-    model = make_model(args.model)
+    device = torch.device(args.device)
+    model = make_model(args.model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    batches = (idiomatic_batches if loop == "idiomatic" else tuned_batches)(x, y, args.batch)
+    batches = (idiomatic_batches if loop == "idiomatic" else tuned_batches)(x, y, args.batch,
+                                                                           device)
+
+    def synchronize():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     set_to_none = loop == "tuned"
 
     def step():
@@ -112,6 +126,7 @@ def measure(args, loop, x, y):
 
     for _ in range(args.warmup):
         step()
+    synchronize()
     samples = steps = 0
     start = time.perf_counter()
     cpu_start = time.process_time()
@@ -120,12 +135,14 @@ def measure(args, loop, x, y):
         samples += step()
         steps += 1
         elapsed = time.perf_counter() - start
+    synchronize()
+    elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     return {"impl": f"pytorch-{loop}", "mode": "throughput", "model": args.model,
             "batch": args.batch, "threads": torch.get_num_threads(), "lr": args.lr,
             "momentum": args.momentum, "steps": steps, "seconds": elapsed, "cpu_seconds": cpu,
             "samples_per_s": samples / elapsed, "samples_per_cpu_s": samples / cpu,
-            "torch": torch.__version__}
+            "device": str(device), "torch": torch.__version__}
 
 
 def main():
@@ -140,6 +157,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

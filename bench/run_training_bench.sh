@@ -10,7 +10,9 @@
 # and the spread (min..max) over rounds, by wall time and by process CPU time.
 #
 # Environment: ROUNDS (3), MEASURE_SECONDS per measurement (5), MODELS ("mlp cnn"), BATCH (32),
-# LR (0.05), MOMENTUM (0.9), THREADS (1), BUILD_DIR (build), OUT (bench/out/training-<time>.jsonl).
+# LR (0.05), MOMENTUM (0.9), THREADS (1), BUILD_DIR (build), OUT (bench/out/training-<time>.jsonl),
+# DEVICE (cpu; cuda on a GPU machine, for both sides), PYTHON (/usr/bin/python3: Debian's, with
+# python3-torch; on a GPU machine the python3 whose PyTorch Starling was built against).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +24,8 @@ LR=${LR:-0.05}
 MOMENTUM=${MOMENTUM:-0.9}
 THREADS=${THREADS:-1}
 BUILD_DIR=${BUILD_DIR:-build}
-PYTHON=/usr/bin/python3   # Debian's interpreter, which has python3-torch
+PYTHON=${PYTHON:-/usr/bin/python3}   # Debian's interpreter, which has python3-torch
+DEVICE=${DEVICE:-cpu}
 STARLING="$BUILD_DIR/bench/train_throughput"
 mkdir -p bench/out
 OUT=${OUT:-bench/out/training-$(date +%Y%m%d-%H%M%S).jsonl}
@@ -37,7 +40,7 @@ if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
 fi
 
 common=(--model MODEL --batch "$BATCH" --lr "$LR" --momentum "$MOMENTUM" --threads "$THREADS"
-        --seconds "$SECONDS_PER_RUN")
+        --seconds "$SECONDS_PER_RUN" --device "$DEVICE")
 run_one() {  # impl model round
   local impl=$1 model=$2 round=$3 args=("${common[@]/MODEL/$2}") line
   case $impl in
@@ -50,7 +53,7 @@ run_one() {  # impl model round
 }
 
 echo "machine: $(lscpu | awk -F: '/Model name/{gsub(/^ +/,"",$2); print $2}'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "torch: $("$PYTHON" -c 'import torch; print(torch.__version__)'); batch $BATCH, lr $LR, momentum $MOMENTUM, threads $THREADS, ${SECONDS_PER_RUN}s per measurement"
+echo "torch: $("$PYTHON" -c 'import torch; print(torch.__version__)'); device $DEVICE; batch $BATCH, lr $LR, momentum $MOMENTUM, threads $THREADS, ${SECONDS_PER_RUN}s per measurement"
 impls=(starling pytorch-idiomatic pytorch-tuned)
 for ((round = 1; round <= ROUNDS; round++)); do
   for model in $MODELS; do
