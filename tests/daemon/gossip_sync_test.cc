@@ -20,13 +20,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A node that jumps past a scheduled sync (it was far behind its neighbours) never runs that
-// sync. The allreduce window must still follow its rounds: pinned at the skipped sync's round
-// it refused later collectives, the final allreduce among them.
-TEST(GossipSyncWindow, FollowsTheRoundPastASkippedScheduledSync) {
-  const auto spec = topology::parse_cluster_text(R"(
+// Two nodes on a ring (n0 and n1) with the given [training] body.
+topology::ClusterSpec two_node_ring(const std::string& training) {
+  return topology::parse_cluster_text(R"(
 [cluster]
-name = "w"
+name = "t"
 [topology]
 kind = "ring"
 [[node]]
@@ -36,24 +34,42 @@ endpoint = "tcp://127.0.0.1:7000"
 id = "n1"
 endpoint = "tcp://127.0.0.1:7001"
 [training]
-model = "logreg"
-dataset = "synthetic"
-max_steps = 200
-)", "w.toml");
+)" + training, "t.toml");
+}
+
+// A metrics log in a directory of its own, removed with it.
+struct ScratchMetrics {
+  std::filesystem::path dir;
+  std::unique_ptr<MetricsLog> log;
+  explicit ScratchMetrics(const std::string& name)
+      : dir(std::filesystem::temp_directory_path() /
+            ("starling-" + name + "-" + std::to_string(::getpid()))) {
+    std::filesystem::create_directories(dir);
+    log = std::make_unique<MetricsLog>(dir / "metrics.jsonl");
+  }
+  ~ScratchMetrics() {
+    log.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+};
+
+// A node that jumps past a scheduled sync (it was far behind its neighbours) never runs that
+// sync. The allreduce window must still follow its rounds: pinned at the skipped sync's round
+// it refused later collectives, the final allreduce among them.
+TEST(GossipSyncWindow, FollowsTheRoundPastASkippedScheduledSync) {
+  const auto spec = two_node_ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 200\n");
   const auto topo = topology::Topology::compile(spec);
   gossip::FakeNetwork network(topo.names(), 1);
   training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-gossip-sync-test-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  ScratchMetrics metrics("gossip-sync-test");
   {
-    MetricsLog metrics(dir / "metrics.jsonl");
     GossipSyncOptions o;
     o.period = 1;
     o.staleness = 0;
     o.round_timeout = 20ms;
     o.startup_timeout = 0ms;
-    GossipSync sync(network.node(0), topo, o, metrics);
+    GossipSync sync(network.node(0), topo, o, *metrics.log);
     sync.start(trainer);
     const std::uint64_t scheduled = sync.request_sync("test");  // at round 6
     ASSERT_EQ(scheduled, GossipSync::kSyncLead);
@@ -74,7 +90,6 @@ max_steps = 200
     EXPECT_EQ(network.node(0).mailbox().buffered(), buffered + 1)
         << "the allreduce window stayed at the skipped sync's round";
   }
-  std::filesystem::remove_all(dir);
 }
 
 std::vector<float> pulled(training::Trainer& trainer) {
@@ -93,23 +108,8 @@ TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
   if (training::cuda_device_count() > 0) devices.push_back("cuda");
   for (const std::string& device : devices) {
     SCOPED_TRACE(device);
-    const auto spec = topology::parse_cluster_text(R"(
-[cluster]
-name = "a"
-[topology]
-kind = "ring"
-[[node]]
-id = "n0"
-endpoint = "tcp://127.0.0.1:7000"
-[[node]]
-id = "n1"
-endpoint = "tcp://127.0.0.1:7001"
-[training]
-model = "mlp"
-dataset = "synthetic"
-max_steps = 50
-lr = 0.5
-device = ")" + device + "\"\n", "a.toml");
+    const auto spec = two_node_ring("model = \"mlp\"\ndataset = \"synthetic\"\nmax_steps = 50\n"
+                                     "lr = 0.5\ndevice = \"" + device + "\"\n");
     const auto topo = topology::Topology::compile(spec);
     gossip::FakeNetwork network(topo.names(), 1);
     training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
@@ -117,17 +117,14 @@ device = ")" + device + "\"\n", "a.toml");
     cpu_spec.device = "cpu";
     training::Trainer shadow(cpu_spec, training::NodeShard{0, 2, 1});  // the same steps, on the CPU
     gossip::GossipAverager peer(network.node(1), topo, 5s);
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("starling-gossip-apply-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
+    ScratchMetrics metrics("gossip-apply-test");
     {
-      MetricsLog metrics(dir / "metrics.jsonl");
       GossipSyncOptions o;
       o.period = 1;
       o.staleness = 1;  // round r is applied at the step after it was launched
       o.round_timeout = 200ms;
       o.startup_timeout = 0ms;
-      GossipSync sync(network.node(0), topo, o, metrics);
+      GossipSync sync(network.node(0), topo, o, *metrics.log);
       sync.start(trainer);
 
       trainer.step();
@@ -157,7 +154,6 @@ device = ")" + device + "\"\n", "a.toml");
       EXPECT_LT(worst, 1e-4f) << "largest change of the in-flight step: " << step_size;
       EXPECT_GT(step_size, 1e-2f) << "the test's step is too small to tell";
     }
-    std::filesystem::remove_all(dir);
   }
 }
 
