@@ -386,7 +386,18 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
   n.metrics = std::make_unique<MetricsLog>(n.node_dir / "metrics.jsonl");
 
   training::NodeShard shard{n.index, n.spec.nodes.size(), n.spec.seed};
-  n.trainer = std::make_unique<training::Trainer>(n.spec.training, shard);
+  // A node's own device ([[node]] device) overrides training.device; nothing else in the
+  // spec differs between nodes, and nothing outside this node sees the device.
+  const topology::NodeSpec& self = n.spec.nodes[n.index];
+  if (!self.device.empty()) n.spec.training.device = self.device;
+  try {
+    n.trainer = std::make_unique<training::Trainer>(n.spec.training, shard);
+  } catch (const training::TrainingError& e) {
+    const std::string message = e.what();
+    if (self.device.empty() || message.rfind("training.device", 0) != 0) throw;
+    throw training::TrainingError(message + " (the device is node " + n.id + "'s own, set at " +
+                                  options.config_path + ":" + std::to_string(self.line) + ")");
+  }
   n.device = n.trainer->device();
   n.total_steps = n.trainer->total_steps();
   spdlog::info("cluster {} ({} nodes, {}), mode {}: model {} with {} parameters on {}, {} "

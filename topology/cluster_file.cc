@@ -206,6 +206,18 @@ bool valid_id(const std::string& id) {
   });
 }
 
+// Checks a training device name: auto, cpu, cuda or cuda:N. (Whether that device exists is
+// for the node that uses it to find out.)
+std::optional<std::string> device_problem(const std::string& device) {
+  bool ok = device == "auto" || device == "cpu" || device == "cuda";
+  if (!ok && device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() <= 9) {
+    ok = std::all_of(device.begin() + 5, device.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  }
+  if (ok) return std::nullopt;
+  return "\"" + device + "\" is not valid; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"";
+}
+
 // Checks a ZeroMQ endpoint we bind or connect to: tcp://host:port or ipc://path.
 std::optional<std::string> endpoint_problem(const std::string& endpoint) {
   if (endpoint.rfind("ipc://", 0) == 0) {
@@ -293,10 +305,19 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
                        "duplicate endpoint \"" + n.control + "\"; every socket needs its own");
       }
     }
-    n.public_key = reader.string("public_key", "");
-    if (!n.public_key.empty() && n.public_key.size() != 40) {
-      reader.fail_at(reader.get("public_key"), "public_key",
-                     "must be a Z85-encoded CURVE public key of 40 characters");
+    // Accepting a key and then sending in the clear would let an operator believe the
+    // cluster is protected.
+    if (const toml::node* key = reader.get("public_key")) {
+      reader.fail_at(key, "public_key",
+                     "CURVE encryption is not implemented in this version, so a key would "
+                     "protect nothing; remove it and run on a network you trust (README, "
+                     "\"Security\")");
+    }
+    n.device = reader.string("device", "");
+    if (!n.device.empty()) {
+      if (auto problem = device_problem(n.device)) {
+        reader.fail_at(reader.get("device"), "device", *problem);
+      }
     }
     n.metrics = reader.string("metrics", "");
     if (!n.metrics.empty()) {
@@ -524,17 +545,8 @@ void parse_training_section(TableReader& root, ClusterSpec& spec) {
   t.max_train_samples = r.integer("max_train_samples", t.max_train_samples, 0, 1LL << 40);
   t.eval_every = r.integer("eval_every", t.eval_every, 0, 1LL << 40);
   t.eval_batch_size = r.integer("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
-  const toml::node* device_node = r.get("device");
   t.device = r.string("device", t.device);
-  bool device_ok = t.device == "auto" || t.device == "cpu" || t.device == "cuda";
-  if (!device_ok && t.device.rfind("cuda:", 0) == 0 && t.device.size() > 5) {
-    device_ok = std::all_of(t.device.begin() + 5, t.device.end(),
-                            [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-  }
-  if (!device_ok) {
-    r.fail_at(device_node, "device", "\"" + t.device + "\" is not valid; use \"auto\", \"cpu\", "
-                                                          "\"cuda\" or \"cuda:N\"");
-  }
+  if (auto problem = device_problem(t.device)) r.fail_at(r.get("device"), "device", *problem);
   t.threads = r.integer("threads", t.threads, 1, 1024);
   t.checkpoint_every = r.integer("checkpoint_every", t.checkpoint_every, 0, 1LL << 40);
   t.keep_checkpoints = r.integer("keep_checkpoints", t.keep_checkpoints, 1, 1000);

@@ -34,8 +34,10 @@ struct NodeSpec {
   std::string id;          // unique; names the node everywhere (logs, status, wire routing id)
   std::string endpoint;    // data endpoint the node binds, e.g. tcp://127.0.0.1:7100
   std::string control;     // control endpoint (ipc:// or tcp://); empty: default runtime path
-  std::string public_key;  // optional CURVE public key (Z85, 40 chars)
   std::string metrics;     // optional host:port for the Prometheus endpoint; empty: off
+  // Optional: this node's training device, in place of training.device (e.g. a GPU each for
+  // the nodes of one multi-GPU machine). Empty: training.device.
+  std::string device;
   int line = 0;
 };
 

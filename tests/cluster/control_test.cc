@@ -15,6 +15,7 @@
 #include "gossip/message.h"
 #include "gossip/wire.h"
 #include "support/local_cluster.h"
+#include "support/ports.h"
 
 namespace starling::testing {
 namespace {
@@ -227,6 +228,30 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
   std::string line;
   std::getline(notes, line);
   EXPECT_EQ(line, "my notes");
+  std::filesystem::remove_all(dir);
+}
+
+// A node's own device overrides training.device. One it cannot use stops it with exit 3 and a
+// message that says where that device was set (cuda:999 exists on no machine).
+TEST(Control, ANodesOwnDeviceOverridesTheClustersAndItsErrorSaysWhereItWasSet) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-device-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "cluster.toml";
+  std::ofstream(file) << "[cluster]\nname = \"d\"\n[topology]\nkind = \"ring\"\n"
+                      << "[[node]]\nid = \"n0\"\nendpoint = \"" << loopback_endpoint()
+                      << "\"\ncontrol = \"ipc://" << (dir / "n0.sock").string()
+                      << "\"\ndevice = \"cuda:999\"\n"
+                      << "[[node]]\nid = \"n1\"\nendpoint = \"" << loopback_endpoint() << "\"\n"
+                      << "[training]\nmodel = \"logreg\"\ndataset = \"synthetic\"\n"
+                      << "max_steps = 5\ndevice = \"cpu\"\n[run]\ndir = \"" << (dir / "run").string()
+                      << "\"\n";
+  const std::string output = run_command(std::string(STARLINGD_PATH) + " --config " + file.string() +
+                                         " --node n0 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
+  EXPECT_NE(output.find("\"cuda:999\""), std::string::npos) << output;
+  EXPECT_NE(output.find("node n0's own, set at " + file.string() + ":5"), std::string::npos)
+      << output;
   std::filesystem::remove_all(dir);
 }
 

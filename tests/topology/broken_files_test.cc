@@ -116,6 +116,16 @@ std::vector<BrokenFile> broken_files() {
       {"bad_host",
        kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://no such host:7000\"  # <-\n",
        "node[0].endpoint", "host \"no such host\" is not a host name or address"},
+      {"bad_node_device",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+           "device = \"gpu1\"  # <-\n",
+       "node[0].device", "\"gpu1\" is not valid; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""},
+      {"bad_training_device", kHead + kRing + nodes(2) + "[training]\ndevice = \"cuda:\"  # <-\n",
+       "training.device", "\"cuda:\" is not valid"},
+      {"public_key_without_curve",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+           "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"  # <-\n",
+       "node[0].public_key", "CURVE encryption is not implemented in this version"},
       {"bad_topology_kind", kHead + "[topology]\nkind = \"star\"  # <-\n" + nodes(2), "topology.kind",
        "\"star\" is not valid; use \"ring\" | \"torus\" | \"hypercube\" | \"exponential\" | "
        "\"one-peer-exponential\" | \"complete\" | \"edges\""},

@@ -41,6 +41,27 @@ TEST(ClusterFile, ParsesMinimalFileWithDefaults) {
   EXPECT_EQ(spec.index_of("zz"), 3u);
 }
 
+TEST(ClusterFile, ANodeMayNameItsOwnDevice) {
+  ClusterSpec spec = parse_cluster_text(R"(
+[cluster]
+name = "t"
+[topology]
+kind = "ring"
+[[node]]
+id = "a"
+endpoint = "tcp://127.0.0.1:7000"
+device = "cuda:1"
+[[node]]
+id = "b"
+endpoint = "tcp://127.0.0.1:7001"
+[training]
+device = "cpu"
+)", "devices.toml");
+  EXPECT_EQ(spec.nodes[0].device, "cuda:1");
+  EXPECT_EQ(spec.nodes[1].device, "");  // training.device applies
+  EXPECT_EQ(spec.training.device, "cpu");
+}
+
 TEST(ClusterFile, ParsesTrainingSyncAndRunSections) {
   std::string text = std::string(kMinimal) + R"(
 [training]
