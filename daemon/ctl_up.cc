@@ -282,7 +282,8 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
     err << "starlingctl: note: " << latest.string() << " is not a link; left alone\n";
   }
   out << "cluster " << spec.name << ": " << spec.nodes.size() << " nodes, mode "
-      << spec.sync.mode << "; run directory " << run_dir.string() << "\n";
+      << spec.sync.mode << "; run directory " << run_dir.string() << "\n"
+      << "from another terminal: starlingctl status " << cluster_file.string() << "\n";
 
   // 3. One starlingd per node.
   install_signal_handlers();

@@ -15,6 +15,7 @@
 #include "topology/cluster_file.h"
 #include "topology/config_error.h"
 #include "topology/topology.h"
+#include "training/host_dataset.h"
 #include "training/trainer.h"
 
 using namespace starling;
@@ -84,7 +85,9 @@ int main(int argc, char** argv) {
                  "under systemd, else ./runs/<cluster>)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (overrides [run])")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
-  app.add_flag("--check", check_only, "validate the cluster file and this node's place in it, then exit");
+  app.add_flag("--check", check_only,
+               "validate the cluster file and this node's place in it, and that its dataset "
+               "files are on this machine (exit 3 if not), then exit");
   auto* hooks = app.add_option_group("Test hooks", "fault injection for tests; never in production");
   hooks->add_option("--test-drop-rate", options.faults.drop_probability,
                     "drop this fraction of outgoing messages")
@@ -116,10 +119,17 @@ int main(int argc, char** argv) {
       std::cout << options.config_path << ": valid; node " << options.node_id << " of "
                 << spec.nodes.size() << " in cluster " << spec.name << ", mode " << spec.sync.mode
                 << "\n";
+      // The data this node will train on must be on this machine (a missing directory would
+      // otherwise only show when the daemon starts).
+      const std::string data_dir = training::check_dataset_files(spec.training);
+      if (!data_dir.empty()) std::cout << "dataset " << spec.training.dataset << ": " << data_dir << "\n";
       return daemon::kExitOk;
     } catch (const topology::ConfigError& e) {
       std::cerr << "starlingd: " << e.what() << "\n";
       return daemon::kExitConfig;
+    } catch (const training::TrainingError& e) {
+      std::cerr << "starlingd: " << e.what() << "\n";
+      return daemon::kExitTraining;
     }
   }
 

@@ -21,6 +21,13 @@ void keep_first(HostDataset& data, std::int64_t count) {
 
 std::string default_data_dir(const std::string& dataset) { return "/usr/share/datasets/" + dataset; }
 
+std::string check_dataset_files(const topology::TrainingSpec& spec) {
+  if (spec.dataset == "synthetic") return "";
+  const std::string dir = spec.data_dir.empty() ? default_data_dir(spec.dataset) : spec.data_dir;
+  check_idx_files(dir);
+  return dir;
+}
+
 HostDatasetSplits load_dataset(const topology::TrainingSpec& spec, std::uint64_t seed) {
   HostDatasetSplits splits;
   if (spec.dataset == "synthetic") {

@@ -68,15 +68,31 @@ HostDataset normalise(const RawSplit& raw, double mean, double stddev) {
   return out;
 }
 
-}  // namespace
-
-HostDatasetSplits load_idx_dataset(const std::string& dir) {
+void require_dataset_directory(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
     throw TrainingError(dir + ": dataset directory does not exist (set training.data_dir to a "
                               "folder of IDX files; Debian's dataset-fashion-mnist package puts "
                               "Fashion-MNIST at /usr/share/datasets/fashion-mnist)");
   }
+}
+
+}  // namespace
+
+void check_idx_files(const std::string& dir) {
+  require_dataset_directory(dir);
+  for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}) {
+    const std::string path = locate(dir, stem);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      throw TrainingError(path + ": missing (neither it nor " + stem + " is in " + dir + ")");
+    }
+  }
+}
+
+HostDatasetSplits load_idx_dataset(const std::string& dir) {
+  require_dataset_directory(dir);
   RawSplit train = read_split(dir, "train");
   RawSplit test = read_split(dir, "t10k");
   // Statistics of the training images, applied to both splits.

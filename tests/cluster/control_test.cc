@@ -222,6 +222,9 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
   std::ofstream(dir / "latest") << "my notes\n";
   output = run_command(up + (dir / "r1").string() + " 2>&1; echo exit=$?");
   EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
+  // Away from ./runs, `starlingctl status` with no file would look elsewhere: up says what to type.
+  EXPECT_NE(output.find("starlingctl status " + (dir / "r1" / "cluster.toml").string()),
+            std::string::npos) << output;
   EXPECT_NE(output.find("is not a link; left alone"), std::string::npos) << output;
   ASSERT_FALSE(std::filesystem::is_symlink(dir / "latest"));
   std::ifstream notes(dir / "latest");
@@ -252,6 +255,52 @@ TEST(Control, ANodesOwnDeviceOverridesTheClustersAndItsErrorSaysWhereItWasSet) {
   EXPECT_NE(output.find("\"cuda:999\""), std::string::npos) << output;
   EXPECT_NE(output.find("node n0's own, set at " + file.string() + ":5"), std::string::npos)
       << output;
+  std::filesystem::remove_all(dir);
+}
+
+// starlingd --check: the file, the node's place in it, and the dataset's files on this machine,
+// each with its own exit code and a message that names what is wrong.
+TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-check-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "data");
+  auto check = [&](const std::string& training, const std::string& node) {
+    const auto file = dir / "cluster.toml";
+    std::ofstream(file) << "[cluster]\nname = \"c\"\n[topology]\nkind = \"ring\"\n"
+                        << "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+                        << "[[node]]\nid = \"n1\"\nendpoint = \"tcp://127.0.0.1:7001\"\n"
+                        << "[training]\n" << training << "\n";
+    return run_command(std::string(STARLINGD_PATH) + " --config " + file.string() + " --node " +
+                       node + " --check 2>&1; echo exit=$?");
+  };
+  std::string output = check("dataset = \"synthetic\"", "n1");
+  EXPECT_NE(output.find("valid; node n1 of 2 in cluster c"), std::string::npos) << output;
+  EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
+
+  output = check("dataset = \"synthetic\"", "n7");
+  EXPECT_NE(output.find("\"n7\" is not in"), std::string::npos) << output;
+  EXPECT_NE(output.find("its nodes are n0, n1"), std::string::npos) << output;
+  EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
+
+  const std::string missing = (dir / "nowhere").string();
+  output = check("data_dir = \"" + missing + "\"", "n0");
+  EXPECT_NE(output.find(missing + ": dataset directory does not exist"), std::string::npos) << output;
+  EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
+
+  // Three of the four files: the fourth is named.
+  for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                           "t10k-images-idx3-ubyte"}) {
+    std::ofstream(dir / "data" / name) << "x";
+  }
+  output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
+  EXPECT_NE(output.find((dir / "data" / "t10k-labels-idx1-ubyte.gz").string() + ": missing"),
+            std::string::npos) << output;
+  EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
+  std::ofstream(dir / "data" / "t10k-labels-idx1-ubyte.gz") << "x";
+  output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
+  EXPECT_NE(output.find("dataset fashion-mnist: " + (dir / "data").string()), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
   std::filesystem::remove_all(dir);
 }
 
