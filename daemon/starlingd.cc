@@ -116,12 +116,12 @@ int main(int argc, char** argv) {
                   << options.config_path << "; its nodes are " << ids << "\n";
         return daemon::kExitConfig;
       }
-      std::cout << options.config_path << ": valid; node " << options.node_id << " of "
-                << spec.nodes.size() << " in cluster " << spec.name << ", mode " << spec.sync.mode
-                << "\n";
       // The data this node will train on must be on this machine (a missing directory would
       // otherwise only show when the daemon starts).
       const std::string data_dir = training::check_dataset_files(spec.training);
+      std::cout << options.config_path << ": valid; node " << options.node_id << " of "
+                << spec.nodes.size() << " in cluster " << spec.name << ", mode " << spec.sync.mode
+                << "\n";
       if (!data_dir.empty()) std::cout << "dataset " << spec.training.dataset << ": " << data_dir << "\n";
       return daemon::kExitOk;
     } catch (const topology::ConfigError& e) {

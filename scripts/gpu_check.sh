@@ -12,11 +12,10 @@
 #               nlohmann-json, CLI11, Boost headers, GoogleTest, zlib headers, pkgconf and their
 #               libraries) into a private prefix: for a GPU machine that has none of them and no
 #               network. README.md ("Checking the CUDA path") says how to download them.
-#   --out DIR   where logs go (default: gpu-check-out/)
+#   --out DIR   where logs go (default: gpu-check-out/), with the main job's run directory
 # Each stage's log is DIR/<stage>.log; a summary line per stage is printed at the end. The exit
 # status is non-zero if any stage failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 
 debs=""
 out="gpu-check-out"
@@ -26,12 +25,18 @@ while (($#)); do
     --debs) debs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --stages) stages=$2; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-mkdir -p "$out"
+# Paths are the caller's, relative to where it ran; the stages run from the repository root.
+if [[ -n $debs ]]; then
+  [[ -d $debs ]] || { echo "gpu_check: --debs $debs is not a directory" >&2; exit 2; }
+  debs=$(cd "$debs" && pwd)
+fi
+mkdir -p "$out" || exit 2
 out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 BUILD_DIR=build-cuda
 JOBS=${JOBS:-$(nproc)}
@@ -66,30 +71,48 @@ fi
 [[ -d /usr/local/cuda/bin ]] && export PATH=/usr/local/cuda/bin:$PATH
 
 declare -A result
+running=()  # process groups of the stage and watchdog in progress
+trap 'for group in "${running[@]}"; do kill -KILL -- -"$group" 2>/dev/null; done; exit 130' INT TERM
+
 run_stage() {  # name timeout-seconds command...
   local name=$1 limit=$2
   shift 2
-  local start=$SECONDS
+  local start=$SECONDS log="$out/$name.log" marker="$out/.$name.timed-out"
+  : >"$log"
+  rm -f "$marker"
   echo "=== $name ($(date +%T))"
   # Job control puts each background job in a process group of its own, so the watchdog can
-  # stop a stage with everything it started.
+  # stop a stage with everything it started (starlingctl up gives each daemon a group of its
+  # own too, and stops them itself when it is stopped).
   set -m
-  "$@" >"$out/$name.log" 2>&1 &
+  "$@" >>"$log" 2>&1 </dev/null &
   local pid=$!
-  (sleep "$limit"; echo "gpu_check: stage $name passed its ${limit} s limit" >>"$out/$name.log"
-   kill -TERM -- -"$pid") >/dev/null 2>&1 &
+  (sleep "$limit"
+   touch "$marker"
+   echo "gpu_check: stage $name passed its ${limit} s limit; stopping it" >>"$log"
+   kill -TERM -- -"$pid"
+   sleep 30
+   kill -KILL -- -"$pid") >/dev/null 2>&1 </dev/null &
   local watchdog=$!
+  running=("$pid" "$watchdog")
   wait "$pid"
   local rc=$?
-  kill -TERM -- -"$watchdog" 2>/dev/null
+  # A stopped stage's shell is gone at once; wait (within the watchdog's grace) for the rest of
+  # its group, so that the next stage does not start beside it.
+  while [[ -e $marker ]] && kill -0 -- -"$pid" 2>/dev/null; do sleep 1; done
+  kill -KILL -- -"$watchdog" 2>/dev/null
   wait "$watchdog" 2>/dev/null
+  running=()
   set +m
-  if ((rc == 0)); then
+  if [[ -e $marker ]]; then
+    result[$name]="TIMED OUT after $limit s ($log)"
+    rm -f "$marker"
+  elif ((rc == 0)); then
     result[$name]="ok ($((SECONDS - start)) s)"
   else
-    result[$name]="FAILED, exit $rc ($((SECONDS - start)) s; $out/$name.log)"
+    result[$name]="FAILED, exit $rc ($((SECONDS - start)) s; $log)"
   fi
-  tail -n 25 "$out/$name.log"
+  tail -n 25 "$log"
 }
 
 stage_build() {
@@ -119,16 +142,15 @@ stage_unit() {
 }
 
 stage_job() {
-  local run_dir
-  run_dir=$(mktemp -d)
-  "$BUILD_DIR/daemon/starlingctl" up --run-dir "$run_dir" || return 1
-  # Each node's log names the device its model is on.
+  local run_dir=$out/job-run
+  rm -rf "$run_dir"
+  "$BUILD_DIR/daemon/starlingctl" up --run-dir "$run_dir" --stop-grace 10 || return 1
+  # Each node's log names the device its model was on: this check is about the GPU.
   grep -rho --include=starlingd.log 'parameters on [a-z]*:*[0-9]*' "$run_dir" | sort | uniq -c
-}
-
-stage_bench() {
-  DEVICE=cuda PYTHON=$(command -v "$PYTHON") BUILD_DIR=$BUILD_DIR ROUNDS=${ROUNDS:-2} \
-    MEASURE_SECONDS=${MEASURE_SECONDS:-3} OUT="$out/training-cuda.jsonl" bench/run_training_bench.sh
+  if grep -rq --include=starlingd.log 'parameters on cpu' "$run_dir"; then
+    echo "gpu_check: a node trained on the CPU (device auto found no GPU)"
+    return 1
+  fi
 }
 
 stage_tta() {  # the settings of bench/run_time_to_accuracy.sh, on the GPU

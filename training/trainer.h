@@ -30,7 +30,6 @@ class TrainingError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Which part of the data this node trains on: partition `index` of `count`, drawn from `seed`.
 // Where the training engine's warnings go (a checkpoint skipped as corrupt, say): standard
 // error until a program routes them into its own log. training/ itself includes no logging
 // library: LibTorch 2 ships its own fmt headers, and a translation unit that saw them and
@@ -42,6 +41,7 @@ void warn(const std::string& message);
 // CUDA devices this LibTorch can use: 0 for a CPU-only build or a machine without a GPU.
 std::size_t cuda_device_count();
 
+// Which part of the data this node trains on: partition `index` of `count`, drawn from `seed`.
 struct NodeShard {
   std::size_t index = 0;
   std::size_t count = 1;

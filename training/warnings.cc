@@ -22,9 +22,14 @@ void set_warning_sink(WarningSink sink) {
 }
 
 void warn(const std::string& message) {
-  std::lock_guard lock(sink_mutex);
-  if (current_sink()) {
-    current_sink()(message);
+  WarningSink sink;
+  {
+    std::lock_guard lock(sink_mutex);
+    sink = current_sink();
+  }
+  // Called outside the lock: a sink may itself warn, or replace the sink.
+  if (sink) {
+    sink(message);
   } else {
     std::fprintf(stderr, "training: warning: %s\n", message.c_str());
   }

@@ -285,6 +285,7 @@ TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
   const std::string missing = (dir / "nowhere").string();
   output = check("data_dir = \"" + missing + "\"", "n0");
   EXPECT_NE(output.find(missing + ": dataset directory does not exist"), std::string::npos) << output;
+  EXPECT_EQ(output.find("valid;"), std::string::npos) << output;
   EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
 
   // Three of the four files: the fourth is named.

@@ -102,7 +102,8 @@ std::vector<float> pulled(training::Trainer& trainer) {
 // the steps taken while the exchange was in flight stay in the model. On CUDA the trainer's
 // host span is a mirror last pulled at the snapshot: apply() must read the device's model, or
 // it pushes the snapshot back and drops those steps (it did, before the CUDA path was run).
-// Runs on the CPU, and on CUDA where there is a device.
+// On the CPU the span is the live model, so there the test checks the arithmetic only; the
+// CUDA pass, where a GPU is visible, is the one that catches a stale mirror.
 TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
   std::vector<std::string> devices{"cpu"};
   if (training::cuda_device_count() > 0) devices.push_back("cuda");

@@ -311,10 +311,12 @@ TEST(Trainer, CorruptOrTruncatedCheckpointsAreSkipped) {
   std::filesystem::resize_file(paths[1], std::filesystem::file_size(paths[1]) - 100);
 
   std::vector<std::string> warnings;
-  set_warning_sink([&](const std::string& message) { warnings.push_back(message); });
+  struct SinkForThisTest {  // reset however the test ends: the sink refers to `warnings`
+    explicit SinkForThisTest(WarningSink sink) { set_warning_sink(std::move(sink)); }
+    ~SinkForThisTest() { set_warning_sink(nullptr); }
+  } sink([&](const std::string& message) { warnings.push_back(message); });
   Trainer fresh(spec, NodeShard{});
   const auto loaded = fresh.load_latest_checkpoint(dir.path().string());
-  set_warning_sink(nullptr);
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->path, paths[0]);
   // Each file passed over is named, newest first.
