@@ -42,21 +42,10 @@ TEST(ClusterFile, ParsesMinimalFileWithDefaults) {
 }
 
 TEST(ClusterFile, ANodeMayNameItsOwnDevice) {
-  ClusterSpec spec = parse_cluster_text(R"(
-[cluster]
-name = "t"
-[topology]
-kind = "ring"
-[[node]]
-id = "a"
-endpoint = "tcp://127.0.0.1:7000"
-device = "cuda:1"
-[[node]]
-id = "b"
-endpoint = "tcp://127.0.0.1:7001"
-[training]
-device = "cpu"
-)", "devices.toml");
+  std::string text = kMinimal;
+  const std::string first_endpoint = "endpoint = \"tcp://127.0.0.1:7000\"\n";
+  text.insert(text.find(first_endpoint) + first_endpoint.size(), "device = \"cuda:1\"\n");
+  ClusterSpec spec = parse_cluster_text(text + "[training]\ndevice = \"cpu\"\n", "devices.toml");
   EXPECT_EQ(spec.nodes[0].device, "cuda:1");
   EXPECT_EQ(spec.nodes[1].device, "");  // training.device applies
   EXPECT_EQ(spec.training.device, "cpu");
