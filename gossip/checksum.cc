@@ -31,7 +31,8 @@ PayloadScan scan(std::span<const std::byte> data, bool check_finite) {
     }
   }
   const auto tail = data.subspan(4 * lane_bytes);
-  std::memcpy(summary + 16, tail.data(), tail.size());
+  // (An empty payload has a null data(), which memcpy may not be given even for 0 bytes.)
+  if (!tail.empty()) std::memcpy(summary + 16, tail.data(), tail.size());
   // The tail (< 32 bytes) is checksummed inside the summary, and scanned here.
   crc32c_update(fastest_crc32c_kernel(), 0, reinterpret_cast<const unsigned char*>(tail.data()),
                 tail.size(), finite);
