@@ -2,7 +2,7 @@
 # The CUDA path, end to end, on a machine with an NVIDIA GPU and a CUDA build of PyTorch:
 #   build   Starling against the LibTorch inside that PyTorch (into build-cuda/)
 #   unit    training_tests (their CudaTrainer tests run where LibTorch sees a GPU) and node_tests
-#   job     the main job, `starlingctl up` on the embedded default (device "auto" picks cuda:0)
+#   job     the main job, `starlingctl up` on the embedded default (device "auto" picks a GPU)
 #   tta     time to 88% (mlp) and 90% (cnn) test accuracy on one node, on the GPU
 #   bench   training throughput, Starling against PyTorch on the same GPU (bench/run_training_bench.sh)
 #   cluster the multi-process tests (gossip, allreduce, dynamic, faults, control), daemons on the GPU

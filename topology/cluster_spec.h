@@ -68,7 +68,7 @@ struct TrainingSpec {
   std::int64_t max_train_samples = 0;      // 0: whole training set (tests use small subsets)
   std::int64_t eval_every = 0;             // steps between evaluations; 0: at epoch ends only
   std::int64_t eval_batch_size = 1000;
-  std::string device = "auto";             // auto | cpu | cuda | cuda:N
+  std::string device = "auto";             // auto | cpu | cuda | cuda:N (auto: training/device.h)
   std::int64_t threads = 1;                // intra-op threads per node
   std::int64_t checkpoint_every = 0;       // steps; 0: only at the end and on stop
   std::int64_t keep_checkpoints = 3;

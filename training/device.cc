@@ -13,9 +13,13 @@ std::size_t cuda_device_count() {
   return torch::cuda::is_available() ? torch::cuda::device_count() : 0;
 }
 
-c10::Device resolve_device(const std::string& name) {
+c10::Device resolve_device(const std::string& name, std::size_t node_index) {
   const bool have_cuda = torch::cuda::is_available();
-  if (name == "auto") return have_cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (name == "auto") {
+    if (!have_cuda) return c10::Device(c10::kCPU);
+    const std::size_t gpus = torch::cuda::device_count();
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(node_index % gpus));
+  }
   if (name == "cpu") return c10::Device(c10::kCPU);
   int index = 0;
   if (name != "cuda") {

@@ -52,7 +52,7 @@ Trainer::Impl::Impl(const topology::TrainingSpec& training_spec, NodeShard node_
   validate(spec, shard);
   at::set_num_threads(static_cast<int>(spec.threads));
   limit_blas_threads(static_cast<int>(spec.threads));
-  device = resolve_device(spec.device);
+  device = resolve_device(spec.device, shard.index);
   device_name = device.str();
   const ModelKind kind = model_kind_from_name(spec.model);
   layout = model_layout(kind);
