@@ -31,6 +31,13 @@ std::string peer_state(LocalCluster& cluster, std::size_t i, const std::string& 
   return "absent";
 }
 
+// The dynamic-averaging settings of the fault tests: a drift check every 8 steps, and replies
+// and liveness fast enough for a fault to show within seconds.
+const std::string kDynamicSync =
+    "mode = \"dynamic\"\nperiod = 8\ndelta_mode = \"relative\"\ndelta = 0.01\n"
+    "reply_timeout_ms = 1000";
+const std::string kFastLiveness = "heartbeat_ms = 100\nsuspect_after_ms = 400\ndead_after_ms = 1200";
+
 // `nodes` ended with one final allreduce among themselves: each took part in one of
 // `nodes.size()` members, it succeeded everywhere, and every node scores the same.
 void expect_one_final_model(LocalCluster& cluster, const std::vector<std::size_t>& nodes) {
@@ -165,9 +172,7 @@ TEST(Fault, ARestartedDynamicNodeRejoinsTheStepAndTheClusterFinishesTogether) {
   LocalClusterOptions o;
   o.nodes = 4;
   o.training = "model = \"mlp\"\nepochs = 6\ncheckpoint_every = 40\neval_every = 100000";
-  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta_mode = \"relative\"\ndelta = 0.01\n"
-           "final_allreduce = true\nheartbeat_ms = 100\nsuspect_after_ms = 400\n"
-           "dead_after_ms = 1200\nreply_timeout_ms = 1000";
+  o.sync = kDynamicSync + "\nfinal_allreduce = true\n" + kFastLiveness;
   LocalCluster cluster(o);
   cluster.start_all();
   ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
@@ -240,9 +245,7 @@ TEST(Fault, AStoppedDynamicNodeLeavesAtOnceAndTheOthersFinishOnOneModel) {
   LocalClusterOptions o;
   o.nodes = 4;
   o.training = "model = \"mlp\"\nepochs = 6\neval_every = 100000";
-  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta_mode = \"relative\"\ndelta = 0.01\n"
-           "final_allreduce = true\nheartbeat_ms = 100\nsuspect_after_ms = 400\n"
-           "dead_after_ms = 1200\nreply_timeout_ms = 1000";
+  o.sync = kDynamicSync + "\nfinal_allreduce = true\n" + kFastLiveness;
   LocalCluster cluster(o);
   cluster.start_all();
   ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= 200; }, 60s)) << cluster.log(2);
@@ -272,8 +275,7 @@ TEST(Fault, AStalledAllreduceMemberIsGivenUpThenRejoinsAndTheClusterFinishesToge
 }
 
 TEST(Fault, AStalledDynamicNodeIsGivenUpThenRejoinsAndTheClusterFinishesTogether) {
-  stall_and_resume("mode = \"dynamic\"\nperiod = 8\ndelta_mode = \"relative\"\ndelta = 0.01\n"
-                   "reply_timeout_ms = 1000");
+  stall_and_resume(kDynamicSync);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "one_epoch_spec.h"
 #include "temp_dir.h"
 #include "training/trainer.h"
 
@@ -209,20 +210,11 @@ TEST(CudaTrainer, CheckpointsResumeAndMoveBetweenDevices) {
 
 TEST(CudaTrainer, OneEpochOnFashionMnistPasses80Percent) {
   REQUIRE_CUDA();
-  const std::string dir = "/usr/share/datasets/fashion-mnist";
-  if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz") &&
-      !std::filesystem::exists(dir + "/train-images-idx3-ubyte")) {
-    GTEST_SKIP() << dir << " is absent (install dataset-fashion-mnist)";
+  if (!testing::fashion_mnist_present()) {
+    GTEST_SKIP() << testing::kFashionMnistDir << " is absent (install dataset-fashion-mnist)";
   }
   for (const std::string model : {"mlp", "cnn"}) {
-    topology::TrainingSpec spec;
-    spec.model = model;
-    spec.dataset = "fashion-mnist";
-    spec.batch_size = 32;
-    spec.lr = 0.02;
-    spec.momentum = 0.9;
-    spec.epochs = 1;
-    spec.device = "cuda";
+    const auto spec = testing::one_epoch_spec(model, "cuda");
     Trainer trainer(spec, NodeShard{});
     while (!trainer.finished()) trainer.step();
     const EvalResult result = trainer.evaluate();

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "one_epoch_spec.h"
 #include "temp_dir.h"
 #include "training/trainer.h"
 
@@ -420,18 +421,11 @@ TEST(Trainer, AutoDeviceResolves) {
 }
 
 TEST(Trainer, OneEpochOfMlpOnFashionMnistPasses80Percent) {
-  const std::string dir = "/usr/share/datasets/fashion-mnist";
-  if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << dir << " is absent (install dataset-fashion-mnist); skipping the real-data run";
+  if (!testing::fashion_mnist_present()) {
+    GTEST_SKIP() << testing::kFashionMnistDir
+                 << " is absent (install dataset-fashion-mnist); skipping the real-data run";
   }
-  topology::TrainingSpec spec;
-  spec.model = "mlp";
-  spec.dataset = "fashion-mnist";
-  spec.batch_size = 32;
-  spec.lr = 0.02;
-  spec.momentum = 0.9;
-  spec.epochs = 1;
-  spec.device = "cpu";
+  const auto spec = testing::one_epoch_spec("mlp", "cpu");
   Trainer trainer(spec, NodeShard{});
   EXPECT_EQ(trainer.shard_size(), 60000u);
   while (!trainer.finished()) trainer.step();
