@@ -24,7 +24,8 @@ GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& t
       topology_(topology),
       options_(options),
       metrics_(metrics),
-      averager_(transport, topology, options.round_timeout),
+      averager_(transport, topology, options.round_timeout,
+                gossip::GossipAverager::kDefaultWindow, options.precision),
       ring_(transport, gossip::AllreduceOptions{options.collective_timeout, 0, true}) {
   // Sync requests carry the round they are for; any round is accepted, once per sender.
   transport_.mailbox().set_window(gossip::MessageType::sync_request, 0,
@@ -48,15 +49,25 @@ void GossipSync::worker_loop() {
     if (stopping_) return;
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
-    lock.unlock();
     Outcome outcome;
-    outcome.delta.resize(job.snapshot->size());
+    outcome.delta = take_delta_buffer_locked(job.snapshot->size());
+    lock.unlock();
     outcome.result = averager_.run_round(job.round, job.snapshot, outcome.delta,
                                          gossip::GossipAverager::Output::delta);
     lock.lock();
     outcomes_.push_back(std::move(outcome));
     changed_.notify_all();
   }
+}
+
+std::vector<float> GossipSync::take_delta_buffer_locked(std::size_t size) {
+  std::vector<float> buffer;
+  if (!spare_deltas_.empty()) {
+    buffer = std::move(spare_deltas_.back());
+    spare_deltas_.pop_back();
+  }
+  buffer.resize(size);  // a no-op for a recycled buffer: the round overwrites every element
+  return buffer;
 }
 
 void GossipSync::start(training::Trainer& trainer) {
@@ -145,7 +156,10 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
     return;
   }
   Outcome outcome;
-  outcome.delta.resize(snapshot->size());
+  {
+    std::lock_guard lock(mutex_);
+    outcome.delta = take_delta_buffer_locked(snapshot->size());
+  }
   outcome.result = averager_.run_round(round, snapshot, outcome.delta,
                                        gossip::GossipAverager::Output::delta);
   apply(trainer, outcome);
@@ -235,6 +249,10 @@ void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
   // x <- x + (m - x_s): keeps the local progress made since the snapshot.
   for (std::size_t k = 0; k < params.size(); ++k) x[k] += delta[k];
   trainer.push_parameters();
+  {
+    std::lock_guard lock(mutex_);
+    spare_deltas_.push_back(std::move(outcome.delta));
+  }
 
   const auto& r = outcome.result;
   std::vector<std::string> missing;
@@ -340,6 +358,7 @@ nlohmann::json GossipSync::status() const {
           {"blocked_seconds", blocked_seconds_},
           {"period", options_.period},
           {"staleness", options_.staleness},
+          {"wire_precision", gossip::to_string(options_.precision)},
           {"allreduces", allreduces_ok_},
           {"allreduces_failed", allreduces_failed_},
           {"last_allreduce", last_allreduce_},

@@ -43,6 +43,7 @@ namespace starling::daemon {
 struct GossipSyncOptions {
   std::int64_t period = 8;
   std::int64_t staleness = 1;  // rounds in flight while training goes on
+  gossip::WirePrecision precision = gossip::WirePrecision::f32;  // of gossip rounds only
   std::chrono::milliseconds round_timeout{2000};
   std::chrono::milliseconds startup_timeout{60000};
   std::chrono::milliseconds collective_timeout{10000};
@@ -91,6 +92,9 @@ class GossipSync final : public SyncStrategy {
   };
 
   void worker_loop();
+  // A buffer of `size` floats for a round's delta: a recycled one (no allocation, no zeroing of
+  // a megabyte per round) or a new one. mutex_ held.
+  std::vector<float> take_delta_buffer_locked(std::size_t size);
   // Snapshots the model and runs a round: on the worker when `on_worker`, else inline.
   void launch_round(training::Trainer& trainer, bool on_worker);
   std::int64_t period() const { return options_.period; }
@@ -123,6 +127,7 @@ class GossipSync final : public SyncStrategy {
   std::deque<Job> jobs_;          // posted, not yet started by the worker
   std::deque<Outcome> outcomes_;  // finished by the worker, not yet applied (in round order)
   std::size_t in_flight_ = 0;     // posted and not yet applied
+  std::vector<std::vector<float>> spare_deltas_;  // applied deltas' buffers, for reuse
   bool stopping_ = false;
   std::thread worker_;
 

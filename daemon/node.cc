@@ -417,7 +417,13 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     }
     t.self = n.index;
     t.incarnation = incarnation_now();
-    t.policy.fingerprint = n.trainer->fingerprint();
+    const auto precision =
+        s.wire_precision == "f16" ? gossip::WirePrecision::f16 : gossip::WirePrecision::f32;
+    t.policy.fingerprint = gossip::wire_fingerprint(n.trainer->fingerprint(), precision);
+    if (precision == gossip::WirePrecision::f16) {
+      spdlog::info("gossip sends binary16 parameters (wire_precision = \"f16\"): nodes with "
+                   "another wire_precision refuse this node's messages as a fingerprint mismatch");
+    }
     t.policy.gossip_neighbours.assign(n.spec.nodes.size(), false);
     for (std::size_t j : n.topo->graph().neighbours(n.index)) t.policy.gossip_neighbours[j] = true;
     t.max_payload_bytes = n.trainer->parameter_count() * sizeof(float);
@@ -432,6 +438,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       GossipSyncOptions g;
       g.period = s.period;
       g.staleness = s.staleness;
+      g.precision = precision;
       g.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);
       g.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
       g.final_rounds = s.final_rounds;

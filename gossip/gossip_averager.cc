@@ -47,7 +47,7 @@ double mix_all(std::span<float> out, const std::vector<std::span<const float>>& 
     squared += delta ? mix_block<N, true>(out.data(), x, w, begin, end)
                      : mix_block<N, false>(out.data(), x, w, begin, end);
   }
-  return std::sqrt(squared);
+  return squared;
 }
 
 // Any number of inputs: input by input (each pass an axpy), then the distance.
@@ -73,19 +73,12 @@ double mix_general(std::span<float> out, const std::vector<std::span<const float
     double diff = inputs[0][k] - sum * inv;
     squared += diff * diff;
   }
-  return std::sqrt(squared);
+  return squared;
 }
 
-}  // namespace
-
-double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
-                const std::vector<double>& weights, bool delta) {
-  if (inputs.empty() || inputs.size() != weights.size()) {
-    throw std::invalid_argument("mix_into: inputs and weights differ");
-  }
-  for (const auto& input : inputs) {
-    if (input.size() != out.size()) throw std::invalid_argument("mix_into: length mismatch");
-  }
+// The squared consensus distance; writes the mix (or delta) into out. Sizes checked by callers.
+double mix_squared(std::span<float> out, const std::vector<std::span<const float>>& inputs,
+                   const std::vector<double>& weights, bool delta) {
   switch (inputs.size()) {
     case 1: return mix_all<1>(out, inputs, weights, delta);
     case 2: return mix_all<2>(out, inputs, weights, delta);
@@ -99,10 +92,84 @@ double mix_into(std::span<float> out, const std::vector<std::span<const float>>&
   }
 }
 
+}  // namespace
+
+std::string_view to_string(WirePrecision precision) {
+  return precision == WirePrecision::f16 ? "f16" : "f32";
+}
+
+std::uint64_t wire_fingerprint(std::uint64_t model_fingerprint, WirePrecision precision) {
+  if (precision == WirePrecision::f32) return model_fingerprint;  // as before f16 existed
+  // Any fixed change that no f32 fingerprint collides with in practice: a multiply-xorshift
+  // scramble of the model's fingerprint with a constant of its own.
+  std::uint64_t x = model_fingerprint ^ 0x6631365F77697265ull;  // "f16_wire"
+  x ^= x >> 33;
+  x *= 0xFF51AFD7ED558CCDull;
+  x ^= x >> 33;
+  return x;
+}
+
+double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
+                const std::vector<double>& weights, bool delta) {
+  if (inputs.empty() || inputs.size() != weights.size()) {
+    throw std::invalid_argument("mix_into: inputs and weights differ");
+  }
+  for (const auto& input : inputs) {
+    if (input.size() != out.size()) throw std::invalid_argument("mix_into: length mismatch");
+  }
+  return std::sqrt(mix_squared(out, inputs, weights, delta));
+}
+
+double mix_halves_into(std::span<float> out, std::span<const float> self,
+                       std::span<const Half> self_on_wire,
+                       const std::vector<std::span<const Half>>& received,
+                       const std::vector<double>& weights, bool delta) {
+  const std::size_t n = out.size();
+  if (weights.size() != received.size() + 1) {
+    throw std::invalid_argument("mix_halves_into: inputs and weights differ");
+  }
+  if (self.size() != n || (delta && self_on_wire.size() != n)) {
+    throw std::invalid_argument("mix_halves_into: length mismatch");
+  }
+  for (const auto& input : received) {
+    if (input.size() != n) throw std::invalid_argument("mix_halves_into: length mismatch");
+  }
+  // Widen one block of every binary16 input at a time (small enough to stay in L1/L2) and
+  // mix it with the float kernels.
+  constexpr std::size_t kBlock = 2048;
+  const std::size_t inputs = received.size() + 1;
+  std::vector<float> widened(inputs * kBlock);
+  std::vector<std::span<const float>> block_inputs(inputs);
+  double squared = 0.0;
+  for (std::size_t begin = 0; begin < n; begin += kBlock) {
+    const std::size_t length = std::min(kBlock, n - begin);
+    if (delta) {
+      halves_to_floats(self_on_wire.subspan(begin, length), std::span(widened.data(), length));
+      block_inputs[0] = std::span<const float>(widened.data(), length);
+    } else {
+      block_inputs[0] = self.subspan(begin, length);
+    }
+    for (std::size_t j = 0; j < received.size(); ++j) {
+      float* slot = widened.data() + (j + 1) * kBlock;
+      halves_to_floats(received[j].subspan(begin, length), std::span(slot, length));
+      block_inputs[j + 1] = std::span<const float>(slot, length);
+    }
+    squared += mix_squared(out.subspan(begin, length), block_inputs, weights, delta);
+  }
+  return std::sqrt(squared);
+}
+
 GossipAverager::GossipAverager(Transport& transport, const topology::Topology& topology,
-                               std::chrono::milliseconds round_timeout, std::uint64_t window)
-    : transport_(transport), topology_(topology), round_timeout_(round_timeout), window_(window) {
-  transport_.mailbox().set_window(MessageType::gossip_params, 0, window_);
+                               std::chrono::milliseconds round_timeout, std::uint64_t window,
+                               WirePrecision precision)
+    : transport_(transport),
+      topology_(topology),
+      round_timeout_(round_timeout),
+      window_(window),
+      precision_(precision),
+      message_type_(precision == WirePrecision::f16 ? MessageType::gossip_params_f16
+                                                    : MessageType::gossip_params) {
+  transport_.mailbox().set_window(message_type_, 0, window_);
 }
 
 std::uint64_t GossipAverager::catch_up(std::uint64_t round, std::uint64_t slack) const {
@@ -121,7 +188,7 @@ std::uint64_t GossipAverager::catch_up(std::uint64_t round, std::uint64_t slack)
 }
 
 void GossipAverager::expect_round(std::uint64_t round) {
-  transport_.mailbox().set_window(MessageType::gossip_params, round, round + window_);
+  transport_.mailbox().set_window(message_type_, round, round + window_);
 }
 
 GossipRoundResult GossipAverager::run_round(std::uint64_t round,
@@ -139,16 +206,24 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   Mailbox& mailbox = transport_.mailbox();
   PeerTable& peers = transport_.peers();
   // Messages for earlier rounds are late from now on; up to `window_` rounds ahead are kept.
-  mailbox.set_window(MessageType::gossip_params, round, round + window_);
+  mailbox.set_window(message_type_, round, round + window_);
 
   const std::size_t self = transport_.self();
   topology::MixingRound plan = topology_.round_for(self, round);
   std::span<const float> mine(*snapshot);
 
+  const bool halves = precision_ == WirePrecision::f16;
+  std::shared_ptr<std::vector<Half>> mine_on_wire;  // with f16: what the neighbours get
   OutgoingMessage message;
-  message.type = MessageType::gossip_params;
+  message.type = message_type_;
   message.tag = round;
-  message.payload = make_payload(mine, snapshot);
+  if (halves) {
+    mine_on_wire = std::make_shared<std::vector<Half>>(mine.size());
+    floats_to_halves(mine, *mine_on_wire);
+    message.payload = make_payload(std::span<const Half>(*mine_on_wire), mine_on_wire);
+  } else {
+    message.payload = make_payload(mine, snapshot);
+  }
   for (std::size_t peer : plan.send_to) {
     if (!peers.is_dead(peer)) transport_.send(peer, message);
   }
@@ -161,11 +236,12 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   std::vector<ReceivedMessage> arrived;
   arrived.reserve(plan.receive_from.size());  // spans into these must stay valid
   std::vector<std::span<const float>> inputs{mine};
+  std::vector<std::span<const Half>> received_halves;
   std::vector<double> weights{plan.self_weight};
   double self_weight = plan.self_weight;
   for (auto [peer, weight] : plan.receive_from) {
     auto message_in = mailbox.take(
-        MailboxKey{MessageType::gossip_params, round, static_cast<std::uint32_t>(peer), 0},
+        MailboxKey{message_type_, round, static_cast<std::uint32_t>(peer), 0},
         deadline, [&peers, p = peer, round] {
           // Not coming: the neighbour is dead, suspect or paused, or it is two rounds past
           // this one. It launches round + 2 only after round + 1, which waits for round's
@@ -176,9 +252,15 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
           // messages of rounds it refused while it was behind.
           return !peers.is_active(p) || peers.reported_round(p) >= round + 2;
         });
-    if (message_in && message_in->floats().size() == mine.size()) {
+    const std::size_t values =
+        message_in ? (halves ? message_in->halves().size() : message_in->floats().size()) : 0;
+    if (message_in && values == mine.size()) {
       arrived.push_back(std::move(*message_in));
-      inputs.push_back(arrived.back().floats());
+      if (halves) {
+        received_halves.push_back(arrived.back().halves());
+      } else {
+        inputs.push_back(arrived.back().floats());
+      }
       weights.push_back(weight);
     } else {
       // Silent (suspect or dead), late, or (impossible with equal fingerprints) another size:
@@ -191,7 +273,12 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   weights[0] = self_weight;
   result.self_weight = self_weight;
   result.received = arrived.size();
-  result.consensus_distance = mix_into(mixed, inputs, weights, output == Output::delta);
+  if (halves) {
+    result.consensus_distance = mix_halves_into(mixed, mine, *mine_on_wire, received_halves,
+                                                weights, output == Output::delta);
+  } else {
+    result.consensus_distance = mix_into(mixed, inputs, weights, output == Output::delta);
+  }
   return result;
 }
 

@@ -9,18 +9,34 @@
 // this node, so the mixed vector is still a convex combination (the round is complete and
 // atomic either way).
 //
+// Wire precision. With f16 the snapshot goes out as binary16 (half the bytes) and what arrives
+// is widened back to float before mixing. For Output::delta (what the daemon applies) the
+// node's own term is its snapshot *as its neighbours received it*, rounded to binary16 too:
+// the delta is then sum_j W_ij (q(x_j) - q(x_i)), and the deltas of all nodes sum to zero
+// for a doubly stochastic W, exactly as with f32, so compression never moves the cluster's
+// average model; rounding only adds noise of relative size 2^-11 to the disagreement, which
+// gossip keeps contracting. (Output::mix uses the exact float snapshot for the own term.)
+//
 // Round numbers are tags on the wire. A node that fell behind (restarted, stalled) catches up
 // by jumping to the round its live neighbours report (catch_up).
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "gossip/transport.h"
 #include "topology/topology.h"
 
 namespace starling::gossip {
+
+enum class WirePrecision { f32, f16 };
+std::string_view to_string(WirePrecision precision);
+// The fingerprint a node puts on the wire: the model's, changed for f16, so that nodes
+// configured with different precisions refuse each other (fingerprint mismatch) instead of
+// waiting for rounds of a message type the other never sends.
+std::uint64_t wire_fingerprint(std::uint64_t model_fingerprint, WirePrecision precision);
 
 struct GossipRoundResult {
   std::uint64_t round = 0;
@@ -40,7 +56,10 @@ class GossipAverager {
   static constexpr std::uint64_t kDefaultWindow = 8;
 
   GossipAverager(Transport& transport, const topology::Topology& topology,
-                 std::chrono::milliseconds round_timeout, std::uint64_t window = kDefaultWindow);
+                 std::chrono::milliseconds round_timeout, std::uint64_t window = kDefaultWindow,
+                 WirePrecision precision = WirePrecision::f32);
+
+  WirePrecision precision() const { return precision_; }
 
   enum class Output { mix, delta };
 
@@ -67,6 +86,8 @@ class GossipAverager {
   const topology::Topology& topology_;
   std::chrono::milliseconds round_timeout_;
   std::uint64_t window_;
+  WirePrecision precision_;
+  MessageType message_type_;  // gossip_params or gossip_params_f16
   std::uint64_t last_round_ = 0;
   bool ran_ = false;
 };
@@ -76,5 +97,14 @@ class GossipAverager {
 // mean(inputs)||_2, the consensus distance of input 0.
 double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
                 const std::vector<double>& weights, bool delta = false);
+
+// The same with binary16 neighbours: input 0 is `self` (float), inputs 1.. are `received`
+// widened to float; with `delta`, `self_on_wire` (this node's snapshot as it was sent) stands
+// for self in the mix and in the distance, so that the deltas of a round sum to zero. Widens
+// block by block, so it needs no buffer the size of the model.
+double mix_halves_into(std::span<float> out, std::span<const float> self,
+                       std::span<const Half> self_on_wire,
+                       const std::vector<std::span<const Half>>& received,
+                       const std::vector<double>& weights, bool delta);
 
 }  // namespace starling::gossip

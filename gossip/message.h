@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "gossip/half_float.h"
 #include "gossip/wire.h"
 
 namespace starling::gossip {
@@ -23,6 +24,8 @@ struct OutgoingPayload {
 
 // Views `values` (kept alive by `owner`) as a payload and checksums it.
 OutgoingPayload make_payload(std::span<const float> values, std::shared_ptr<const void> owner);
+// The same for binary16 values (gossip_params_f16).
+OutgoingPayload make_payload(std::span<const Half> values, std::shared_ptr<const void> owner);
 // Copies `values` into a new shared buffer.
 OutgoingPayload copy_payload(std::span<const float> values);
 
@@ -57,12 +60,24 @@ class ReceivedMessage {
     }
     return aligned_;
   }
+  // The payload as binary16 values (gossip_params_f16), zero-copy or copied like floats().
+  std::span<const Half> halves() {
+    if (reinterpret_cast<std::uintptr_t>(bytes_.data()) % alignof(Half) == 0) {
+      return {reinterpret_cast<const Half*>(bytes_.data()), bytes_.size() / sizeof(Half)};
+    }
+    if (aligned_halves_.empty() && !bytes_.empty()) {
+      aligned_halves_.resize(bytes_.size() / sizeof(Half));
+      std::memcpy(aligned_halves_.data(), bytes_.data(), aligned_halves_.size() * sizeof(Half));
+    }
+    return aligned_halves_;
+  }
 
  private:
   Header header_{};
   std::shared_ptr<const void> owner_;
   std::span<const std::byte> bytes_;
   std::vector<float> aligned_;
+  std::vector<Half> aligned_halves_;
 };
 
 }  // namespace starling::gossip

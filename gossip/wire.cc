@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gossip/checksum.h"
+#include "gossip/half_float.h"
 
 namespace starling::gossip {
 namespace {
@@ -26,16 +27,21 @@ T get(std::span<const std::byte> in, std::size_t offset) {
 
 }  // namespace
 
-bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 10; }
+bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 11; }
 
 bool carries_payload(MessageType type) {
   switch (type) {
     case MessageType::gossip_params:
+    case MessageType::gossip_params_f16:
     case MessageType::allreduce_chunk:
     case MessageType::model_reply:
     case MessageType::model_update: return true;
     default: return false;
   }
+}
+
+std::size_t payload_value_bytes(MessageType type) {
+  return type == MessageType::gossip_params_f16 ? sizeof(Half) : sizeof(float);
 }
 
 std::string_view to_string(MessageType type) {
@@ -50,6 +56,7 @@ std::string_view to_string(MessageType type) {
     case MessageType::model_update: return "model-update";
     case MessageType::balance_release: return "balance-release";
     case MessageType::allreduce_abort: return "allreduce-abort";
+    case MessageType::gossip_params_f16: return "gossip-params-f16";
   }
   return "unknown";
 }
@@ -160,8 +167,13 @@ Decoded decode_message(std::span<const std::span<const std::byte>> frames,
     return out;
   }
   std::span<const std::byte> payload = frames[1];
-  if (h.payload_bytes != payload.size() || payload.size() % sizeof(float) != 0) {
+  if (h.payload_bytes != payload.size() || payload.size() % payload_value_bytes(h.type) != 0) {
     return fail(RejectReason::length_mismatch);
+  }
+  if (h.type == MessageType::gossip_params_f16) {
+    if (payload_checksum(payload) != h.payload_crc) return fail(RejectReason::checksum_mismatch);
+    if (!all_finite_halves(payload)) return fail(RejectReason::non_finite);
+    return out;
   }
   PayloadScan scanned = scan_payload(payload);  // checksum and finiteness in one pass
   if (scanned.checksum != h.payload_crc) return fail(RejectReason::checksum_mismatch);

@@ -53,10 +53,13 @@ enum class MessageType : std::uint16_t {
   model_update = 8,     // dynamic averaging: payload = averaged model; aux1 = flags
   balance_release = 9,  // dynamic averaging: ends a balancing without a model
   allreduce_abort = 10, // tag: the collective a member gave up on; everyone stops waiting
+  gossip_params_f16 = 11,  // as gossip_params, payload in binary16 (wire_precision = "f16")
 };
 
 bool is_known_type(std::uint16_t type);
 bool carries_payload(MessageType type);
+// Bytes per payload value: 2 for gossip_params_f16, 4 for the other payload types.
+std::size_t payload_value_bytes(MessageType type);
 std::string_view to_string(MessageType type);
 
 struct Header {

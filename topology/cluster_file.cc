@@ -573,6 +573,7 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   }
   s.period = r.integer("period", s.period, 1, 1 << 30);
   s.staleness = r.integer("staleness", s.staleness, 0, 1);
+  s.wire_precision = r.choice("wire_precision", s.wire_precision, {"f32", "f16"});
   s.round_timeout_ms = r.integer("round_timeout_ms", s.round_timeout_ms, 1, 3600000);
   s.heartbeat_ms = r.integer("heartbeat_ms", s.heartbeat_ms, 10, 60000);
   s.suspect_after_ms = r.integer("suspect_after_ms", s.suspect_after_ms, 10, 3600000);
@@ -590,7 +591,7 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
   s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
   // Silently ignoring them would let an operator believe they act.
-  for (const char* key : {"staleness", "final_rounds", "consensus_bound"}) {
+  for (const char* key : {"staleness", "final_rounds", "consensus_bound", "wire_precision"}) {
     if (r.has(key) && s.mode != "gossip") {
       r.fail_at(r.get(key), key, "applies only when mode = \"gossip\"");
     }

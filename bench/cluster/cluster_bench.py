@@ -5,7 +5,8 @@ intra-op thread per process, loopback TCP.
 
   throughput: cluster samples/s over the training loops (all samples / the slowest node's
               loop time; evaluations excluded), for
-                starling local, starling gossip every 8 steps (tcp, ipc, and staleness 0),
+                starling local, starling gossip every 8 steps (ring: tcp, ipc, staleness 0;
+                one-peer exponential graph: f32, and f16 on the wire with staleness 1 and 0),
                 pytorch PMA period 8,
               plus the final test accuracy after the same number of epochs (cosine lr decay
               to 0 on both sides);
@@ -51,11 +52,27 @@ def pytorch_throughput(ranks):
     return sum(r["samples"] for r in ranks) / max(r["train_seconds"] for r in ranks)
 
 
-def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedule="cosine"):
+def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedule="cosine",
+             topology="ring"):
     sync = f'mode = "{mode}"\nperiod = 8' + sync_extra
     training = TRAINING.format(epochs=epochs, eval_every=eval_every or 100000, schedule=schedule)
-    return starling_runs.run_cluster(f"bench-{mode}", 4, 'kind = "ring"', training, sync,
+    return starling_runs.run_cluster(f"bench-{mode}", 4, f'kind = "{topology}"', training, sync,
                                      transport=transport)
+
+
+# The one-peer exponential graph (one message out and one in per round: half the ring's bytes)
+# and binary16 parameters on the wire (half again).
+EXPONENTIAL = "one-peer-exponential"
+F16 = '\nwire_precision = "f16"'
+VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
+    "starling_gossip": {},
+    "starling_gossip_ipc": {"transport": "ipc"},
+    "starling_gossip_staleness0": {"sync_extra": "\nstaleness = 0"},
+    "starling_gossip_exp": {"topology": EXPONENTIAL},
+    "starling_gossip_exp_f16": {"topology": EXPONENTIAL, "sync_extra": F16},
+    "starling_gossip_exp_f16_staleness0": {"topology": EXPONENTIAL,
+                                           "sync_extra": F16 + "\nstaleness = 0"},
+}
 
 
 def first_reaching(curve, target):
@@ -82,24 +99,16 @@ def main():
     rows = []
     with open(out_path, "w") as out:
         for r in range(args.rounds):
-            local = starling("local", args.epochs)
-            gossip = starling("gossip", args.epochs)
-            # Exchanges that block training at every sync point (no overlap).
-            gossip_sync = starling("gossip", args.epochs, sync_extra="\nstaleness = 0")
-            gossip_ipc = starling("gossip", args.epochs, transport="ipc")
-            pma = pytorch("pma", args.epochs)
             mean_accuracy = lambda m: statistics.mean(s["accuracy"] for s in starling_runs.summaries(m))
-            row = {
-                "round": r,
-                "starling_local": starling_runs.throughput(local),
-                "starling_gossip": starling_runs.throughput(gossip),
-                "starling_gossip_ipc": starling_runs.throughput(gossip_ipc),
-                "starling_gossip_staleness0": starling_runs.throughput(gossip_sync),
-                "pytorch_pma": pytorch_throughput(pma),
-                "gossip_accuracy": mean_accuracy(gossip),
-                "gossip_staleness0_accuracy": mean_accuracy(gossip_sync),
-                "pma_accuracy": statistics.mean(x["accuracy"] for x in pma),
-            }
+            local = starling("local", args.epochs)
+            row = {"round": r, "starling_local": starling_runs.throughput(local)}
+            for name, kwargs in VARIANTS.items():
+                metrics = starling("gossip", args.epochs, **kwargs)
+                row[name] = starling_runs.throughput(metrics)
+                row[name.replace("starling_", "") + "_accuracy"] = mean_accuracy(metrics)
+            pma = pytorch("pma", args.epochs)
+            row["pytorch_pma"] = pytorch_throughput(pma)
+            row["pma_accuracy"] = statistics.mean(x["accuracy"] for x in pma)
             # Time to target accuracy (constant lr: a schedule would depend on the budget).
             gossip_tta = starling("gossip", args.max_epochs, args.eval_every, schedule="constant")
             curve = starling_runs.eval_curve(gossip_tta)
@@ -127,18 +136,13 @@ def main():
           "gossip tcp", f"{median_of('starling_gossip'):.0f},",
           "gossip ipc", f"{median_of('starling_gossip_ipc'):.0f},",
           "pytorch PMA", f"{median_of('pytorch_pma'):.0f}")
-    print("starling gossip, staleness 0:", f"{median_of('starling_gossip_staleness0'):.0f}")
-    for name in ("starling_gossip", "starling_gossip_ipc", "starling_gossip_staleness0"):
+    for name in VARIANTS:
         r = ratio(name, "starling_local")
-        print(f"{name} / starling local".ljust(40), spread(r),
-              f"(overhead {100 * (1 - statistics.median(r)):.1f}%)")
-    print("starling gossip / pytorch PMA (period 8)".ljust(40), spread(ratio("starling_gossip", "pytorch_pma")))
-    print("starling gossip staleness 0 / pytorch PMA".ljust(40),
-          spread(ratio("starling_gossip_staleness0", "pytorch_pma")))
-    print("final test accuracy (mean over nodes/ranks, median over rounds):",
-          f"starling gossip {100 * median_of('gossip_accuracy'):.2f}%,",
-          f"staleness 0 {100 * median_of('gossip_staleness0_accuracy'):.2f}%,",
-          f"pytorch PMA {100 * median_of('pma_accuracy'):.2f}%")
+        print(f"{name}: {median_of(name):.0f} samples/s;".ljust(50), "/ local", spread(r),
+              f"(overhead {100 * (1 - statistics.median(r)):.1f}%);",
+              "/ PyTorch PMA", spread(ratio(name, "pytorch_pma")) + ";",
+              f"accuracy {100 * median_of(name.replace('starling_', '') + '_accuracy'):.2f}%")
+    print(f"pytorch PMA accuracy {100 * median_of('pma_accuracy'):.2f}%")
     tta = ratio("gossip_tta_seconds", "ddp_tta_seconds")
     if tta:
         print(f"time to {100 * args.target:.0f}%: starling gossip / pytorch DDP", spread(tta),

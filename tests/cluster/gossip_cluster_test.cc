@@ -90,6 +90,40 @@ TEST(GossipCluster, EightOnTheOnePeerExponentialGraph) {
   EXPECT_LT(*hi - *lo, 0.001);
 }
 
+// wire_precision = "f16": the parameters travel as binary16, half the bytes of f32, and the
+// cluster still trains and agrees. On the one-peer exponential graph of 4 any two consecutive
+// rounds average exactly, so after the final rounds the replicas differ only by binary16
+// rounding of their parameters: about 2^-12 relative per parameter, for a model of norm about
+// 20 a distance of about 20 * 2^-12 = 5e-3. We allow 2e-2.
+TEST(GossipCluster, HalfPrecisionWireHalvesTheBytesAndTheReplicasStillAgree) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.topology = "kind = \"one-peer-exponential\"";
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05\nlr_schedule = \"cosine\"";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_rounds = 4\nwire_precision = \"f16\"";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  constexpr double kModelFloats = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10;
+  std::vector<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 180s))) << cluster.log(i);
+    auto summary = summary_of(cluster, i);
+    ASSERT_FALSE(summary.is_null()) << cluster.log(i);
+    EXPECT_EQ(summary["sync"].value("wire_precision", ""), "f16") << summary.dump();
+    EXPECT_LT(summary.value("consensus_distance", 1.0), 2e-2) << summary.dump();
+    accuracies.push_back(summary.value("accuracy", 0.0));
+    EXPECT_GT(accuracies.back(), 0.80) << summary.dump();
+    // One model of binary16 per round, plus headers and heartbeats: well under f32's 4 bytes.
+    const auto rounds = static_cast<double>(cluster.metrics(i, "gossip").size());
+    ASSERT_GT(rounds, 50.0);
+    const double sent = summary.value("bytes_sent", 0.0);
+    EXPECT_GT(sent, rounds * kModelFloats * 2.0);
+    EXPECT_LT(sent, rounds * kModelFloats * 2.2) << "bytes per round: " << sent / rounds;
+  }
+  auto [lo, hi] = std::minmax_element(accuracies.begin(), accuracies.end());
+  EXPECT_LT(*hi - *lo, 0.003);
+}
+
 // The final allreduce meets every node at the same round even when rounds run far past the
 // allreduce window (here about 120 rounds), and leaves one model everywhere.
 TEST(GossipCluster, FinalAllreduceLeavesOneModel) {

@@ -276,6 +276,61 @@ TEST(Wire, RandomAndMutatedMessagesAreRefusedWithoutFailing) {
   }
 }
 
+Frames half_gossip_message(std::vector<Half> values) {
+  Header h;
+  h.type = MessageType::gossip_params_f16;
+  h.sender = 2;
+  h.fingerprint = kFingerprint;
+  h.tag = 7;
+  auto owner = std::make_shared<std::vector<Half>>(std::move(values));
+  auto payload = make_payload(std::span<const Half>(*owner), owner);
+  h.payload_bytes = payload.bytes.size();
+  h.payload_crc = payload.crc;
+  Frames f;
+  f.data.push_back(bytes_of(encode_header(h)));
+  f.data.emplace_back(payload.bytes.begin(), payload.bytes.end());
+  return f;
+}
+
+TEST(Wire, HalfPrecisionGossipIsCheckedAsHalves) {
+  {
+    Frames f = half_gossip_message({0x3C00, 0xC000, 0x7BFF});  // 1, -2, 65504: 6 bytes
+    Decoded d = decode_message(f.views(), kContext);
+    ASSERT_FALSE(d.error.has_value()) << to_string(*d.error);
+    EXPECT_EQ(d.header.type, MessageType::gossip_params_f16);
+    EXPECT_EQ(d.header.payload_bytes, 6u);
+  }
+  for (Half bad : {Half{0x7C00}, Half{0xFC00}, Half{0x7E00}}) {  // +Inf, -Inf, NaN
+    Frames f = half_gossip_message({0x3C00, bad, 0x3C00});
+    EXPECT_EQ(reason_of(f), RejectReason::non_finite);
+  }
+  {
+    // Read as one little-endian float these bytes are 0x7C000000, which is finite; read as
+    // halves the second is Inf. The decoder must check the type's own element.
+    Frames f = half_gossip_message({0x0000, 0x7C00});
+    EXPECT_EQ(reason_of(f), RejectReason::non_finite);
+  }
+  {
+    Frames f = half_gossip_message({0x3C00, 0x3C00, 0x3C00});
+    f.data[1].pop_back();  // an odd number of bytes
+    f.data[0] = bytes_of(encode_header([&] {
+      Header h;
+      h.type = MessageType::gossip_params_f16;
+      h.sender = 2;
+      h.fingerprint = kFingerprint;
+      h.payload_bytes = 5;
+      h.payload_crc = payload_checksum(std::span<const std::byte>(f.data[1]));
+      return h;
+    }()));
+    EXPECT_EQ(reason_of(f), RejectReason::length_mismatch);
+  }
+  {
+    Frames f = half_gossip_message({0x3C00, 0x3C00});
+    f.data[1][1] ^= std::byte{0x01};
+    EXPECT_EQ(reason_of(f), RejectReason::checksum_mismatch);
+  }
+}
+
 TEST(Wire, AllFiniteFindsSpecialValuesAnywhere) {
   std::vector<float> v(1001, 1.0f);
   EXPECT_TRUE(all_finite(v));

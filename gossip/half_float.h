@@ -1,0 +1,40 @@
+#pragma once
+// IEEE-754 binary16 ("half") conversions for gossip's compressed wire precision
+// (`wire_precision = "f16"`): parameters go over the wire as halves, half the bytes of
+// binary32, and are widened back to float before they are mixed.
+//
+// Float to half rounds to nearest, ties to even (what the F16C instruction does with
+// _MM_FROUND_TO_NEAREST_INT); a finite float beyond the half range (|x| >= 65520) becomes
+// +-Inf, which every receiver refuses as non-finite; NaN stays NaN. Half to float is exact.
+// The fastest kernel the CPU has is used (F16C, else portable bit arithmetic); both give
+// bit-identical results for every input but NaN payloads.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace starling::gossip {
+
+using Half = std::uint16_t;  // the raw binary16 bits, little-endian on the wire
+
+Half float_to_half(float value);
+float half_to_float(Half value);
+
+// out[k] = float_to_half(in[k]); sizes must match.
+void floats_to_halves(std::span<const float> in, std::span<Half> out);
+// out[k] = half_to_float(in[k]); sizes must match.
+void halves_to_floats(std::span<const Half> in, std::span<float> out);
+
+// True when no half in the little-endian bytes is NaN or Inf (exponent bits all ones). Any
+// alignment; an odd trailing byte is ignored (the decoder refuses odd lengths first).
+bool all_finite_halves(std::span<const std::byte> bytes);
+
+namespace detail {
+// The kernels behind the functions above, exposed so tests can compare them.
+bool cpu_has_f16c();
+void floats_to_halves_portable(const float* in, Half* out, std::size_t n);
+void halves_to_floats_portable(const Half* in, float* out, std::size_t n);
+void floats_to_halves_f16c(const float* in, Half* out, std::size_t n);  // needs cpu_has_f16c()
+void halves_to_floats_f16c(const Half* in, float* out, std::size_t n);  // needs cpu_has_f16c()
+}  // namespace detail
+
+}  // namespace starling::gossip
