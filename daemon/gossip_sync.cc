@@ -49,25 +49,14 @@ void GossipSync::worker_loop() {
     if (stopping_) return;
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
-    Outcome outcome;
-    outcome.delta = take_delta_buffer_locked(job.snapshot->size());
     lock.unlock();
-    outcome.result = averager_.run_round(job.round, job.snapshot, outcome.delta,
-                                         gossip::GossipAverager::Output::delta);
+    Outcome outcome;
+    outcome.exchange = averager_.exchange(job.round, job.snapshot);
+    outcome.snapshot = std::move(job.snapshot);
     lock.lock();
     outcomes_.push_back(std::move(outcome));
     changed_.notify_all();
   }
-}
-
-std::vector<float> GossipSync::take_delta_buffer_locked(std::size_t size) {
-  std::vector<float> buffer;
-  if (!spare_deltas_.empty()) {
-    buffer = std::move(spare_deltas_.back());
-    spare_deltas_.pop_back();
-  }
-  buffer.resize(size);  // a no-op for a recycled buffer: the round overwrites every element
-  return buffer;
 }
 
 void GossipSync::start(training::Trainer& trainer) {
@@ -144,8 +133,7 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
     return;
   }
   trainer.pull_parameters();
-  auto params = trainer.parameters();
-  auto snapshot = std::make_shared<const std::vector<float>>(params.begin(), params.end());
+  gossip::WireSnapshot snapshot = averager_.snapshot_of(trainer.parameters());
   if (on_worker) {
     {
       std::lock_guard lock(mutex_);
@@ -156,12 +144,8 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
     return;
   }
   Outcome outcome;
-  {
-    std::lock_guard lock(mutex_);
-    outcome.delta = take_delta_buffer_locked(snapshot->size());
-  }
-  outcome.result = averager_.run_round(round, snapshot, outcome.delta,
-                                       gossip::GossipAverager::Output::delta);
+  outcome.exchange = averager_.exchange(round, snapshot);
+  outcome.snapshot = std::move(snapshot);
   apply(trainer, outcome);
 }
 
@@ -243,18 +227,11 @@ void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
   // since then live on the device. Without this pull the push below would put the snapshot
   // back and drop them (on the CPU the span is the live model and the pull does nothing).
   trainer.pull_parameters();
-  auto params = trainer.parameters();
-  const float* delta = outcome.delta.data();
-  float* x = params.data();
   // x <- x + (m - x_s): keeps the local progress made since the snapshot.
-  for (std::size_t k = 0; k < params.size(); ++k) x[k] += delta[k];
+  averager_.add_round_delta(outcome.exchange, outcome.snapshot, trainer.parameters());
   trainer.push_parameters();
-  {
-    std::lock_guard lock(mutex_);
-    spare_deltas_.push_back(std::move(outcome.delta));
-  }
 
-  const auto& r = outcome.result;
+  const auto& r = outcome.exchange.result;
   std::vector<std::string> missing;
   for (std::size_t peer : r.missing) missing.push_back(topology_.names()[peer]);
   double waited_ms = std::chrono::duration<double, std::milli>(r.waited).count();

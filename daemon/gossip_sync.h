@@ -84,17 +84,15 @@ class GossipSync final : public SyncStrategy {
  private:
   struct Job {
     std::uint64_t round = 0;
-    std::shared_ptr<const std::vector<float>> snapshot;
+    gossip::WireSnapshot snapshot;
   };
+  // A round whose exchange is done: applying it adds sum_j W_ij (x_j - snapshot) to the model.
   struct Outcome {
-    gossip::GossipRoundResult result;
-    std::vector<float> delta;  // the mix minus the snapshot
+    gossip::WireSnapshot snapshot;
+    gossip::RoundExchange exchange;
   };
 
   void worker_loop();
-  // A buffer of `size` floats for a round's delta: a recycled one (no allocation, no zeroing of
-  // a megabyte per round) or a new one. mutex_ held.
-  std::vector<float> take_delta_buffer_locked(std::size_t size);
   // Snapshots the model and runs a round: on the worker when `on_worker`, else inline.
   void launch_round(training::Trainer& trainer, bool on_worker);
   std::int64_t period() const { return options_.period; }
@@ -127,7 +125,6 @@ class GossipSync final : public SyncStrategy {
   std::deque<Job> jobs_;          // posted, not yet started by the worker
   std::deque<Outcome> outcomes_;  // finished by the worker, not yet applied (in round order)
   std::size_t in_flight_ = 0;     // posted and not yet applied
-  std::vector<std::vector<float>> spare_deltas_;  // applied deltas' buffers, for reuse
   bool stopping_ = false;
   std::thread worker_;
 

@@ -92,6 +92,70 @@ double mix_squared(std::span<float> out, const std::vector<std::span<const float
   }
 }
 
+// model[k] += sum_j w[j] (in[j][k] - s[k]) for N neighbour inputs, and the squared distance of
+// s from the plain mean of s and the inputs, in one pass. Summed in float within the block.
+template <std::size_t N>
+double add_delta_block(float* __restrict model, const float* __restrict s, const float* const* in,
+                       const float* w, std::size_t length) {
+  constexpr float inv = 1.0f / static_cast<float>(N + 1);
+  float squared = 0.0f;
+  for (std::size_t k = 0; k < length; ++k) {
+    float delta = 0.0f, sum = s[k];
+    for (std::size_t j = 0; j < N; ++j) {
+      delta += w[j] * (in[j][k] - s[k]);
+      sum += in[j][k];
+    }
+    model[k] += delta;
+    const float diff = s[k] - sum * inv;
+    squared += diff * diff;
+  }
+  return squared;
+}
+
+double add_delta_general(float* model, const float* s, const float* const* in, const float* w,
+                         std::size_t inputs, std::size_t length) {
+  const double inv = 1.0 / static_cast<double>(inputs + 1);
+  double squared = 0.0;
+  for (std::size_t k = 0; k < length; ++k) {
+    float delta = 0.0f;
+    double sum = s[k];
+    for (std::size_t j = 0; j < inputs; ++j) {
+      delta += w[j] * (in[j][k] - s[k]);
+      sum += in[j][k];
+    }
+    model[k] += delta;
+    const double diff = s[k] - sum * inv;
+    squared += diff * diff;
+  }
+  return squared;
+}
+
+// The squared distance; adds the delta to model[0, length). in[j] and s have `length` floats.
+double add_delta_squared(float* model, const float* s, const std::vector<const float*>& in,
+                         const std::vector<float>& w, std::size_t length) {
+  constexpr std::size_t kBlock = 1024;
+  double squared = 0.0;
+  std::vector<const float*> at(in.size());
+  for (std::size_t begin = 0; begin < length; begin += kBlock) {
+    const std::size_t n = std::min(kBlock, length - begin);
+    for (std::size_t j = 0; j < in.size(); ++j) at[j] = in[j] + begin;
+    float* m = model + begin;
+    const float* base = s + begin;
+    switch (in.size()) {
+      case 0: squared += add_delta_block<0>(m, base, at.data(), w.data(), n); break;
+      case 1: squared += add_delta_block<1>(m, base, at.data(), w.data(), n); break;
+      case 2: squared += add_delta_block<2>(m, base, at.data(), w.data(), n); break;
+      case 3: squared += add_delta_block<3>(m, base, at.data(), w.data(), n); break;
+      case 4: squared += add_delta_block<4>(m, base, at.data(), w.data(), n); break;
+      case 5: squared += add_delta_block<5>(m, base, at.data(), w.data(), n); break;
+      case 6: squared += add_delta_block<6>(m, base, at.data(), w.data(), n); break;
+      case 7: squared += add_delta_block<7>(m, base, at.data(), w.data(), n); break;
+      default: squared += add_delta_general(m, base, at.data(), w.data(), in.size(), n);
+    }
+  }
+  return squared;
+}
+
 }  // namespace
 
 std::string_view to_string(WirePrecision precision) {
@@ -191,15 +255,56 @@ void GossipAverager::expect_round(std::uint64_t round) {
   transport_.mailbox().set_window(message_type_, round, round + window_);
 }
 
+WireSnapshot GossipAverager::snapshot_of(std::span<const float> model) const {
+  WireSnapshot snapshot;
+  if (precision_ == WirePrecision::f16) {
+    auto halves = std::make_shared<std::vector<Half>>(model.size());
+    floats_to_halves(model, *halves);
+    snapshot.halves = std::move(halves);
+  } else {
+    snapshot.floats = std::make_shared<const std::vector<float>>(model.begin(), model.end());
+  }
+  return snapshot;
+}
+
 GossipRoundResult GossipAverager::run_round(std::uint64_t round,
                                             std::shared_ptr<const std::vector<float>> snapshot,
                                             std::span<float> mixed, Output output) {
+  if (mixed.size() != snapshot->size()) {
+    throw std::invalid_argument("GossipAverager::run_round: buffer sizes differ");
+  }
+  WireSnapshot wire;
+  wire.floats = snapshot;
+  if (precision_ == WirePrecision::f16) {
+    auto halves = std::make_shared<std::vector<Half>>(snapshot->size());
+    floats_to_halves(*snapshot, *halves);
+    wire.halves = std::move(halves);
+  }
+  RoundExchange round_exchange = exchange(round, wire);
+  GossipRoundResult& result = round_exchange.result;
+  const bool delta = output == Output::delta;
+  if (wire.halves) {
+    std::vector<std::span<const Half>> received;
+    for (auto& message : round_exchange.arrived) received.push_back(message.halves());
+    result.consensus_distance = mix_halves_into(mixed, *snapshot, *wire.halves, received,
+                                                round_exchange.weights, delta);
+  } else {
+    std::vector<std::span<const float>> inputs{std::span<const float>(*snapshot)};
+    for (auto& message : round_exchange.arrived) inputs.push_back(message.floats());
+    result.consensus_distance = mix_into(mixed, inputs, round_exchange.weights, delta);
+  }
+  return result;
+}
+
+RoundExchange GossipAverager::exchange(std::uint64_t round, const WireSnapshot& snapshot) {
+  const bool halves = precision_ == WirePrecision::f16;
+  if (halves ? !snapshot.halves : !snapshot.floats) {
+    throw std::invalid_argument(std::string("GossipAverager::exchange: no ") +
+                                (halves ? "binary16" : "float") + " snapshot for this precision");
+  }
   if (ran_ && round <= last_round_) {
     throw std::invalid_argument("GossipAverager::run_round: round " + std::to_string(round) +
                                 " is not after " + std::to_string(last_round_));
-  }
-  if (mixed.size() != snapshot->size()) {
-    throw std::invalid_argument("GossipAverager::run_round: buffer sizes differ");
   }
   ran_ = true;
   last_round_ = round;
@@ -209,35 +314,26 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   mailbox.set_window(message_type_, round, round + window_);
 
   const std::size_t self = transport_.self();
+  const std::size_t length = snapshot.size();
   topology::MixingRound plan = topology_.round_for(self, round);
-  std::span<const float> mine(*snapshot);
 
-  const bool halves = precision_ == WirePrecision::f16;
-  std::shared_ptr<std::vector<Half>> mine_on_wire;  // with f16: what the neighbours get
   OutgoingMessage message;
   message.type = message_type_;
   message.tag = round;
-  if (halves) {
-    mine_on_wire = std::make_shared<std::vector<Half>>(mine.size());
-    floats_to_halves(mine, *mine_on_wire);
-    message.payload = make_payload(std::span<const Half>(*mine_on_wire), mine_on_wire);
-  } else {
-    message.payload = make_payload(mine, snapshot);
-  }
+  message.payload = halves ? make_payload(std::span<const Half>(*snapshot.halves), snapshot.halves)
+                           : make_payload(std::span<const float>(*snapshot.floats), snapshot.floats);
   for (std::size_t peer : plan.send_to) {
     if (!peers.is_dead(peer)) transport_.send(peer, message);
   }
 
-  GossipRoundResult result;
+  RoundExchange out;
+  GossipRoundResult& result = out.result;
   result.round = round;
   result.expected = plan.receive_from.size();
   const auto start = Clock::now();
   const auto deadline = start + round_timeout_;
-  std::vector<ReceivedMessage> arrived;
-  arrived.reserve(plan.receive_from.size());  // spans into these must stay valid
-  std::vector<std::span<const float>> inputs{mine};
-  std::vector<std::span<const Half>> received_halves;
-  std::vector<double> weights{plan.self_weight};
+  out.arrived.reserve(plan.receive_from.size());
+  out.weights.push_back(plan.self_weight);
   double self_weight = plan.self_weight;
   for (auto [peer, weight] : plan.receive_from) {
     auto message_in = mailbox.take(
@@ -254,14 +350,9 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
         });
     const std::size_t values =
         message_in ? (halves ? message_in->halves().size() : message_in->floats().size()) : 0;
-    if (message_in && values == mine.size()) {
-      arrived.push_back(std::move(*message_in));
-      if (halves) {
-        received_halves.push_back(arrived.back().halves());
-      } else {
-        inputs.push_back(arrived.back().floats());
-      }
-      weights.push_back(weight);
+    if (message_in && values == length) {
+      out.arrived.push_back(std::move(*message_in));
+      out.weights.push_back(weight);
     } else {
       // Silent (suspect or dead), late, or (impossible with equal fingerprints) another size:
       // keep our weight.
@@ -270,16 +361,49 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
     }
   }
   result.waited = Clock::now() - start;
-  weights[0] = self_weight;
+  out.weights[0] = self_weight;
   result.self_weight = self_weight;
-  result.received = arrived.size();
-  if (halves) {
-    result.consensus_distance = mix_halves_into(mixed, mine, *mine_on_wire, received_halves,
-                                                weights, output == Output::delta);
-  } else {
-    result.consensus_distance = mix_into(mixed, inputs, weights, output == Output::delta);
+  result.received = out.arrived.size();
+  return out;
+}
+
+double GossipAverager::add_round_delta(RoundExchange& exchange, const WireSnapshot& snapshot,
+                                       std::span<float> model) const {
+  const std::size_t length = model.size();
+  if (snapshot.size() != length) {
+    throw std::invalid_argument("GossipAverager::add_round_delta: model and snapshot sizes differ");
   }
-  return result;
+  std::vector<float> w;
+  for (std::size_t j = 1; j < exchange.weights.size(); ++j) {
+    w.push_back(static_cast<float>(exchange.weights[j]));
+  }
+  const std::size_t inputs = exchange.arrived.size();
+  double squared = 0.0;
+  if (snapshot.halves) {
+    // Widen a block of the snapshot and of every input at a time (it stays in cache), then
+    // run the float kernel on it.
+    constexpr std::size_t kBlock = 2048;
+    std::vector<std::span<const Half>> received;
+    for (auto& message : exchange.arrived) received.push_back(message.halves());
+    std::vector<float> widened((inputs + 1) * kBlock);
+    std::vector<const float*> in(inputs);
+    for (std::size_t j = 0; j < inputs; ++j) in[j] = widened.data() + (j + 1) * kBlock;
+    const std::span<const Half> own(*snapshot.halves);
+    for (std::size_t begin = 0; begin < length; begin += kBlock) {
+      const std::size_t n = std::min(kBlock, length - begin);
+      halves_to_floats(own.subspan(begin, n), std::span(widened.data(), n));
+      for (std::size_t j = 0; j < inputs; ++j) {
+        halves_to_floats(received[j].subspan(begin, n), std::span(widened.data() + (j + 1) * kBlock, n));
+      }
+      squared += add_delta_squared(model.data() + begin, widened.data(), in, w, n);
+    }
+  } else {
+    std::vector<const float*> in;
+    for (auto& message : exchange.arrived) in.push_back(message.floats().data());
+    squared = add_delta_squared(model.data(), snapshot.floats->data(), in, w, length);
+  }
+  exchange.result.consensus_distance = std::sqrt(squared);
+  return exchange.result.consensus_distance;
 }
 
 }  // namespace starling::gossip

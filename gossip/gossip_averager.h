@@ -49,6 +49,23 @@ struct GossipRoundResult {
   std::chrono::nanoseconds waited{0};   // time spent waiting for neighbours
 };
 
+// A node's snapshot for a round as it goes on the wire: the floats themselves (f32), or the
+// floats rounded to binary16 (f16; `floats` is then set only when the caller needs the exact
+// snapshot, for Output::mix). Shared with the transport until the sends complete.
+struct WireSnapshot {
+  std::shared_ptr<const std::vector<float>> floats;
+  std::shared_ptr<const std::vector<Half>> halves;
+  std::size_t size() const { return halves ? halves->size() : (floats ? floats->size() : 0); }
+};
+
+// One round's exchange without its mix: the in-neighbours' messages that arrived (kept alive
+// here) and the weights to mix them with.
+struct RoundExchange {
+  GossipRoundResult result;             // everything but consensus_distance (the mix's)
+  std::vector<ReceivedMessage> arrived;
+  std::vector<double> weights;          // [0]: this node's, then one per arrived message
+};
+
 class GossipAverager {
  public:
   // `window`: how many rounds ahead of ours a neighbour's message is buffered; beyond it the
@@ -70,6 +87,18 @@ class GossipAverager {
   GossipRoundResult run_round(std::uint64_t round,
                               std::shared_ptr<const std::vector<float>> snapshot,
                               std::span<float> out, Output output = Output::mix);
+
+  // The same round in two halves, so that the thread that trains can apply it in one pass
+  // over the model while a worker does the waiting: `snapshot_of` takes the snapshot in the
+  // wire precision (one pass: a copy, or the rounding to binary16), `exchange` sends it and
+  // collects the neighbours' (same rules and deadline as run_round), and `add_round_delta`
+  // adds sum_j W_ij (x_j - s) to `model` (s: the snapshot as sent) and returns the
+  // consensus distance, also stored in the exchange's result. The delta is the one
+  // run_round's Output::delta gives; no buffer the size of the model is written in between.
+  WireSnapshot snapshot_of(std::span<const float> model) const;
+  RoundExchange exchange(std::uint64_t round, const WireSnapshot& snapshot);
+  double add_round_delta(RoundExchange& exchange, const WireSnapshot& snapshot,
+                         std::span<float> model) const;
 
   // Where a node that would run `round` should rejoin: the next round of the most advanced
   // reachable neighbour, if that is more than `slack` rounds ahead; else `round`. Rounds

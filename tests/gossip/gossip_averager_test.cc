@@ -190,6 +190,53 @@ TEST(GossipAverager, HalfPrecisionDeltasNeverMoveTheClusterAverage) {
   EXPECT_LT(distance, 0.05);  // from about sqrt(777) = 28 at the start
 }
 
+// The daemon's path: exchange on one thread, then add_round_delta on the model in one pass. It
+// must add exactly what run_round's Output::delta computes, for every input count (the
+// unrolled kernels and the general one), both precisions, and a neighbour left out.
+TEST(GossipAverager, ExchangeThenAddRoundDeltaAddsRunRoundsDelta) {
+  for (auto precision : {WirePrecision::f32, WirePrecision::f16}) {
+    for (auto [kind, n] : {std::pair<std::string, std::size_t>{"ring", 5},
+                           {"complete", 4}, {"complete", 10}}) {
+      SCOPED_TRACE(std::string(to_string(precision)) + " " + kind + " " + std::to_string(n));
+      constexpr std::size_t kLength = 2500;
+      auto models = random_models(n, kLength, 21);
+      // The reference: run_round's delta, on a cluster of its own.
+      Cluster reference(kind, n, 300ms, precision);
+      Cluster split(kind, n, 300ms, precision);
+      reference.network.kill(n - 1);  // its neighbours leave it out (weight to self)
+      split.network.kill(n - 1);
+      std::vector<std::vector<float>> deltas(n, std::vector<float>(kLength));
+      std::vector<std::future<GossipRoundResult>> expected(n - 1);
+      for (std::size_t i = 0; i + 1 < n; ++i) {
+        expected[i] = std::async(std::launch::async, [&, i] {
+          auto snapshot = std::make_shared<const std::vector<float>>(models[i]);
+          return reference.averagers[i]->run_round(0, snapshot, deltas[i],
+                                                   GossipAverager::Output::delta);
+        });
+      }
+      std::vector<std::future<double>> applied(n - 1);
+      auto moved = models;  // the models moved on since their snapshots
+      for (std::size_t i = 0; i + 1 < n; ++i) {
+        for (float& v : moved[i]) v += 0.125f;
+        applied[i] = std::async(std::launch::async, [&, i] {
+          auto snapshot = split.averagers[i]->snapshot_of(models[i]);
+          auto exchange = split.averagers[i]->exchange(0, snapshot);
+          return split.averagers[i]->add_round_delta(exchange, snapshot, moved[i]);
+        });
+      }
+      for (std::size_t i = 0; i + 1 < n; ++i) {
+        const GossipRoundResult want = expected[i].get();
+        const double distance = applied[i].get();
+        EXPECT_NEAR(distance, want.consensus_distance, 1e-4 * (1.0 + want.consensus_distance));
+        for (std::size_t k = 0; k < kLength; ++k) {
+          ASSERT_NEAR(moved[i][k], models[i][k] + 0.125f + deltas[i][k], 2e-6f)
+              << "node " << i << ", element " << k;
+        }
+      }
+    }
+  }
+}
+
 TEST(GossipAverager, TheWireFingerprintTellsThePrecisionsApart) {
   for (std::uint64_t model : {0ull, 1ull, 0xABCDEF0123456789ull}) {
     EXPECT_EQ(wire_fingerprint(model, WirePrecision::f32), model);
