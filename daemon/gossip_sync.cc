@@ -30,34 +30,9 @@ GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& t
   // Sync requests carry the round they are for; any round is accepted, once per sender.
   transport_.mailbox().set_window(gossip::MessageType::sync_request, 0,
                                   std::numeric_limits<std::uint64_t>::max());
-  if (options_.staleness > 0) worker_ = std::thread([this] { worker_loop(); });
 }
 
-GossipSync::~GossipSync() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  changed_.notify_all();
-  if (worker_.joinable()) worker_.join();
-}
-
-void GossipSync::worker_loop() {
-  std::unique_lock lock(mutex_);
-  while (true) {
-    changed_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-    if (stopping_) return;
-    Job job = std::move(jobs_.front());
-    jobs_.pop_front();
-    lock.unlock();
-    Outcome outcome;
-    outcome.exchange = averager_.exchange(job.round, job.snapshot);
-    outcome.snapshot = std::move(job.snapshot);
-    lock.lock();
-    outcomes_.push_back(std::move(outcome));
-    changed_.notify_all();
-  }
-}
+GossipSync::~GossipSync() = default;
 
 void GossipSync::start(training::Trainer& trainer) {
   transport_.set_progress(next_round_, static_cast<std::uint64_t>(trainer.step_count()));
@@ -106,7 +81,7 @@ void GossipSync::catch_up_locked(training::Trainer& trainer, std::uint64_t slack
                   {"skipped_steps", trainer.step_count() - own}, {"round", next_round_}});
 }
 
-void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
+void GossipSync::launch_round(training::Trainer& trainer, bool in_background) {
   std::uint64_t round;
   bool collective = false;
   {
@@ -134,19 +109,12 @@ void GossipSync::launch_round(training::Trainer& trainer, bool on_worker) {
   }
   trainer.pull_parameters();
   gossip::WireSnapshot snapshot = averager_.snapshot_of(trainer.parameters());
-  if (on_worker) {
-    {
-      std::lock_guard lock(mutex_);
-      jobs_.push_back(Job{round, snapshot});
-      ++in_flight_;
-    }
-    changed_.notify_all();
+  if (in_background) {
+    in_flight_.emplace(InFlight{snapshot, averager_.begin_exchange(round, snapshot)});
     return;
   }
-  Outcome outcome;
-  outcome.exchange = averager_.exchange(round, snapshot);
-  outcome.snapshot = std::move(snapshot);
-  apply(trainer, outcome);
+  gossip::RoundExchange exchange = averager_.exchange(round, snapshot);
+  apply(trainer, snapshot, exchange);
 }
 
 void GossipSync::take_sync_requests_locked() {
@@ -182,7 +150,7 @@ std::uint64_t GossipSync::request_sync(const std::string& reason) {
 }
 
 void GossipSync::run_collective_round(training::Trainer& trainer, std::uint64_t round) {
-  apply_finished(trainer, 0);  // every pending mix goes in before the parameters are averaged
+  settle_in_flight(trainer, true);  // the pending mix goes in before the parameters are averaged
   std::string reason;
   {
     std::lock_guard lock(mutex_);
@@ -222,16 +190,17 @@ void GossipSync::run_collective_round(training::Trainer& trainer, std::uint64_t 
   last_distance_ = round_result.consensus_distance;
 }
 
-void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
+void GossipSync::apply(training::Trainer& trainer, const gossip::WireSnapshot& snapshot,
+                       gossip::RoundExchange& exchange) {
   // On CUDA the host span is a mirror last pulled at this round's snapshot; the steps taken
   // since then live on the device. Without this pull the push below would put the snapshot
   // back and drop them (on the CPU the span is the live model and the pull does nothing).
   trainer.pull_parameters();
   // x <- x + (m - x_s): keeps the local progress made since the snapshot.
-  averager_.add_round_delta(outcome.exchange, outcome.snapshot, trainer.parameters());
+  averager_.add_round_delta(exchange, snapshot, trainer.parameters());
   trainer.push_parameters();
 
-  const auto& r = outcome.exchange.result;
+  const auto& r = exchange.result;
   std::vector<std::string> missing;
   for (std::size_t peer : r.missing) missing.push_back(topology_.names()[peer]);
   double waited_ms = std::chrono::duration<double, std::milli>(r.waited).count();
@@ -261,35 +230,28 @@ void GossipSync::apply(training::Trainer& trainer, Outcome& outcome) {
                   {"waited_ms", waited_ms}});
 }
 
-void GossipSync::apply_finished(training::Trainer& trainer, std::size_t keep_in_flight) {
-  while (true) {
-    std::unique_lock lock(mutex_);
-    if (outcomes_.empty()) {
-      if (in_flight_ <= keep_in_flight) return;
-      // The worker finishes every round within round_timeout (each wait in a round has that
-      // deadline), so this wait is bounded too.
-      const auto start = Clock::now();
-      changed_.wait(lock, [this] { return !outcomes_.empty(); });
-      blocked_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
-    }
-    Outcome outcome = std::move(outcomes_.front());
-    outcomes_.pop_front();
-    --in_flight_;
-    lock.unlock();
-    apply(trainer, outcome);
+void GossipSync::settle_in_flight(training::Trainer& trainer, bool wait) {
+  if (!in_flight_) return;
+  if (!averager_.poll_exchange(in_flight_->pending)) {
+    if (!wait) return;
+    // Bounded: every wait in an exchange has the round's deadline.
+    const auto start = Clock::now();
+    averager_.finish_exchange(in_flight_->pending);
+    std::lock_guard lock(mutex_);
+    blocked_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
   }
+  InFlight round = std::move(*in_flight_);
+  in_flight_.reset();
+  apply(trainer, round.snapshot, round.pending.exchange);
 }
 
 void GossipSync::after_step(training::Trainer& trainer) {
   const std::int64_t step = trainer.step_count();
-  const auto staleness = static_cast<std::size_t>(options_.staleness);
-  // Finished rounds are applied at the first step boundary after they finish.
-  apply_finished(trainer, std::numeric_limits<std::size_t>::max());
-  if (step % options_.period == 0) {
-    // At most `staleness` rounds stay in flight across a sync point: wait for older ones.
-    if (staleness > 0) apply_finished(trainer, staleness - 1);
-    launch_round(trainer, staleness > 0);
-  }
+  // A round is applied at the first step boundary after its exchange completes, and at the
+  // latest at the next sync point: at most one round is in flight across a sync point.
+  const bool sync_point = step % options_.period == 0;
+  settle_in_flight(trainer, sync_point);
+  if (sync_point) launch_round(trainer, options_.staleness > 0);
   std::uint64_t next;
   {
     std::lock_guard lock(mutex_);
@@ -300,7 +262,7 @@ void GossipSync::after_step(training::Trainer& trainer) {
 }
 
 void GossipSync::finish(training::Trainer& trainer, bool stopping) {
-  apply_finished(trainer, 0);
+  settle_in_flight(trainer, true);
   if (stopping) return;
   // Extra rounds without training pull the replicas together before the final evaluation.
   for (std::int64_t i = 0; i < options_.final_rounds; ++i) launch_round(trainer, false);

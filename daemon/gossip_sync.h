@@ -2,16 +2,19 @@
 // GossipSync (mode = "gossip"): every `period` local steps, one gossip round with this node's
 // neighbours (gossip/gossip_averager.h).
 //
-// With staleness 1 (the default) a round runs on a worker thread while training goes on: the
-// training thread snapshots x_s at step s, the worker mixes the snapshot with the neighbours'
-// round messages into m, and the training thread applies x <- x + (m - x_s) at the first step
-// boundary after the round completes — at the latest at the next sync point, s + period, where
-// it waits for the round (bounded by round_timeout) before taking the next snapshot. So the
-// local progress made during the exchange is kept (as in CoCoD-SGD, Shen et al. 2019), the
-// staleness is bounded (a mix is applied at most `period` steps after its snapshot), and each
-// snapshot already contains every earlier correction. An applied delta m - x_s is a doubly
-// stochastic mix minus its input, so it never moves the cluster's average model. With
-// staleness 0 the node blocks at each sync point and applies x <- m.
+// With staleness 1 (the default) a round is exchanged while training goes on: the training
+// thread snapshots x_s at step s (in the wire precision) and sends it; between the next steps
+// it picks up the neighbours' round messages as they arrive (without waiting), and at the
+// first step boundary where the round is complete it applies x <- x + (m - x_s) =
+// x + sum_j W_ij (x_j - x_s) in one pass over the model — at the latest at the next sync
+// point, s + period, where it waits for the round (bounded by round_timeout) before taking the
+// next snapshot. So the local progress made during the exchange is kept (as in CoCoD-SGD, Shen
+// et al. 2019), the staleness is bounded (a mix is applied at most `period` steps after its
+// snapshot), and each snapshot already contains every earlier correction. An applied delta
+// m - x_s is a doubly stochastic mix minus its input, so it never moves the cluster's average
+// model. With staleness 0 the node blocks at each sync point and applies the round at once.
+// (An earlier version ran the exchange on a worker thread; polling between steps does the same
+// without the thread and its wake-ups, which on a busy machine cost CPU time.)
 //
 // Why not two rounds in flight: the second snapshot would miss the first round's correction,
 // so both rounds correct the same disagreement. On a mode with mixing eigenvalue lambda the
@@ -21,14 +24,11 @@
 // Rounds are the only writes to the model besides the optimizer, always between steps, so a
 // step never sees a half-applied mix.
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <string>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "daemon/metrics_log.h"
@@ -82,29 +82,26 @@ class GossipSync final : public SyncStrategy {
   std::uint64_t request_sync(const std::string& reason);
 
  private:
-  struct Job {
-    std::uint64_t round = 0;
+  // The round in flight (staleness 1): its snapshot as sent and its exchange.
+  struct InFlight {
     gossip::WireSnapshot snapshot;
-  };
-  // A round whose exchange is done: applying it adds sum_j W_ij (x_j - snapshot) to the model.
-  struct Outcome {
-    gossip::WireSnapshot snapshot;
-    gossip::RoundExchange exchange;
+    gossip::PendingRound pending;
   };
 
-  void worker_loop();
-  // Snapshots the model and runs a round: on the worker when `on_worker`, else inline.
-  void launch_round(training::Trainer& trainer, bool on_worker);
+  // Snapshots the model and starts a round: left in flight when `in_background`, else
+  // completed and applied now.
+  void launch_round(training::Trainer& trainer, bool in_background);
   std::int64_t period() const { return options_.period; }
   // A node more than `slack` rounds behind its neighbours moves forward to their round and to
   // the step that goes with it (never back, never past the last step), skipping the batches
   // between; `launching_now`: whether it launches that round at once or `period` steps from
   // now. Drops the syncs scheduled for skipped rounds. mutex_ held.
   void catch_up_locked(training::Trainer& trainer, std::uint64_t slack, bool launching_now);
-  // Applies finished rounds in order; waits for the oldest while more than `keep_in_flight`
-  // rounds are unapplied.
-  void apply_finished(training::Trainer& trainer, std::size_t keep_in_flight);
-  void apply(training::Trainer& trainer, Outcome& outcome);
+  // Applies the round in flight if its exchange is complete; with `wait`, completes it first
+  // (bounded by round_timeout). Training thread only.
+  void settle_in_flight(training::Trainer& trainer, bool wait);
+  void apply(training::Trainer& trainer, const gossip::WireSnapshot& snapshot,
+             gossip::RoundExchange& exchange);
   // Files the sync requests peers sent; requires mutex_.
   void take_sync_requests_locked();
   // Replaces gossip round `round` by a parameter allreduce (or, if it fails, runs the round).
@@ -118,15 +115,12 @@ class GossipSync final : public SyncStrategy {
   gossip::RingAllreduce ring_;
   std::vector<float> collective_scratch_;
 
-  // Hand-over between the training thread and the worker. Lock order: mutex_ only (the
-  // averager's mailbox lock is taken by the worker without holding mutex_).
+  // Touched by the training thread only (no worker: the exchange of a round in flight is
+  // polled between steps, and finished at the next sync point).
+  std::optional<InFlight> in_flight_;
+
+  // status() is called from the control thread: what it reads is guarded by mutex_.
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Job> jobs_;          // posted, not yet started by the worker
-  std::deque<Outcome> outcomes_;  // finished by the worker, not yet applied (in round order)
-  std::size_t in_flight_ = 0;     // posted and not yet applied
-  bool stopping_ = false;
-  std::thread worker_;
 
   // Training-thread state, published under mutex_ for status().
   std::uint64_t next_round_ = 0;

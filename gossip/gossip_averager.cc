@@ -297,6 +297,12 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
 }
 
 RoundExchange GossipAverager::exchange(std::uint64_t round, const WireSnapshot& snapshot) {
+  PendingRound pending = begin_exchange(round, snapshot);
+  finish_exchange(pending);
+  return std::move(pending.exchange);
+}
+
+PendingRound GossipAverager::begin_exchange(std::uint64_t round, const WireSnapshot& snapshot) {
   const bool halves = precision_ == WirePrecision::f16;
   if (halves ? !snapshot.halves : !snapshot.floats) {
     throw std::invalid_argument(std::string("GossipAverager::exchange: no ") +
@@ -308,13 +314,11 @@ RoundExchange GossipAverager::exchange(std::uint64_t round, const WireSnapshot& 
   }
   ran_ = true;
   last_round_ = round;
-  Mailbox& mailbox = transport_.mailbox();
   PeerTable& peers = transport_.peers();
   // Messages for earlier rounds are late from now on; up to `window_` rounds ahead are kept.
-  mailbox.set_window(message_type_, round, round + window_);
+  transport_.mailbox().set_window(message_type_, round, round + window_);
 
   const std::size_t self = transport_.self();
-  const std::size_t length = snapshot.size();
   topology::MixingRound plan = topology_.round_for(self, round);
 
   OutgoingMessage message;
@@ -326,45 +330,87 @@ RoundExchange GossipAverager::exchange(std::uint64_t round, const WireSnapshot& 
     if (!peers.is_dead(peer)) transport_.send(peer, message);
   }
 
-  RoundExchange out;
-  GossipRoundResult& result = out.result;
-  result.round = round;
-  result.expected = plan.receive_from.size();
-  const auto start = Clock::now();
-  const auto deadline = start + round_timeout_;
-  out.arrived.reserve(plan.receive_from.size());
-  out.weights.push_back(plan.self_weight);
-  double self_weight = plan.self_weight;
+  PendingRound pending;
+  pending.length = snapshot.size();
+  pending.start = Clock::now();
+  pending.deadline = pending.start + round_timeout_;
+  pending.exchange.result.round = round;
+  pending.exchange.result.expected = plan.receive_from.size();
+  pending.exchange.weights.push_back(plan.self_weight);
   for (auto [peer, weight] : plan.receive_from) {
-    auto message_in = mailbox.take(
-        MailboxKey{message_type_, round, static_cast<std::uint32_t>(peer), 0},
-        deadline, [&peers, p = peer, round] {
-          // Not coming: the neighbour is dead, suspect or paused, or it is two rounds past
-          // this one. It launches round + 2 only after round + 1, which waits for round's
-          // exchange, so its message for `round` (if it ever sent one) was queued before the
-          // heartbeat that reports it, on the same connection: had it been sent, it would be
-          // here. This is what makes a rejoin quick: a node that jumped past rounds does not
-          // make its neighbours wait round_timeout for each, nor wait itself for their
-          // messages of rounds it refused while it was behind.
-          return !peers.is_active(p) || peers.reported_round(p) >= round + 2;
-        });
+    pending.slots.push_back(PendingRound::Slot{peer, weight, false, std::nullopt});
+  }
+  return pending;
+}
+
+bool GossipAverager::not_coming(std::size_t peer, std::uint64_t round) const {
+  // Not coming: the neighbour is dead, suspect or paused, or it is two rounds past this one.
+  // It launches round + 2 only after round + 1, which waits for round's exchange, so its
+  // message for `round` (if it ever sent one) was queued before the heartbeat that reports it,
+  // on the same connection: had it been sent, it would be here. This is what makes a rejoin
+  // quick: a node that jumped past rounds does not make its neighbours wait round_timeout for
+  // each, nor wait itself for their messages of rounds it refused while it was behind.
+  const PeerTable& peers = transport_.peers();
+  return !peers.is_active(peer) || peers.reported_round(peer) >= round + 2;
+}
+
+bool GossipAverager::poll_exchange(PendingRound& pending) {
+  if (pending.done) return true;
+  Mailbox& mailbox = transport_.mailbox();
+  const std::uint64_t round = pending.exchange.result.round;
+  const bool past_deadline = Clock::now() >= pending.deadline;
+  bool all_settled = true;
+  for (auto& slot : pending.slots) {
+    if (slot.settled) continue;
+    slot.message = mailbox.try_take(
+        MailboxKey{message_type_, round, static_cast<std::uint32_t>(slot.peer), 0});
+    slot.settled = slot.message.has_value() || past_deadline || not_coming(slot.peer, round);
+    all_settled = all_settled && slot.settled;
+  }
+  if (all_settled) complete(pending);
+  return pending.done;
+}
+
+void GossipAverager::finish_exchange(PendingRound& pending) {
+  if (pending.done) return;
+  Mailbox& mailbox = transport_.mailbox();
+  const std::uint64_t round = pending.exchange.result.round;
+  for (auto& slot : pending.slots) {
+    if (slot.settled) continue;
+    slot.message = mailbox.take(
+        MailboxKey{message_type_, round, static_cast<std::uint32_t>(slot.peer), 0},
+        pending.deadline, [this, p = slot.peer, round] { return not_coming(p, round); });
+    slot.settled = true;
+  }
+  complete(pending);
+}
+
+void GossipAverager::complete(PendingRound& pending) const {
+  const bool halves = precision_ == WirePrecision::f16;
+  RoundExchange& out = pending.exchange;
+  GossipRoundResult& result = out.result;
+  double self_weight = out.weights[0];
+  out.arrived.reserve(pending.slots.size());
+  for (auto& slot : pending.slots) {
+    auto& message = slot.message;
     const std::size_t values =
-        message_in ? (halves ? message_in->halves().size() : message_in->floats().size()) : 0;
-    if (message_in && values == length) {
-      out.arrived.push_back(std::move(*message_in));
-      out.weights.push_back(weight);
+        message ? (halves ? message->halves().size() : message->floats().size()) : 0;
+    if (message && values == pending.length) {
+      out.arrived.push_back(std::move(*message));
+      out.weights.push_back(slot.weight);
     } else {
       // Silent (suspect or dead), late, or (impossible with equal fingerprints) another size:
       // keep our weight.
-      self_weight += weight;
-      result.missing.push_back(peer);
+      self_weight += slot.weight;
+      result.missing.push_back(slot.peer);
     }
   }
-  result.waited = Clock::now() - start;
+  pending.slots.clear();
+  result.waited = Clock::now() - pending.start;
   out.weights[0] = self_weight;
   result.self_weight = self_weight;
   result.received = out.arrived.size();
-  return out;
+  pending.done = true;
 }
 
 double GossipAverager::add_round_delta(RoundExchange& exchange, const WireSnapshot& snapshot,

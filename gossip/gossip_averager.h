@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,23 @@ struct RoundExchange {
   std::vector<double> weights;          // [0]: this node's, then one per arrived message
 };
 
+// A round whose snapshot is sent and whose neighbours' messages are still being collected
+// (begin_exchange / poll_exchange / finish_exchange). Owned by one thread.
+struct PendingRound {
+  RoundExchange exchange;  // complete (arrived and weights in plan order) once done
+  struct Slot {
+    std::size_t peer = 0;
+    double weight = 0.0;
+    bool settled = false;  // arrived, or given up on
+    std::optional<ReceivedMessage> message;
+  };
+  std::vector<Slot> slots;  // the in-neighbours, in plan order
+  std::size_t length = 0;   // values per message
+  Clock::time_point start{};
+  Clock::time_point deadline{};
+  bool done = false;
+};
+
 class GossipAverager {
  public:
   // `window`: how many rounds ahead of ours a neighbour's message is buffered; beyond it the
@@ -97,6 +115,16 @@ class GossipAverager {
   // run_round's Output::delta gives; no buffer the size of the model is written in between.
   WireSnapshot snapshot_of(std::span<const float> model) const;
   RoundExchange exchange(std::uint64_t round, const WireSnapshot& snapshot);
+
+  // exchange() for a caller that polls instead of blocking (the training thread between
+  // steps): begin_exchange sends; poll_exchange takes what has arrived without waiting and
+  // returns true once every neighbour arrived or was given up on (silent, two rounds ahead,
+  // or past the deadline); finish_exchange waits for the rest, as exchange() does. The
+  // result (pending.exchange) is the same whichever way it completed: messages and weights
+  // in plan order, so the mix does not depend on arrival order.
+  PendingRound begin_exchange(std::uint64_t round, const WireSnapshot& snapshot);
+  bool poll_exchange(PendingRound& pending);
+  void finish_exchange(PendingRound& pending);
   double add_round_delta(RoundExchange& exchange, const WireSnapshot& snapshot,
                          std::span<float> model) const;
 
@@ -111,6 +139,11 @@ class GossipAverager {
   void expect_round(std::uint64_t round);
 
  private:
+  // Whether to stop waiting for `peer`'s message of `round` (see exchange()).
+  bool not_coming(std::size_t peer, std::uint64_t round) const;
+  // Moves the settled slots into pending.exchange once all are settled.
+  void complete(PendingRound& pending) const;
+
   Transport& transport_;
   const topology::Topology& topology_;
   std::chrono::milliseconds round_timeout_;

@@ -34,12 +34,12 @@ TRAINING = ('model = "mlp"\nbatch_size = 32\nlr = 0.05\nmomentum = 0.9\nthreads 
             'lr_schedule = "{schedule}"\nepochs = {epochs}\neval_every = {eval_every}')
 
 
-def pytorch(mode, epochs, eval_every=0, stop_at=0.0, schedule="cosine"):
+def pytorch(mode, epochs, eval_every=0, stop_at=0.0, schedule="cosine", seed=1):
     out = tempfile.mkdtemp(prefix=f"starling-bench-pytorch-{mode}-")
     cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_peers.py"), "--mode", mode,
            "--port", str(starling_runs.free_ports(1)[0]), "--epochs", str(epochs),
            "--eval-every", str(eval_every), "--stop-at", str(stop_at), "--schedule", schedule,
-           "--out", out]
+           "--seed", str(seed), "--out", out]
     subprocess.run(cmd, capture_output=True, text=True, check=True)
     ranks = []
     for name in sorted(os.listdir(out)):
@@ -53,11 +53,11 @@ def pytorch_throughput(ranks):
 
 
 def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedule="cosine",
-             topology="ring"):
+             topology="ring", seed=1):
     sync = f'mode = "{mode}"\nperiod = 8' + sync_extra
     training = TRAINING.format(epochs=epochs, eval_every=eval_every or 100000, schedule=schedule)
     return starling_runs.run_cluster(f"bench-{mode}", 4, f'kind = "{topology}"', training, sync,
-                                     transport=transport)
+                                     transport=transport, seed=seed)
 
 
 # The one-peer exponential graph (one message out and one in per round: half the ring's bytes)
@@ -82,6 +82,10 @@ def first_reaching(curve, target):
     return None
 
 
+def points_spread(values):
+    return f"{statistics.median(values):+.2f} [{min(values):+.2f}..{max(values):+.2f}] points"
+
+
 def spread(values):
     return f"{statistics.median(values):.2f}x [{min(values):.2f}..{max(values):.2f}]"
 
@@ -100,20 +104,25 @@ def main():
     with open(out_path, "w") as out:
         for r in range(args.rounds):
             mean_accuracy = lambda m: statistics.mean(s["accuracy"] for s in starling_runs.summaries(m))
-            local = starling("local", args.epochs)
-            row = {"round": r, "starling_local": starling_runs.throughput(local)}
+            # Round r runs every system with seed r + 1 (initial model, data order): accuracy is
+            # compared over seeds, not on one draw.
+            seed = r + 1
+            local = starling("local", args.epochs, seed=seed)
+            row = {"round": r, "seed": seed, "starling_local": starling_runs.throughput(local)}
             for name, kwargs in VARIANTS.items():
-                metrics = starling("gossip", args.epochs, **kwargs)
+                metrics = starling("gossip", args.epochs, seed=seed, **kwargs)
                 row[name] = starling_runs.throughput(metrics)
                 row[name.replace("starling_", "") + "_accuracy"] = mean_accuracy(metrics)
-            pma = pytorch("pma", args.epochs)
+            pma = pytorch("pma", args.epochs, seed=seed)
             row["pytorch_pma"] = pytorch_throughput(pma)
             row["pma_accuracy"] = statistics.mean(x["accuracy"] for x in pma)
             # Time to target accuracy (constant lr: a schedule would depend on the budget).
-            gossip_tta = starling("gossip", args.max_epochs, args.eval_every, schedule="constant")
+            gossip_tta = starling("gossip", args.max_epochs, args.eval_every, schedule="constant",
+                                  seed=seed)
             curve = starling_runs.eval_curve(gossip_tta)
             hit = first_reaching(curve, args.target)
-            ddp = pytorch("ddp", args.max_epochs, args.eval_every, args.target, schedule="constant")
+            ddp = pytorch("ddp", args.max_epochs, args.eval_every, args.target, schedule="constant",
+                          seed=seed)
             ddp_hit = first_reaching(ddp[0]["evals"], args.target)
             row["gossip_tta_seconds"] = hit["train_seconds"] if hit else None
             row["gossip_tta_step"] = hit["step"] if hit else None
@@ -141,7 +150,10 @@ def main():
         print(f"{name}: {median_of(name):.0f} samples/s;".ljust(50), "/ local", spread(r),
               f"(overhead {100 * (1 - statistics.median(r)):.1f}%);",
               "/ PyTorch PMA", spread(ratio(name, "pytorch_pma")) + ";",
-              f"accuracy {100 * median_of(name.replace('starling_', '') + '_accuracy'):.2f}%")
+              f"accuracy {100 * median_of(name.replace('starling_', '') + '_accuracy'):.2f}%",
+              "(minus PMA's, same seed:",
+              points_spread([100 * (x[name.replace('starling_', '') + '_accuracy'] - x['pma_accuracy'])
+                             for x in rows]) + ")")
     print(f"pytorch PMA accuracy {100 * median_of('pma_accuracy'):.2f}%")
     tta = ratio("gossip_tta_seconds", "ddp_tta_seconds")
     if tta:

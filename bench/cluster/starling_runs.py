@@ -23,8 +23,8 @@ def free_ports(count):
             s.close()
 
 
-def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp"):
-    lines = ['[cluster]', f'name = "{name}"', 'seed = 1', '', '[topology]', topology, '',
+def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp", seed=1):
+    lines = ['[cluster]', f'name = "{name}"', f'seed = {seed}', '', '[topology]', topology, '',
              '[training]', training, '', '[sync]', sync, '', '[run]', f'dir = "{run_dir}"']
     ports = free_ports(nodes)
     for i in range(nodes):
@@ -35,13 +35,13 @@ def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp"
     return "\n".join(lines) + "\n"
 
 
-def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp"):
+def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp", seed=1):
     """Runs the cluster to completion; returns per-node metrics (lists of JSON events)."""
     run_dir = keep or tempfile.mkdtemp(prefix=f"starling-bench-{name}-")
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, "cluster.toml")
     with open(path, "w") as f:
-        f.write(cluster_text(name, nodes, topology, training, sync, run_dir, transport))
+        f.write(cluster_text(name, nodes, topology, training, sync, run_dir, transport, seed))
     with open(os.path.join(run_dir, "up.log"), "w") as log:
         subprocess.run([STARLINGCTL, "up", path, "--run-dir", run_dir], stdout=log,
                        stderr=subprocess.STDOUT, check=True)
