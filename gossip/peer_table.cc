@@ -142,6 +142,14 @@ std::uint64_t PeerTable::incarnation(std::size_t peer) const {
   return peers_[peer].incarnation;
 }
 
+bool PeerTable::awaiting_round_trips() const {
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    if (i != self_ && peers_[i].rtt_ms < 0 && peers_[i].state != PeerState::dead) return true;
+  }
+  return false;
+}
+
 std::vector<PeerInfo> PeerTable::snapshot() const {
   std::lock_guard lock(mutex_);
   return peers_;

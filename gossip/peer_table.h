@@ -102,6 +102,9 @@ class PeerTable {
   // The newest process of `peer` heard from (its start time; 0 before any message).
   std::uint64_t incarnation(std::size_t peer) const;
   std::vector<PeerInfo> snapshot() const;
+  // Whether some peer that is not dead has no round trip measured yet (a node is not ready to
+  // train until it has one for each neighbour: see daemon/cluster_view.h, wait_for_peers).
+  bool awaiting_round_trips() const;
   std::array<std::uint64_t, kRejectReasonCount> unknown_rejections() const;
   // Connections that failed the ZeroMQ handshake (garbage on the data port).
   void on_handshake_failure();

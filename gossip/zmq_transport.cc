@@ -15,6 +15,8 @@ namespace starling::gossip {
 namespace {
 
 constexpr int kMaxMessagesPerWake = 1024;  // bounds one poll iteration's work per socket
+constexpr std::chrono::milliseconds kStartupHeartbeat{10};  // see run()
+constexpr std::chrono::milliseconds kReconnectSpacing{50};  // see connect_again_if_waiting()
 // Routing id + header + payload + one more, so a message with extra frames is still seen to
 // have them; frames beyond that are read and discarded.
 constexpr std::size_t kMaxKeptFrames = 4;
@@ -36,6 +38,8 @@ struct ZmqTransport::Impl {
   zmq::socket_t router{context, zmq::socket_type::router};
   zmq::socket_t monitor{context, zmq::socket_type::pair};
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
+  std::vector<bool> dealer_unconnected;  // our last heartbeat to this peer could not be sent
+  std::vector<Clock::time_point> last_reconnect;  // connect_again_if_waiting, per peer
   std::unordered_map<std::string, std::size_t> index_of_id;
   InboundPipeline pipeline;
   int wake_fd = -1;
@@ -95,6 +99,8 @@ struct ZmqTransport::Impl {
     }
 
     dealers.resize(o.ids.size());
+    dealer_unconnected.assign(o.ids.size(), false);
+    last_reconnect.assign(o.ids.size(), Clock::time_point{});
     for (std::size_t i = 0; i < o.ids.size(); ++i) {
       if (i == o.self) continue;
       auto dealer = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
@@ -150,8 +156,10 @@ struct ZmqTransport::Impl {
     if (!dealer.send(head_message, flags)) {
       // Not connected (IMMEDIATE) or over the high-water mark: the receiver's timeout handles it.
       if (m.type != MessageType::heartbeat) owner.peers_.on_send_failure(peer);
+      if (m.type == MessageType::heartbeat) dealer_unconnected[peer] = true;
       return;
     }
+    if (m.type == MessageType::heartbeat) dealer_unconnected[peer] = false;
     if (has_payload) {
       zmq::message_t body;
       if (!m.payload.bytes.empty()) {
@@ -245,7 +253,29 @@ struct ZmqTransport::Impl {
       views.emplace_back(static_cast<const std::byte*>((*frames)[i].data()), (*frames)[i].size());
     }
     InboundAction action = pipeline.handle(sender, views, frames);
-    if (action.send_heartbeat_ack && reply_identity) send_ack(*reply_identity, action.echo);
+    if (action.send_heartbeat_ack && reply_identity) {
+      send_ack(*reply_identity, action.echo);
+      if (sender) connect_again_if_waiting(*sender, Clock::now());
+    }
+  }
+
+  // A peer we hear from (a valid heartbeat) but could not send our last heartbeat to: our
+  // DEALER is waiting out ZeroMQ's reconnect backoff, which doubles up to reconnect_ivl_max
+  // while the peer is down, so a node that started early would only reach a late one up to
+  // two seconds after it came up, and would start training that much later than the others.
+  // Connecting again now skips the rest of the wait. At most once per kReconnectSpacing.
+  void connect_again_if_waiting(std::size_t peer, Clock::time_point now) {
+    if (peer >= dealers.size() || !dealers[peer] || !dealer_unconnected[peer]) return;
+    if (now - last_reconnect[peer] < kReconnectSpacing) return;
+    last_reconnect[peer] = now;
+    const std::string& endpoint = options().endpoints[peer];
+    try {
+      dealers[peer]->disconnect(endpoint);
+      dealers[peer]->connect(endpoint);
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("connecting again to {} failed: {}", endpoint, e.what());
+    }
+    beat_now = true;
   }
 
   void receive_inbox() {
@@ -336,7 +366,14 @@ struct ZmqTransport::Impl {
       auto now = Clock::now();
       if (now >= next_tick || beat_now.exchange(false)) {
         heartbeat_tick(now);
-        next_tick = now + options().heartbeat;
+        // Until every live peer has answered a heartbeat, beat every kStartupHeartbeat: a
+        // node is ready to train once it has a round trip to each neighbour, and the first
+        // beats go nowhere (IMMEDIATE: not sent before the connection is up). At the normal
+        // period that made nodes of one cluster start training up to a period apart, and the
+        // first to start waited that long for its first round.
+        next_tick = now + (owner.peers_.awaiting_round_trips()
+                               ? std::min<Clock::duration>(options().heartbeat, kStartupHeartbeat)
+                               : Clock::duration(options().heartbeat));
       }
       release_delayed(now);
       auto wake_at = next_tick;

@@ -36,6 +36,7 @@ struct LoopbackCluster {
   topology::ClusterSpec spec;
   std::unique_ptr<topology::Topology> topo;
   std::vector<std::unique_ptr<ZmqTransport>> nodes;
+  std::chrono::milliseconds heartbeat;
 
   // Every node has heard every other and measured a round trip (so its own dealers are
   // connected too): what the daemon waits for before its first round.
@@ -49,7 +50,9 @@ struct LoopbackCluster {
     return true;
   }
 
-  explicit LoopbackCluster(std::size_t n, std::uint64_t fingerprint_of_last = kFingerprint) {
+  explicit LoopbackCluster(std::size_t n, std::uint64_t fingerprint_of_last = kFingerprint,
+                           std::chrono::milliseconds heartbeat_period = 50ms)
+      : heartbeat(heartbeat_period) {
     std::string text = "[cluster]\nname = \"zt\"\n[topology]\nkind = \"ring\"\n";
     for (std::size_t i = 0; i < n; ++i) {
       ids.push_back("n" + std::to_string(i));
@@ -73,8 +76,9 @@ struct LoopbackCluster {
     o.policy.gossip_neighbours.assign(ids.size(), false);
     for (std::size_t j : topo->graph().neighbours(i)) o.policy.gossip_neighbours[j] = true;
     o.max_payload_bytes = 1 << 20;
-    o.heartbeat = 50ms;
-    o.timing = PeerTiming{200ms, 500ms, 2000ms};
+    o.heartbeat = heartbeat;
+    o.timing = heartbeat > 50ms ? PeerTiming{heartbeat * 4, heartbeat * 10, heartbeat * 40}
+                                : PeerTiming{200ms, 500ms, 2000ms};
     o.linger = 100ms;
     return std::make_unique<ZmqTransport>(o);
   }
@@ -93,6 +97,17 @@ TEST(ZmqTransport, PeersBecomeAliveAndMeasureRoundTrips) {
   auto info = c.nodes[0]->peers().snapshot()[1];
   EXPECT_GT(info.bytes_sent, 0u);
   EXPECT_GT(info.messages_received, 0u);
+}
+
+// Nodes are ready once they have a round trip to every peer. The first heartbeats go nowhere
+// (the connections are not up yet), so until every peer has answered, heartbeats go out every
+// 10 ms instead of every period: with a 2 s period, readiness must not take a period.
+TEST(ZmqTransport, RoundTripsAreMeasuredWithoutWaitingAHeartbeatPeriod) {
+  const auto started = Clock::now();
+  LoopbackCluster c(3, kFingerprint, 2000ms);
+  EXPECT_TRUE(eventually([&] { return c.all_connected(); }, 1500ms))
+      << "round trips not measured within 1.5 s with a 2 s heartbeat period";
+  EXPECT_LT(Clock::now() - started, 1500ms);
 }
 
 TEST(ZmqTransport, HeartbeatsCarryProgress) {
