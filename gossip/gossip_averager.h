@@ -107,7 +107,7 @@ class GossipAverager {
                               std::span<float> out, Output output = Output::mix);
 
   // The same round in two halves, so that the thread that trains can apply it in one pass
-  // over the model while a worker does the waiting: `snapshot_of` takes the snapshot in the
+  // over the model and wait only when it must: `snapshot_of` takes the snapshot in the
   // wire precision (one pass: a copy, or the rounding to binary16), `exchange` sends it and
   // collects the neighbours' (same rules and deadline as run_round), and `add_round_delta`
   // adds sum_j W_ij (x_j - s) to `model` (s: the snapshot as sent) and returns the

@@ -137,7 +137,7 @@ def main():
         return [x[a] / x[b] for x in rows if x[a] and x[b]]
 
     print()
-    print(f"{args.rounds} rounds, {args.epochs} epochs per node, 4 nodes, ring, period 8")
+    print(f"{args.rounds} rounds, {args.epochs} epochs per node, 4 nodes, gossip every 8 steps")
     def median_of(key):
         return statistics.median(x[key] for x in rows)
 
