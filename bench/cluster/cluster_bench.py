@@ -6,7 +6,8 @@ intra-op thread per process, loopback TCP.
   throughput: cluster samples/s over the training loops (all samples / the slowest node's
               loop time; evaluations excluded), for
                 starling local, starling gossip every 8 steps (ring: tcp, ipc, staleness 0;
-                one-peer exponential graph: f32, and f16 on the wire with staleness 1 and 0),
+                one-peer exponential graph: f32 and f16 on the wire, each with staleness 1
+                and 0),
                 pytorch PMA period 8,
               plus the final test accuracy after the same number of epochs (cosine lr decay
               to 0 on both sides);
@@ -69,6 +70,7 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_ipc": {"transport": "ipc"},
     "starling_gossip_staleness0": {"sync_extra": "\nstaleness = 0"},
     "starling_gossip_exp": {"topology": EXPONENTIAL},
+    "starling_gossip_exp_staleness0": {"topology": EXPONENTIAL, "sync_extra": "\nstaleness = 0"},
     "starling_gossip_exp_f16": {"topology": EXPONENTIAL, "sync_extra": F16},
     "starling_gossip_exp_f16_staleness0": {"topology": EXPONENTIAL,
                                            "sync_extra": F16 + "\nstaleness = 0"},
