@@ -4,20 +4,24 @@
 
 namespace starling::gossip {
 
-OutgoingPayload make_payload(std::span<const float> values, std::shared_ptr<const void> owner) {
+namespace {
+
+OutgoingPayload payload_of(std::span<const std::byte> bytes, std::shared_ptr<const void> owner) {
   OutgoingPayload payload;
   payload.owner = std::move(owner);
-  payload.bytes = std::as_bytes(values);
-  payload.crc = payload_checksum(payload.bytes);
+  payload.bytes = bytes;
+  payload.crc = payload_checksum(bytes);
   return payload;
 }
 
+}  // namespace
+
+OutgoingPayload make_payload(std::span<const float> values, std::shared_ptr<const void> owner) {
+  return payload_of(std::as_bytes(values), std::move(owner));
+}
+
 OutgoingPayload make_payload(std::span<const Half> values, std::shared_ptr<const void> owner) {
-  OutgoingPayload payload;
-  payload.owner = std::move(owner);
-  payload.bytes = std::as_bytes(values);
-  payload.crc = payload_checksum(payload.bytes);
-  return payload;
+  return payload_of(std::as_bytes(values), std::move(owner));
 }
 
 OutgoingPayload copy_payload(std::span<const float> values) {

@@ -50,29 +50,24 @@ class ReceivedMessage {
   std::span<const std::byte> bytes() const { return bytes_; }
   // The payload as floats. Zero-copy when the frame is aligned (every frame larger than
   // ZeroMQ's receive batch is); otherwise copied once into an aligned buffer.
-  std::span<const float> floats() {
-    if (reinterpret_cast<std::uintptr_t>(bytes_.data()) % alignof(float) == 0) {
-      return {reinterpret_cast<const float*>(bytes_.data()), bytes_.size() / sizeof(float)};
-    }
-    if (aligned_.empty() && !bytes_.empty()) {
-      aligned_.resize(bytes_.size() / sizeof(float));
-      std::memcpy(aligned_.data(), bytes_.data(), aligned_.size() * sizeof(float));
-    }
-    return aligned_;
-  }
+  std::span<const float> floats() { return view_as(aligned_); }
   // The payload as binary16 values (gossip_params_f16), zero-copy or copied like floats().
-  std::span<const Half> halves() {
-    if (reinterpret_cast<std::uintptr_t>(bytes_.data()) % alignof(Half) == 0) {
-      return {reinterpret_cast<const Half*>(bytes_.data()), bytes_.size() / sizeof(Half)};
-    }
-    if (aligned_halves_.empty() && !bytes_.empty()) {
-      aligned_halves_.resize(bytes_.size() / sizeof(Half));
-      std::memcpy(aligned_halves_.data(), bytes_.data(), aligned_halves_.size() * sizeof(Half));
-    }
-    return aligned_halves_;
-  }
+  std::span<const Half> halves() { return view_as(aligned_halves_); }
 
  private:
+  // The bytes as T values: in place when aligned for T, else copied once into `copy`.
+  template <typename T>
+  std::span<const T> view_as(std::vector<T>& copy) {
+    if (reinterpret_cast<std::uintptr_t>(bytes_.data()) % alignof(T) == 0) {
+      return {reinterpret_cast<const T*>(bytes_.data()), bytes_.size() / sizeof(T)};
+    }
+    if (copy.empty() && !bytes_.empty()) {
+      copy.resize(bytes_.size() / sizeof(T));
+      std::memcpy(copy.data(), bytes_.data(), copy.size() * sizeof(T));
+    }
+    return copy;
+  }
+
   Header header_{};
   std::shared_ptr<const void> owner_;
   std::span<const std::byte> bytes_;

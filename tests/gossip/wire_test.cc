@@ -26,18 +26,23 @@ struct Frames {
 constexpr std::uint64_t kFingerprint = 0xABCDEF0123456789ull;
 const DecodeContext kContext{4, kFingerprint, 2};
 
-Frames gossip_message(std::vector<float> values, Header h = {}) {
-  h.type = MessageType::gossip_params;
+// A valid message from node 2 of round 7 with this payload.
+Frames message_with(MessageType type, const OutgoingPayload& payload) {
+  Header h;
+  h.type = type;
   h.sender = 2;
   h.fingerprint = kFingerprint;
   h.tag = 7;
-  auto payload = copy_payload(values);
   h.payload_bytes = payload.bytes.size();
   h.payload_crc = payload.crc;
   Frames f;
   f.data.push_back(bytes_of(encode_header(h)));
   f.data.emplace_back(payload.bytes.begin(), payload.bytes.end());
   return f;
+}
+
+Frames gossip_message(std::vector<float> values) {
+  return message_with(MessageType::gossip_params, copy_payload(values));
 }
 
 TEST(Checksum, KnownCrc32cValues) {
@@ -277,19 +282,9 @@ TEST(Wire, RandomAndMutatedMessagesAreRefusedWithoutFailing) {
 }
 
 Frames half_gossip_message(std::vector<Half> values) {
-  Header h;
-  h.type = MessageType::gossip_params_f16;
-  h.sender = 2;
-  h.fingerprint = kFingerprint;
-  h.tag = 7;
   auto owner = std::make_shared<std::vector<Half>>(std::move(values));
-  auto payload = make_payload(std::span<const Half>(*owner), owner);
-  h.payload_bytes = payload.bytes.size();
-  h.payload_crc = payload.crc;
-  Frames f;
-  f.data.push_back(bytes_of(encode_header(h)));
-  f.data.emplace_back(payload.bytes.begin(), payload.bytes.end());
-  return f;
+  return message_with(MessageType::gossip_params_f16,
+                      make_payload(std::span<const Half>(*owner), owner));
 }
 
 TEST(Wire, HalfPrecisionGossipIsCheckedAsHalves) {
