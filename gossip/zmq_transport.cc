@@ -16,6 +16,7 @@ namespace {
 
 constexpr int kMaxMessagesPerWake = 1024;  // bounds one poll iteration's work per socket
 constexpr std::chrono::milliseconds kStartupHeartbeat{10};  // see run()
+constexpr std::chrono::seconds kStartupPhase{30};  // quick heartbeats at most this long
 constexpr std::chrono::milliseconds kReconnectSpacing{50};  // see connect_again_if_waiting()
 // Routing id + header + payload + one more, so a message with extra frames is still seen to
 // have them; frames beyond that are read and discarded.
@@ -362,6 +363,7 @@ struct ZmqTransport::Impl {
       dealer_of_item.push_back(i);
     }
     auto next_tick = Clock::now();
+    const auto quick_beats_until = next_tick + kStartupPhase;
     while (!stopping.load()) {
       auto now = Clock::now();
       if (now >= next_tick || beat_now.exchange(false)) {
@@ -370,8 +372,9 @@ struct ZmqTransport::Impl {
         // node is ready to train once it has a round trip to each neighbour, and the first
         // beats go nowhere (IMMEDIATE: not sent before the connection is up). At the normal
         // period that made nodes of one cluster start training up to a period apart, and the
-        // first to start waited that long for its first round.
-        next_tick = now + (owner.peers_.awaiting_round_trips()
+        // first to start waited that long for its first round. Only in the start-up phase: a
+        // peer that stays alive without ever answering must not keep them quick.
+        next_tick = now + (now < quick_beats_until && owner.peers_.awaiting_round_trips()
                                ? std::min<Clock::duration>(options().heartbeat, kStartupHeartbeat)
                                : Clock::duration(options().heartbeat));
       }
