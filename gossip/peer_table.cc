@@ -150,6 +150,11 @@ bool PeerTable::awaiting_round_trips() const {
   return false;
 }
 
+bool PeerTable::has_round_trip(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].rtt_ms >= 0;
+}
+
 std::vector<PeerInfo> PeerTable::snapshot() const {
   std::lock_guard lock(mutex_);
   return peers_;

@@ -105,6 +105,8 @@ class PeerTable {
   // Whether some peer that is not dead has no round trip measured yet (a node is not ready to
   // train until it has one for each neighbour: see daemon/cluster_view.h, wait_for_peers).
   bool awaiting_round_trips() const;
+  // Whether a round trip to `peer` has ever been measured.
+  bool has_round_trip(std::size_t peer) const;
   std::array<std::uint64_t, kRejectReasonCount> unknown_rejections() const;
   // Connections that failed the ZeroMQ handshake (garbage on the data port).
   void on_handshake_failure();

@@ -17,7 +17,7 @@ namespace {
 constexpr int kMaxMessagesPerWake = 1024;  // bounds one poll iteration's work per socket
 constexpr std::chrono::milliseconds kStartupHeartbeat{10};  // see run()
 constexpr std::chrono::seconds kStartupPhase{30};  // quick heartbeats at most this long
-constexpr std::chrono::milliseconds kReconnectSpacing{50};  // see connect_again_if_waiting()
+constexpr std::chrono::seconds kReconnectSpacing{1};  // see connect_again_if_waiting()
 // Routing id + header + payload + one more, so a message with extra frames is still seen to
 // have them; frames beyond that are read and discarded.
 constexpr std::size_t kMaxKeptFrames = 4;
@@ -41,6 +41,7 @@ struct ZmqTransport::Impl {
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
   std::vector<bool> dealer_unconnected;  // our last heartbeat to this peer could not be sent
   std::vector<Clock::time_point> last_reconnect;  // connect_again_if_waiting, per peer
+  std::vector<bool> reconnected;                  // connect_again_if_waiting ran for it
   std::unordered_map<std::string, std::size_t> index_of_id;
   InboundPipeline pipeline;
   int wake_fd = -1;
@@ -102,6 +103,7 @@ struct ZmqTransport::Impl {
     dealers.resize(o.ids.size());
     dealer_unconnected.assign(o.ids.size(), false);
     last_reconnect.assign(o.ids.size(), Clock::time_point{});
+    reconnected.assign(o.ids.size(), false);
     for (std::size_t i = 0; i < o.ids.size(); ++i) {
       if (i == o.self) continue;
       auto dealer = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
@@ -260,14 +262,20 @@ struct ZmqTransport::Impl {
     }
   }
 
-  // A peer we hear from (a valid heartbeat) but could not send our last heartbeat to: our
-  // DEALER is waiting out ZeroMQ's reconnect backoff, which doubles up to reconnect_ivl_max
-  // while the peer is down, so a node that started early would only reach a late one up to
-  // two seconds after it came up, and would start training that much later than the others.
-  // Connecting again now skips the rest of the wait. At most once per kReconnectSpacing.
+  // A peer we hear from (a valid heartbeat) but could not send our last heartbeat to, and
+  // that has never answered one: our DEALER is waiting out ZeroMQ's reconnect backoff, which
+  // doubles up to reconnect_ivl_max while the peer is down, so a node that started early
+  // would only reach a late one up to two seconds after it came up, and would start training
+  // that much later than the others. Connecting again now skips the rest of the wait.
+  // Only before the first round trip (later a failed send means a full queue, which a new
+  // connection would throw away), and at most once per kReconnectSpacing: a reconnect
+  // restarts a handshake that may be under way, and on a loaded machine handshakes take a
+  // while; restarting them every few tens of milliseconds kept peers from ever connecting.
   void connect_again_if_waiting(std::size_t peer, Clock::time_point now) {
     if (peer >= dealers.size() || !dealers[peer] || !dealer_unconnected[peer]) return;
-    if (now - last_reconnect[peer] < kReconnectSpacing) return;
+    if (owner.peers_.has_round_trip(peer)) return;
+    if (reconnected[peer] && now - last_reconnect[peer] < kReconnectSpacing) return;
+    reconnected[peer] = true;
     last_reconnect[peer] = now;
     const std::string& endpoint = options().endpoints[peer];
     try {
