@@ -130,30 +130,65 @@ double add_delta_general(float* model, const float* s, const float* const* in, c
   return squared;
 }
 
-// The squared distance; adds the delta to model[0, length). in[j] and s have `length` floats.
-double add_delta_squared(float* model, const float* s, const std::vector<const float*>& in,
-                         const std::vector<float>& w, std::size_t length) {
-  constexpr std::size_t kBlock = 1024;
-  double squared = 0.0;
-  std::vector<const float*> at(in.size());
-  for (std::size_t begin = 0; begin < length; begin += kBlock) {
-    const std::size_t n = std::min(kBlock, length - begin);
-    for (std::size_t j = 0; j < in.size(); ++j) at[j] = in[j] + begin;
-    float* m = model + begin;
-    const float* base = s + begin;
-    switch (in.size()) {
-      case 0: squared += add_delta_block<0>(m, base, at.data(), w.data(), n); break;
-      case 1: squared += add_delta_block<1>(m, base, at.data(), w.data(), n); break;
-      case 2: squared += add_delta_block<2>(m, base, at.data(), w.data(), n); break;
-      case 3: squared += add_delta_block<3>(m, base, at.data(), w.data(), n); break;
-      case 4: squared += add_delta_block<4>(m, base, at.data(), w.data(), n); break;
-      case 5: squared += add_delta_block<5>(m, base, at.data(), w.data(), n); break;
-      case 6: squared += add_delta_block<6>(m, base, at.data(), w.data(), n); break;
-      case 7: squared += add_delta_block<7>(m, base, at.data(), w.data(), n); break;
-      default: squared += add_delta_general(m, base, at.data(), w.data(), in.size(), n);
+// One block of at most kDeltaBlock floats: model += sum_j w[j] (in[j] - s); returns the squared
+// distance of s from the mean of s and the inputs.
+double add_delta_dispatch(float* model, const float* s, const float* const* in, const float* w,
+                          std::size_t inputs, std::size_t n) {
+  switch (inputs) {
+    case 0: return add_delta_block<0>(model, s, in, w, n);
+    case 1: return add_delta_block<1>(model, s, in, w, n);
+    case 2: return add_delta_block<2>(model, s, in, w, n);
+    case 3: return add_delta_block<3>(model, s, in, w, n);
+    case 4: return add_delta_block<4>(model, s, in, w, n);
+    case 5: return add_delta_block<5>(model, s, in, w, n);
+    case 6: return add_delta_block<6>(model, s, in, w, n);
+    case 7: return add_delta_block<7>(model, s, in, w, n);
+    default: return add_delta_general(model, s, in, w, inputs, n);
+  }
+}
+
+// model += sum_j W_ij (x_j - s) over the arrived messages (binary16 when `halves`, widened a
+// block at a time so that nothing the size of the model is written besides `model`). s is
+// `own_floats` when given, else `own_halves` widened. Returns the consensus distance of s.
+double add_delta(std::vector<ReceivedMessage>& arrived, const std::vector<double>& weights,
+                 bool halves, const float* own_floats, const Half* own_halves,
+                 std::span<float> model) {
+  constexpr std::size_t kBlock = 1024;  // float partial sums of the distance stay short
+  const std::size_t inputs = arrived.size();
+  const std::size_t length = model.size();
+  std::vector<float> w;
+  for (std::size_t j = 1; j < weights.size(); ++j) w.push_back(static_cast<float>(weights[j]));
+  std::vector<const float*> source(inputs);
+  std::vector<const Half*> source_halves(inputs);
+  for (std::size_t j = 0; j < inputs; ++j) {
+    if (halves) {
+      source_halves[j] = arrived[j].halves().data();
+    } else {
+      source[j] = arrived[j].floats().data();
     }
   }
-  return squared;
+  std::vector<float> widened(halves || !own_floats ? (inputs + 1) * kBlock : 0);
+  std::vector<const float*> at(inputs);
+  double squared = 0.0;
+  for (std::size_t begin = 0; begin < length; begin += kBlock) {
+    const std::size_t n = std::min(kBlock, length - begin);
+    const float* s = own_floats + begin;
+    if (!own_floats) {
+      halves_to_floats(std::span(own_halves + begin, n), std::span(widened.data(), n));
+      s = widened.data();
+    }
+    for (std::size_t j = 0; j < inputs; ++j) {
+      if (halves) {
+        float* slot = widened.data() + (j + 1) * kBlock;
+        halves_to_floats(std::span(source_halves[j] + begin, n), std::span(slot, n));
+        at[j] = slot;
+      } else {
+        at[j] = source[j] + begin;
+      }
+    }
+    squared += add_delta_dispatch(model.data() + begin, s, at.data(), w.data(), inputs, n);
+  }
+  return std::sqrt(squared);
 }
 
 }  // namespace
@@ -182,45 +217,6 @@ double mix_into(std::span<float> out, const std::vector<std::span<const float>>&
     if (input.size() != out.size()) throw std::invalid_argument("mix_into: length mismatch");
   }
   return std::sqrt(mix_squared(out, inputs, weights, delta));
-}
-
-double mix_halves_into(std::span<float> out, std::span<const float> self,
-                       std::span<const Half> self_on_wire,
-                       const std::vector<std::span<const Half>>& received,
-                       const std::vector<double>& weights, bool delta) {
-  const std::size_t n = out.size();
-  if (weights.size() != received.size() + 1) {
-    throw std::invalid_argument("mix_halves_into: inputs and weights differ");
-  }
-  if (self.size() != n || (delta && self_on_wire.size() != n)) {
-    throw std::invalid_argument("mix_halves_into: length mismatch");
-  }
-  for (const auto& input : received) {
-    if (input.size() != n) throw std::invalid_argument("mix_halves_into: length mismatch");
-  }
-  // Widen one block of every binary16 input at a time (small enough to stay in L1/L2) and
-  // mix it with the float kernels.
-  constexpr std::size_t kBlock = 2048;
-  const std::size_t inputs = received.size() + 1;
-  std::vector<float> widened(inputs * kBlock);
-  std::vector<std::span<const float>> block_inputs(inputs);
-  double squared = 0.0;
-  for (std::size_t begin = 0; begin < n; begin += kBlock) {
-    const std::size_t length = std::min(kBlock, n - begin);
-    if (delta) {
-      halves_to_floats(self_on_wire.subspan(begin, length), std::span(widened.data(), length));
-      block_inputs[0] = std::span<const float>(widened.data(), length);
-    } else {
-      block_inputs[0] = self.subspan(begin, length);
-    }
-    for (std::size_t j = 0; j < received.size(); ++j) {
-      float* slot = widened.data() + (j + 1) * kBlock;
-      halves_to_floats(received[j].subspan(begin, length), std::span(slot, length));
-      block_inputs[j + 1] = std::span<const float>(slot, length);
-    }
-    squared += mix_squared(out.subspan(begin, length), block_inputs, weights, delta);
-  }
-  return std::sqrt(squared);
 }
 
 GossipAverager::GossipAverager(Transport& transport, const topology::Topology& topology,
@@ -273,21 +269,23 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   if (mixed.size() != snapshot->size()) {
     throw std::invalid_argument("GossipAverager::run_round: buffer sizes differ");
   }
-  WireSnapshot wire;
+  const bool halves = precision_ == WirePrecision::f16;
+  WireSnapshot wire = halves ? snapshot_of(*snapshot) : WireSnapshot{};
   wire.floats = snapshot;
-  if (precision_ == WirePrecision::f16) {
-    auto halves = std::make_shared<std::vector<Half>>(snapshot->size());
-    floats_to_halves(*snapshot, *halves);
-    wire.halves = std::move(halves);
-  }
   RoundExchange round_exchange = exchange(round, wire);
   GossipRoundResult& result = round_exchange.result;
   const bool delta = output == Output::delta;
-  if (wire.halves) {
-    std::vector<std::span<const Half>> received;
-    for (auto& message : round_exchange.arrived) received.push_back(message.halves());
-    result.consensus_distance = mix_halves_into(mixed, *snapshot, *wire.halves, received,
-                                                round_exchange.weights, delta);
+  if (halves) {
+    // The delta is what add_round_delta adds (own term as sent); the mix is the exact
+    // snapshot plus the delta taken against it, W_ii x_s + sum_j W_ij q(x_j).
+    if (delta) {
+      std::fill(mixed.begin(), mixed.end(), 0.0f);
+    } else {
+      std::copy(snapshot->begin(), snapshot->end(), mixed.begin());
+    }
+    result.consensus_distance =
+        add_delta(round_exchange.arrived, round_exchange.weights, true,
+                  delta ? nullptr : snapshot->data(), wire.halves->data(), mixed);
   } else {
     std::vector<std::span<const float>> inputs{std::span<const float>(*snapshot)};
     for (auto& message : round_exchange.arrived) inputs.push_back(message.floats());
@@ -419,36 +417,10 @@ double GossipAverager::add_round_delta(RoundExchange& exchange, const WireSnapsh
   if (snapshot.size() != length) {
     throw std::invalid_argument("GossipAverager::add_round_delta: model and snapshot sizes differ");
   }
-  std::vector<float> w;
-  for (std::size_t j = 1; j < exchange.weights.size(); ++j) {
-    w.push_back(static_cast<float>(exchange.weights[j]));
-  }
-  const std::size_t inputs = exchange.arrived.size();
-  double squared = 0.0;
-  if (snapshot.halves) {
-    // Widen a block of the snapshot and of every input at a time (it stays in cache), then
-    // run the float kernel on it.
-    constexpr std::size_t kBlock = 2048;
-    std::vector<std::span<const Half>> received;
-    for (auto& message : exchange.arrived) received.push_back(message.halves());
-    std::vector<float> widened((inputs + 1) * kBlock);
-    std::vector<const float*> in(inputs);
-    for (std::size_t j = 0; j < inputs; ++j) in[j] = widened.data() + (j + 1) * kBlock;
-    const std::span<const Half> own(*snapshot.halves);
-    for (std::size_t begin = 0; begin < length; begin += kBlock) {
-      const std::size_t n = std::min(kBlock, length - begin);
-      halves_to_floats(own.subspan(begin, n), std::span(widened.data(), n));
-      for (std::size_t j = 0; j < inputs; ++j) {
-        halves_to_floats(received[j].subspan(begin, n), std::span(widened.data() + (j + 1) * kBlock, n));
-      }
-      squared += add_delta_squared(model.data() + begin, widened.data(), in, w, n);
-    }
-  } else {
-    std::vector<const float*> in;
-    for (auto& message : exchange.arrived) in.push_back(message.floats().data());
-    squared = add_delta_squared(model.data(), snapshot.floats->data(), in, w, length);
-  }
-  exchange.result.consensus_distance = std::sqrt(squared);
+  exchange.result.consensus_distance =
+      add_delta(exchange.arrived, exchange.weights, snapshot.halves != nullptr,
+                snapshot.halves ? nullptr : snapshot.floats->data(),
+                snapshot.halves ? snapshot.halves->data() : nullptr, model);
   return exchange.result.consensus_distance;
 }
 

@@ -160,13 +160,4 @@ class GossipAverager {
 double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
                 const std::vector<double>& weights, bool delta = false);
 
-// The same with binary16 neighbours: input 0 is `self` (float), inputs 1.. are `received`
-// widened to float; with `delta`, `self_on_wire` (this node's snapshot as it was sent) stands
-// for self in the mix and in the distance, so that the deltas of a round sum to zero. Widens
-// block by block, so it needs no buffer the size of the model.
-double mix_halves_into(std::span<float> out, std::span<const float> self,
-                       std::span<const Half> self_on_wire,
-                       const std::vector<std::span<const Half>>& received,
-                       const std::vector<double>& weights, bool delta);
-
 }  // namespace starling::gossip

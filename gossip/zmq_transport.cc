@@ -40,8 +40,8 @@ struct ZmqTransport::Impl {
   zmq::socket_t monitor{context, zmq::socket_type::pair};
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
   std::vector<bool> dealer_unconnected;  // our last heartbeat to this peer could not be sent
-  std::vector<Clock::time_point> last_reconnect;  // connect_again_if_waiting, per peer
-  std::vector<bool> reconnected;                  // connect_again_if_waiting ran for it
+  // connect_again_if_waiting, per peer: when it last ran (the epoch: never).
+  std::vector<Clock::time_point> last_reconnect;
   std::unordered_map<std::string, std::size_t> index_of_id;
   InboundPipeline pipeline;
   int wake_fd = -1;
@@ -103,7 +103,6 @@ struct ZmqTransport::Impl {
     dealers.resize(o.ids.size());
     dealer_unconnected.assign(o.ids.size(), false);
     last_reconnect.assign(o.ids.size(), Clock::time_point{});
-    reconnected.assign(o.ids.size(), false);
     for (std::size_t i = 0; i < o.ids.size(); ++i) {
       if (i == o.self) continue;
       auto dealer = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
@@ -274,8 +273,8 @@ struct ZmqTransport::Impl {
   void connect_again_if_waiting(std::size_t peer, Clock::time_point now) {
     if (peer >= dealers.size() || !dealers[peer] || !dealer_unconnected[peer]) return;
     if (owner.peers_.has_round_trip(peer)) return;
-    if (reconnected[peer] && now - last_reconnect[peer] < kReconnectSpacing) return;
-    reconnected[peer] = true;
+    const bool ever = last_reconnect[peer] != Clock::time_point{};
+    if (ever && now - last_reconnect[peer] < kReconnectSpacing) return;
     last_reconnect[peer] = now;
     const std::string& endpoint = options().endpoints[peer];
     try {
