@@ -59,6 +59,7 @@ void DynamicSync::start(training::Trainer& trainer) {
   // half the live nodes) plus the full synchronization, each within reply_timeout.
   o.lock_timeout = options_.reply_timeout * static_cast<int>(transport_.size() / 2 + 3);
   o.delta = options_.delta;
+  o.precision = options_.precision;
   // Every node starts from the same seeded model, which is the first reference; a resumed
   // node keeps the reference of its last full synchronization.
   std::span<const float> reference = restored_reference_ ? std::span<const float>(*restored_reference_)
@@ -74,8 +75,9 @@ void DynamicSync::start(training::Trainer& trainer) {
   }
   last_epoch_ = static_cast<std::int64_t>(trainer.epoch());
   epoch_start_bytes_ = bytes_sent();
-  spdlog::info("dynamic averaging: delta {} ({}), check every {} steps", averager_->delta(),
-               options_.delta_mode, options_.period);
+  spdlog::info("dynamic averaging: delta {} ({}), check every {} steps, {} on the wire",
+               averager_->delta(), options_.delta_mode, options_.period,
+               options_.precision == gossip::WirePrecision::f16 ? "binary16 drifts" : "float32 models");
 }
 
 void DynamicSync::apply_updates(training::Trainer& trainer) {
@@ -168,6 +170,7 @@ nlohmann::json DynamicSync::status() const {
   return {{"drift", s.last_drift},
           {"delta", s.delta},
           {"delta_mode", options_.delta_mode},
+          {"wire_precision", gossip::to_string(options_.precision)},
           {"checks", s.checks},
           {"violations", s.violations},
           {"local_balancings", s.local_balancings},

@@ -29,6 +29,7 @@ struct DynamicSyncOptions {
   std::chrono::milliseconds startup_timeout{60000};
   std::chrono::milliseconds collective_timeout{10000};
   bool final_allreduce = false;
+  gossip::WirePrecision precision = gossip::WirePrecision::f32;  // of balancing messages
 };
 
 class DynamicSync final : public SyncStrategy {

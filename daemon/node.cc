@@ -421,8 +421,9 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
         s.wire_precision == "f16" ? gossip::WirePrecision::f16 : gossip::WirePrecision::f32;
     t.policy.fingerprint = gossip::wire_fingerprint(n.trainer->fingerprint(), precision);
     if (precision == gossip::WirePrecision::f16) {
-      spdlog::info("gossip sends binary16 parameters (wire_precision = \"f16\"): nodes with "
-                   "another wire_precision refuse this node's messages as a fingerprint mismatch");
+      spdlog::info("{} sends binary16 parameters (wire_precision = \"f16\"): nodes with "
+                   "another wire_precision refuse this node's messages as a fingerprint mismatch",
+                   s.mode);
     }
     t.policy.gossip_neighbours.assign(n.spec.nodes.size(), false);
     for (std::size_t j : n.topo->graph().neighbours(n.index)) t.policy.gossip_neighbours[j] = true;
@@ -465,6 +466,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       d.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
       d.collective_timeout = std::chrono::milliseconds(s.collective_timeout_ms);
       d.final_allreduce = s.final_allreduce;
+      d.precision = precision;
       n.sync = std::make_unique<DynamicSync>(*n.transport, *n.topo, d, *n.metrics);
     } else {
       throw topology::ConfigError(n.spec.file, s.line, 0, "sync.mode",

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "gossip/checksum.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,9 +16,38 @@ namespace {
 constexpr std::uint64_t kBusy = 1;  // balance_release aux1 bit: "busy, held by (aux1 >> 8) - 1"
 constexpr std::uint64_t kLeft = 2;  // balance_release aux1 bit: "I have left (finished training)"
 constexpr std::uint64_t kFullSync = 1;  // model_update aux1 bit: the average is the new reference
-const std::vector<MessageType> kProtocolTypes = {MessageType::model_request, MessageType::model_reply,
-                                                 MessageType::model_update,
-                                                 MessageType::balance_release};
+// model_update_f16 aux1: kFullSync | reference checksum << kReferenceShift. model_request and
+// model_reply_f16 carry the checksum alone in aux1.
+constexpr int kReferenceShift = 8;
+const std::vector<MessageType> kProtocolTypes = {
+    MessageType::model_request,     MessageType::model_reply,      MessageType::model_update,
+    MessageType::balance_release,   MessageType::model_reply_f16,  MessageType::model_update_f16};
+
+bool is_reply(MessageType type) {
+  return type == MessageType::model_reply || type == MessageType::model_reply_f16;
+}
+
+std::uint32_t checksum_of(std::span<const float> values) {
+  return payload_checksum(std::as_bytes(values));
+}
+
+// x - r in binary16.
+std::shared_ptr<const std::vector<Half>> drift_of(std::span<const float> x, std::span<const float> r) {
+  std::vector<float> drift(x.size());
+  for (std::size_t k = 0; k < x.size(); ++k) drift[k] = x[k] - r[k];
+  auto halves = std::make_shared<std::vector<Half>>(x.size());
+  floats_to_halves(drift, *halves);
+  return halves;
+}
+
+// r + d: the model a binary16 drift stands for (every node computes it the same way).
+std::shared_ptr<const std::vector<float>> from_drift(std::span<const Half> drift,
+                                                     std::span<const float> r) {
+  auto model = std::make_shared<std::vector<float>>(drift.size());
+  halves_to_floats(drift, *model);
+  for (std::size_t k = 0; k < drift.size(); ++k) (*model)[k] += r[k];
+  return model;
+}
 
 double squared_distance(std::span<const float> a, std::span<const float> b) {
   double sum = 0;
@@ -36,7 +67,8 @@ DynamicAverager::DynamicAverager(Transport& transport, const topology::Topology&
       options_(options),
       // Balancing ids are unique cluster-wide: the driver's index in the high bits.
       next_balancing_((static_cast<std::uint64_t>(transport.self()) + 1) << 40),
-      reference_(reference.begin(), reference.end()) {
+      reference_(reference.begin(), reference.end()),
+      reference_id_(checksum_of(reference)) {
   stats_.delta = options_.delta;
   open_mailbox(transport_);
   thread_ = std::thread([this] { run(); });
@@ -107,7 +139,12 @@ std::vector<float> DynamicAverager::reference() const {
 
 void DynamicAverager::restore_reference(std::span<const float> reference) {
   std::lock_guard lock(mutex_);
+  set_reference_locked(reference);
+}
+
+void DynamicAverager::set_reference_locked(std::span<const float> reference) {
   reference_.assign(reference.begin(), reference.end());
+  reference_id_ = checksum_of(reference_);
 }
 
 void DynamicAverager::set_delta(double delta) {
@@ -199,10 +236,17 @@ void DynamicAverager::serve(ReceivedMessage& message) {
         ++stats_.joined;
       }
       OutgoingMessage reply;
-      reply.type = MessageType::model_reply;
       reply.tag = h.tag;
       reply.aux0 = h.aux0;
-      reply.payload = make_payload(*lock_->snapshot, lock_->snapshot);
+      if (options_.precision == WirePrecision::f16 && h.aux1 == reference_id_) {
+        reply.type = MessageType::model_reply_f16;
+        reply.aux1 = reference_id_;
+        auto drift = drift_of(*lock_->snapshot, reference_);
+        reply.payload = make_payload(*drift, drift);
+      } else {
+        reply.type = MessageType::model_reply;
+        reply.payload = make_payload(*lock_->snapshot, lock_->snapshot);
+      }
       transport_.send(from, std::move(reply));
       return;
     }
@@ -210,24 +254,23 @@ void DynamicAverager::serve(ReceivedMessage& message) {
       if (!lock_ || lock_->driver != from || lock_->balancing != h.tag) return;  // stale
       auto average = message.floats();
       if (average.size() != lock_->snapshot->size()) return;
-      DynamicUpdate update;
-      update.balancing = h.tag;
-      update.full_sync = (h.aux1 & kFullSync) != 0;
-      update.delta.resize(average.size());
-      const float* s = lock_->snapshot->data();
-      for (std::size_t k = 0; k < average.size(); ++k) update.delta[k] = average[k] - s[k];
-      // Until the next check, this node's model is the average (plus local progress, which the
-      // delta keeps). A later balancing must be answered with it: answering with the old
-      // snapshot would apply the old model's correction twice and diverge.
-      latest_ = std::make_shared<const std::vector<float>>(average.begin(), average.end());
-      if (update.full_sync) {
-        reference_.assign(average.begin(), average.end());
-        ++stats_.reference_updates;
+      take_average_locked(h.tag, std::make_shared<const std::vector<float>>(average.begin(), average.end()),
+                          (h.aux1 & kFullSync) != 0);
+      return;
+    }
+    case MessageType::model_update_f16: {
+      if (!lock_ || lock_->driver != from || lock_->balancing != h.tag) return;  // stale
+      auto drift = message.halves();
+      if (drift.size() != lock_->snapshot->size()) return;
+      if ((h.aux1 >> kReferenceShift) != reference_id_) {
+        // Cannot happen between correct nodes (this node answered with a drift only because
+        // the references matched, and only a full synchronization changes one); dropping it
+        // leaves this node out of the set, as a member that never got the update would be.
+        spdlog::warn("balancing {:x} of {}: a binary16 update against another reference; ignored",
+                     h.tag, transport_.peers().id(from));
+        return;
       }
-      ++stats_.updates;
-      queue_update_locked(std::move(update));
-      lock_.reset();
-      unlocked_.notify_all();
+      take_average_locked(h.tag, from_drift(drift, reference_), (h.aux1 & kFullSync) != 0);
       return;
     }
     case MessageType::balance_release:
@@ -237,12 +280,36 @@ void DynamicAverager::serve(ReceivedMessage& message) {
       }
       return;
     case MessageType::model_reply:
+    case MessageType::model_reply_f16:
       // A member answering a balancing this node no longer drives (it gave up, or left the
       // member out): free it now rather than after its lock_timeout.
       release({from}, h.tag);
       return;
     default: return;
   }
+}
+
+void DynamicAverager::take_average_locked(std::uint64_t balancing,
+                                          std::shared_ptr<const std::vector<float>> average,
+                                          bool full) {
+  DynamicUpdate update;
+  update.balancing = balancing;
+  update.full_sync = full;
+  update.delta.resize(average->size());
+  const float* s = lock_->snapshot->data();
+  for (std::size_t k = 0; k < average->size(); ++k) update.delta[k] = (*average)[k] - s[k];
+  if (full) {
+    set_reference_locked(*average);
+    ++stats_.reference_updates;
+  }
+  // Until the next check, this node's model is the average (plus local progress, which the
+  // delta keeps). A later balancing must be answered with it: answering with the old snapshot
+  // would apply the old model's correction twice and diverge.
+  latest_ = std::move(average);
+  ++stats_.updates;
+  queue_update_locked(std::move(update));
+  lock_.reset();
+  unlocked_.notify_all();
 }
 
 void DynamicAverager::expire_abandoned_lock_locked() {
@@ -285,18 +352,18 @@ std::vector<std::size_t> DynamicAverager::all_live() const {
   return live;
 }
 
-bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::size_t>& set,
-                             Models& models, std::set<std::size_t>& asked) {
+bool DynamicAverager::gather(Drive& drive, const std::vector<std::size_t>& set) {
   const std::size_t self = transport_.self();
   std::map<std::size_t, Clock::time_point> retry_at;  // members to ask (again), and when
   std::map<std::size_t, std::uint64_t> attempts;
   for (std::size_t m : set) {
-    if (!models.count(m)) retry_at[m] = Clock::now();
+    if (!drive.models.count(m)) retry_at[m] = Clock::now();
   }
   auto waiting = [&] {
     return std::any_of(set.begin(), set.end(),
-                       [&](std::size_t m) { return !models.count(m) && !has_left(m); });
+                       [&](std::size_t m) { return !drive.models.count(m) && !has_left(m); });
   };
+  const std::size_t model_size = drive.models.at(self)->size();
   const auto deadline = Clock::now() + options_.reply_timeout;
   while (waiting() && Clock::now() < deadline && !stopping_.load()) {
     auto next_retry = deadline;
@@ -304,10 +371,11 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
       if (it->second <= Clock::now()) {
         OutgoingMessage request;
         request.type = MessageType::model_request;
-        request.tag = balancing;
+        request.tag = drive.id;
         request.aux0 = attempts[it->first]++;
+        request.aux1 = drive.reference_id;  // a member with the same reference sends its drift
         transport_.send(it->first, std::move(request));
-        asked.insert(it->first);
+        drive.asked.insert(it->first);
         it = retry_at.erase(it);
       } else {
         next_retry = std::min(next_retry, it->second);
@@ -319,10 +387,10 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
     if (!message) continue;
     const Header& h = message->header();
     const std::size_t from = message->sender();
-    const bool mine = h.tag == balancing && (h.type == MessageType::model_reply ||
-                                             h.type == MessageType::balance_release);
+    const bool mine = h.tag == drive.id &&
+                      (is_reply(h.type) || h.type == MessageType::balance_release);
     if (!mine) {
-      if (h.type == MessageType::model_reply) {
+      if (is_reply(h.type)) {
         release({from}, h.tag);  // a member answering a balancing this node gave up: free it
       } else {
         serve(*message);  // another driver's request: busy, held by this node
@@ -331,8 +399,18 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
     }
     if (h.type == MessageType::model_reply) {
       auto values = message->floats();
-      if (values.size() == models.at(self)->size() && !models.count(from)) {
-        models[from] = std::make_shared<const std::vector<float>>(values.begin(), values.end());
+      if (values.size() == model_size && !drive.models.count(from)) {
+        drive.models[from] = std::make_shared<const std::vector<float>>(values.begin(), values.end());
+      }
+      continue;
+    }
+    if (h.type == MessageType::model_reply_f16) {
+      auto drift = message->halves();
+      // A drift from another reference would decode to a wrong model: such a reply is left
+      // out (members only send one when the checksums match).
+      if (drift.size() == model_size && h.aux1 == drive.reference_id && !drive.models.count(from)) {
+        drive.models[from] = from_drift(drift, drive.reference);
+        drive.sent_drift.insert(from);
       }
       continue;
     }
@@ -353,22 +431,22 @@ bool DynamicAverager::gather(std::uint64_t balancing, const std::vector<std::siz
 
 DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::vector<float>> own) {
   const std::size_t self = transport_.self();
-  const std::uint64_t balancing = next_balancing_++;
+  Drive drive;
+  drive.id = next_balancing_++;
   const auto started = Clock::now();
-  std::vector<float> reference;
   double delta;
   {
     std::lock_guard lock(mutex_);
-    lock_ = Lock{self, balancing, 0, own, Clock::now()};
-    reference = reference_;
+    lock_ = Lock{self, drive.id, 0, own, Clock::now()};
+    drive.reference = reference_;
+    drive.reference_id = reference_id_;
     delta = options_.delta;
     violation_.store(false);  // now handled (lock_ is set first: waiters never see neither)
   }
-  Models models{{self, own}};
-  std::set<std::size_t> asked;  // every member asked: any of them may hold a lock for us
+  drive.models = {{self, own}};
   auto abort = [&](const char* why) {
-    release({asked.begin(), asked.end()}, balancing);
-    spdlog::debug("balancing {:x} aborted: {}", balancing, why);
+    release({drive.asked.begin(), drive.asked.end()}, drive.id);
+    spdlog::debug("balancing {:x} aborted: {}", drive.id, why);
     std::lock_guard lock(mutex_);
     ++stats_.aborted;
     if (lock_ && lock_->driver == self) lock_.reset();
@@ -381,26 +459,26 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
   bool full = 2 * set.size() >= live;  // the neighbourhood already is half the cluster
   if (full) set = all_live();
   while (true) {
-    if (!gather(balancing, set, models, asked)) {
+    if (!gather(drive, set)) {
       return abort("a member is held by a driver with priority");
     }
     // Members that never answered are left out (gone or stuck); if one locked itself for us
     // after all, the release frees it.
     std::vector<std::size_t> heard, silent;
     for (std::size_t m : set) {
-      (models.count(m) ? heard : silent).push_back(m);
+      (drive.models.count(m) ? heard : silent).push_back(m);
     }
-    release(silent, balancing);
+    release(silent, drive.id);
     if (heard.size() < 2) return abort("no member answered");
     set = heard;
 
     std::vector<float> average(own->size(), 0.0f);
     const float inv = 1.0f / static_cast<float>(set.size());
     for (std::size_t m : set) {
-      const float* x = models.at(m)->data();
+      const float* x = drive.models.at(m)->data();
       for (std::size_t k = 0; k < average.size(); ++k) average[k] += x[k] * inv;
     }
-    if (full || squared_distance(average, reference) <= delta) {
+    if (full || squared_distance(average, drive.reference) <= delta) {
       // Members free themselves lock_timeout after they joined (never before this drive
       // started). Past that, less a margin for the update's way there, one of them may have
       // left and would ignore the average while the others take it: the set's sum would not
@@ -411,11 +489,11 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
       }
       // Members asked in an earlier, wider attempt but not in the final set are freed.
       std::vector<std::size_t> outside;
-      for (std::size_t m : asked) {
+      for (std::size_t m : drive.asked) {
         if (!std::count(set.begin(), set.end(), m)) outside.push_back(m);
       }
-      release(outside, balancing);
-      commit(balancing, set, std::move(average), *own, full);
+      release(outside, drive.id);
+      commit(drive, set, std::move(average), *own, full);
       return full ? DriveResult::full : DriveResult::local;
     }
     // Widen by the neighbours of the set; at half the live nodes, synchronize them all.
@@ -428,28 +506,51 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
   }
 }
 
-void DynamicAverager::commit(std::uint64_t balancing, const std::vector<std::size_t>& set,
+void DynamicAverager::commit(const Drive& drive, const std::vector<std::size_t>& set,
                              std::vector<float> average, const std::vector<float>& own, bool full) {
   const std::size_t self = transport_.self();
-  auto shared = std::make_shared<const std::vector<float>>(std::move(average));
-  OutgoingMessage update;
-  update.type = MessageType::model_update;
-  update.tag = balancing;
-  update.aux1 = full ? kFullSync : 0;
-  update.payload = make_payload(*shared, shared);
+  const std::uint64_t flags = full ? kFullSync : 0;
+  // What everyone takes: the average itself, or with f16 the value r + q(a - r) that every
+  // member rebuilds bit for bit from the binary16 update.
+  std::shared_ptr<const std::vector<float>> committed;
+  std::optional<OutgoingMessage> as_drift;
+  if (options_.precision == WirePrecision::f16) {
+    auto drift = drift_of(average, drive.reference);
+    committed = from_drift(*drift, drive.reference);
+    as_drift.emplace();
+    as_drift->type = MessageType::model_update_f16;
+    as_drift->tag = drive.id;
+    as_drift->aux1 = flags | (static_cast<std::uint64_t>(drive.reference_id) << kReferenceShift);
+    as_drift->payload = make_payload(*drift, drift);
+  } else {
+    committed = std::make_shared<const std::vector<float>>(std::move(average));
+  }
+  std::optional<OutgoingMessage> as_model;  // built only if a member needs it (one checksum pass)
   for (std::size_t m : set) {
-    if (m != self) transport_.send(m, update);
+    if (m == self) continue;
+    if (drive.sent_drift.count(m)) {
+      transport_.send(m, *as_drift);
+      continue;
+    }
+    if (!as_model) {
+      as_model.emplace();
+      as_model->type = MessageType::model_update;
+      as_model->tag = drive.id;
+      as_model->aux1 = flags;
+      as_model->payload = make_payload(*committed, committed);
+    }
+    transport_.send(m, *as_model);
   }
   DynamicUpdate mine;
-  mine.balancing = balancing;
+  mine.balancing = drive.id;
   mine.full_sync = full;
   mine.set_size = set.size();
-  mine.delta.resize(shared->size());
-  for (std::size_t k = 0; k < shared->size(); ++k) mine.delta[k] = (*shared)[k] - own[k];
+  mine.delta.resize(committed->size());
+  for (std::size_t k = 0; k < committed->size(); ++k) mine.delta[k] = (*committed)[k] - own[k];
   std::lock_guard lock(mutex_);
-  latest_ = shared;  // see serve(): later balancings must see the averaged model
+  latest_ = committed;  // see serve(): later balancings must see the averaged model
   if (full) {
-    reference_ = *shared;
+    set_reference_locked(*committed);
     ++stats_.full_syncs;
     ++stats_.reference_updates;
   } else {

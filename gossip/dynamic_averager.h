@@ -27,6 +27,17 @@
 // at once when its driver is declared dead or speaks from a new process (it restarted: the
 // balancing died with the old one), and the lock timeout is checked however busy the node is,
 // so a stream of other drivers' requests cannot keep it held.
+//
+// Wire precision. With f16, models travel as their drift from the reference, d = x - r, in
+// binary16: half the bytes of f32, and since the drift is small (||d||^2 is about delta) its
+// rounding error (relative 2^-11 of d, not of x) is far below what rounding x itself would
+// cost. Every request carries the driver's reference checksum; a member whose reference is
+// the same answers with its drift, any other (one left out of a full synchronization, or
+// restored from an older checkpoint) with its whole model in f32, and gets the average back
+// the same way. The driver decodes drifts as r + d, and commits the average a as
+// c = r + q(a - r), the value every matching member rebuilds bit for bit from the binary16
+// update (f32 members receive c itself), so after a full synchronization all references are
+// still identical. A set's sum is preserved up to the binary16 rounding of its drifts.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -40,7 +51,9 @@
 #include <thread>
 #include <vector>
 
+#include "gossip/half_float.h"
 #include "gossip/transport.h"
+#include "gossip/wire_precision.h"
 #include "topology/topology.h"
 
 namespace starling::gossip {
@@ -51,6 +64,8 @@ struct DynamicOptions {
   // How long a member waits for its driver's update. A driver that could not commit within
   // it (less a margin) gives up, so it must cover every widening's reply_timeout.
   std::chrono::milliseconds lock_timeout{10000};
+  // Of the balancing messages (the header's "Wire precision"); full synchronizations too.
+  WirePrecision precision = WirePrecision::f32;
 };
 
 // What the training side applies, in order: x <- x + delta.
@@ -126,18 +141,32 @@ class DynamicAverager {
   };
   enum class DriveResult { local, full, aborted };
   using Models = std::map<std::size_t, std::shared_ptr<const std::vector<float>>>;
+  // One balancing this node drives.
+  struct Drive {
+    std::uint64_t id = 0;
+    std::vector<float> reference;      // the driver's, at the start (only full syncs change it)
+    std::uint32_t reference_id = 0;    // its checksum
+    Models models;                     // what each member contributed (drifts decoded)
+    std::set<std::size_t> asked;       // every member asked: any of them may hold a lock for us
+    std::set<std::size_t> sent_drift;  // members that answered with a binary16 drift
+  };
 
   void run();
   // Participant role: requests, updates and releases from drivers.
   void serve(ReceivedMessage& message);
   DriveResult drive(std::shared_ptr<const std::vector<float>> own);
-  // Asks every member of `set` not in `models` for its model until reply_timeout; serves other
-  // drivers meanwhile (busy). False when a driver with priority holds a member (wait-die).
-  bool gather(std::uint64_t balancing, const std::vector<std::size_t>& set, Models& models,
-              std::set<std::size_t>& asked);
+  // Asks every member of `set` not in drive.models for its model until reply_timeout; serves
+  // other drivers meanwhile (busy). False when a driver with priority holds a member
+  // (wait-die).
+  bool gather(Drive& drive, const std::vector<std::size_t>& set);
   // Sends the average to the set's members and queues this node's own update.
-  void commit(std::uint64_t balancing, const std::vector<std::size_t>& set,
-              std::vector<float> average, const std::vector<float>& own, bool full);
+  void commit(const Drive& drive, const std::vector<std::size_t>& set, std::vector<float> average,
+              const std::vector<float>& own, bool full);
+  // A member takes its driver's average (serve()). Caller holds mutex_ and lock_ is that
+  // balancing's.
+  void take_average_locked(std::uint64_t balancing, std::shared_ptr<const std::vector<float>> average,
+                           bool full);
+  void set_reference_locked(std::span<const float> reference);
   std::vector<std::size_t> all_live() const;
   void reply_busy(std::size_t driver, std::uint64_t balancing, std::uint64_t attempt,
                   std::size_t blocker);
@@ -163,6 +192,7 @@ class DynamicAverager {
   // mailbox's lock (never the other way round: give-up predicates read only atomics).
   mutable std::mutex mutex_;
   std::vector<float> reference_;
+  std::uint32_t reference_id_ = 0;  // checksum of reference_ (wire precision f16)
   std::shared_ptr<const std::vector<float>> latest_;  // the last published model
   std::optional<Lock> lock_;
   std::deque<DynamicUpdate> updates_;

@@ -193,21 +193,6 @@ double add_delta(std::vector<ReceivedMessage>& arrived, const std::vector<double
 
 }  // namespace
 
-std::string_view to_string(WirePrecision precision) {
-  return precision == WirePrecision::f16 ? "f16" : "f32";
-}
-
-std::uint64_t wire_fingerprint(std::uint64_t model_fingerprint, WirePrecision precision) {
-  if (precision == WirePrecision::f32) return model_fingerprint;  // as before f16 existed
-  // Any fixed change that no f32 fingerprint collides with in practice: a multiply-xorshift
-  // scramble of the model's fingerprint with a constant of its own.
-  std::uint64_t x = model_fingerprint ^ 0x6631365F77697265ull;  // "f16_wire"
-  x ^= x >> 33;
-  x *= 0xFF51AFD7ED558CCDull;
-  x ^= x >> 33;
-  return x;
-}
-
 double mix_into(std::span<float> out, const std::vector<std::span<const float>>& inputs,
                 const std::vector<double>& weights, bool delta) {
   if (inputs.empty() || inputs.size() != weights.size()) {

@@ -24,20 +24,13 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <string_view>
 #include <vector>
 
 #include "gossip/transport.h"
+#include "gossip/wire_precision.h"
 #include "topology/topology.h"
 
 namespace starling::gossip {
-
-enum class WirePrecision { f32, f16 };
-std::string_view to_string(WirePrecision precision);
-// The fingerprint a node puts on the wire: the model's, changed for f16, so that nodes
-// configured with different precisions refuse each other (fingerprint mismatch) instead of
-// waiting for rounds of a message type the other never sends.
-std::uint64_t wire_fingerprint(std::uint64_t model_fingerprint, WirePrecision precision);
 
 struct GossipRoundResult {
   std::uint64_t round = 0;

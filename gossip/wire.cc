@@ -27,7 +27,7 @@ T get(std::span<const std::byte> in, std::size_t offset) {
 
 }  // namespace
 
-bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 11; }
+bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 13; }
 
 bool carries_payload(MessageType type) {
   switch (type) {
@@ -35,13 +35,20 @@ bool carries_payload(MessageType type) {
     case MessageType::gossip_params_f16:
     case MessageType::allreduce_chunk:
     case MessageType::model_reply:
-    case MessageType::model_update: return true;
+    case MessageType::model_update:
+    case MessageType::model_reply_f16:
+    case MessageType::model_update_f16: return true;
     default: return false;
   }
 }
 
+bool has_half_payload(MessageType type) {
+  return type == MessageType::gossip_params_f16 || type == MessageType::model_reply_f16 ||
+         type == MessageType::model_update_f16;
+}
+
 std::size_t payload_value_bytes(MessageType type) {
-  return type == MessageType::gossip_params_f16 ? sizeof(Half) : sizeof(float);
+  return has_half_payload(type) ? sizeof(Half) : sizeof(float);
 }
 
 std::string_view to_string(MessageType type) {
@@ -57,6 +64,8 @@ std::string_view to_string(MessageType type) {
     case MessageType::balance_release: return "balance-release";
     case MessageType::allreduce_abort: return "allreduce-abort";
     case MessageType::gossip_params_f16: return "gossip-params-f16";
+    case MessageType::model_reply_f16: return "model-reply-f16";
+    case MessageType::model_update_f16: return "model-update-f16";
   }
   return "unknown";
 }
@@ -170,7 +179,7 @@ Decoded decode_message(std::span<const std::span<const std::byte>> frames,
   if (h.payload_bytes != payload.size() || payload.size() % payload_value_bytes(h.type) != 0) {
     return fail(RejectReason::length_mismatch);
   }
-  if (h.type == MessageType::gossip_params_f16) {
+  if (has_half_payload(h.type)) {
     if (payload_checksum(payload) != h.payload_crc) return fail(RejectReason::checksum_mismatch);
     if (!all_finite_halves(payload)) return fail(RejectReason::non_finite);
     return out;

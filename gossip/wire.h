@@ -54,11 +54,17 @@ enum class MessageType : std::uint16_t {
   balance_release = 9,  // dynamic averaging: ends a balancing without a model
   allreduce_abort = 10, // tag: the collective a member gave up on; everyone stops waiting
   gossip_params_f16 = 11,  // as gossip_params, payload in binary16 (wire_precision = "f16")
+  // Dynamic averaging with wire_precision = "f16": the payload is the drift x - r from the
+  // reference r, in binary16; aux1 carries the reference's checksum (dynamic_averager.h).
+  model_reply_f16 = 12,
+  model_update_f16 = 13,
 };
 
 bool is_known_type(std::uint16_t type);
 bool carries_payload(MessageType type);
-// Bytes per payload value: 2 for gossip_params_f16, 4 for the other payload types.
+// True for the types whose payload is binary16 (the *_f16 types).
+bool has_half_payload(MessageType type);
+// Bytes per payload value: 2 for the binary16 types, 4 for the other payload types.
 std::size_t payload_value_bytes(MessageType type);
 std::string_view to_string(MessageType type);
 

@@ -591,10 +591,14 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
   s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
   // Silently ignoring them would let an operator believe they act.
-  for (const char* key : {"staleness", "final_rounds", "consensus_bound", "wire_precision"}) {
+  for (const char* key : {"staleness", "final_rounds", "consensus_bound"}) {
     if (r.has(key) && s.mode != "gossip") {
       r.fail_at(r.get(key), key, "applies only when mode = \"gossip\"");
     }
+  }
+  if (r.has("wire_precision") && s.mode != "gossip" && s.mode != "dynamic") {
+    r.fail_at(r.get("wire_precision"), "wire_precision",
+              "applies only when mode = \"gossip\" or \"dynamic\" (allreduces are always float32)");
   }
   s.delta = r.number("delta", s.delta, 0.0, 1e30);
   s.delta_mode = r.choice("delta_mode", s.delta_mode, {"absolute", "relative", "budget"});

@@ -83,8 +83,9 @@ struct SyncSpec {
   // corrections computed from snapshots that miss each other's, and the delayed mixing is
   // unstable: see daemon/gossip_sync.h.)
   std::int64_t staleness = 1;
-  // Gossip: precision of the parameters on the wire. "f16" sends binary16, half the bytes
-  // (gossip/gossip_averager.h says why that never moves the cluster's average model).
+  // Gossip and dynamic averaging: precision of the parameters on the wire. "f16" sends
+  // binary16, half the bytes (gossip/gossip_averager.h says why that never moves the cluster's
+  // average model; gossip/dynamic_averager.h how balancings send drifts from the reference).
   std::string wire_precision = "f32";
   std::int64_t round_timeout_ms = 2000;    // a neighbour later than this is left out of a round
   std::int64_t heartbeat_ms = 200;

@@ -84,8 +84,28 @@ def first_reaching(curve, target):
     return None
 
 
+def time_to_accuracy(args, seed):
+    """Training seconds until the nodes' mean test accuracy first reaches args.target: Starling
+    gossip (ring) against PyTorch DDP, constant lr (a schedule would depend on the budget)."""
+    gossip = starling("gossip", args.max_epochs, args.eval_every, schedule="constant", seed=seed)
+    hit = first_reaching(starling_runs.eval_curve(gossip), args.target)
+    ddp = pytorch("ddp", args.max_epochs, args.eval_every, args.target, schedule="constant",
+                  seed=seed)
+    ddp_hit = first_reaching(ddp[0]["evals"], args.target)
+    return {"gossip_tta_seconds": hit["train_seconds"] if hit else None,
+            "gossip_tta_step": hit["step"] if hit else None,
+            "ddp_tta_seconds": ddp_hit["train_seconds"] if ddp_hit else None,
+            "ddp_tta_step": ddp_hit["step"] if ddp_hit else None}
+
+
 def points_spread(values):
-    return f"{statistics.median(values):+.2f} [{min(values):+.2f}..{max(values):+.2f}] points"
+    """Median [range]; with 3 or more values also the mean and its standard error, which is
+    what says whether a difference of a few tenths is more than seed-to-seed noise."""
+    text = f"{statistics.median(values):+.2f} [{min(values):+.2f}..{max(values):+.2f}] points"
+    if len(values) >= 3:
+        error = statistics.stdev(values) / len(values) ** 0.5
+        text += f", mean {statistics.mean(values):+.2f} +- {error:.2f} (s.e.)"
+    return text
 
 
 def spread(values):
@@ -99,7 +119,16 @@ def main():
     p.add_argument("--target", type=float, default=0.86)
     p.add_argument("--eval-every", type=int, default=59)  # about an eighth of an epoch per node
     p.add_argument("--max-epochs", type=float, default=6.0)
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated Starling variants to run (default: all)")
+    p.add_argument("--no-time-to-accuracy", action="store_true",
+                   help="skip the time-to-accuracy runs (for many-seed accuracy comparisons)")
+    p.add_argument("--first-seed", type=int, default=1, help="round r uses seed first-seed + r")
     args = p.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     os.makedirs(os.path.join(HERE, "..", "results"), exist_ok=True)
     out_path = os.path.join(HERE, "..", "results", time.strftime("cluster-%Y%m%d-%H%M%S.jsonl"))
     rows = []
@@ -108,28 +137,18 @@ def main():
             mean_accuracy = lambda m: statistics.mean(s["accuracy"] for s in starling_runs.summaries(m))
             # Round r runs every system with seed r + 1 (initial model, data order): accuracy is
             # compared over seeds, not on one draw.
-            seed = r + 1
+            seed = args.first_seed + r
             local = starling("local", args.epochs, seed=seed)
             row = {"round": r, "seed": seed, "starling_local": starling_runs.throughput(local)}
-            for name, kwargs in VARIANTS.items():
-                metrics = starling("gossip", args.epochs, seed=seed, **kwargs)
+            for name in variants:
+                metrics = starling("gossip", args.epochs, seed=seed, **VARIANTS[name])
                 row[name] = starling_runs.throughput(metrics)
                 row[name.replace("starling_", "") + "_accuracy"] = mean_accuracy(metrics)
             pma = pytorch("pma", args.epochs, seed=seed)
             row["pytorch_pma"] = pytorch_throughput(pma)
             row["pma_accuracy"] = statistics.mean(x["accuracy"] for x in pma)
-            # Time to target accuracy (constant lr: a schedule would depend on the budget).
-            gossip_tta = starling("gossip", args.max_epochs, args.eval_every, schedule="constant",
-                                  seed=seed)
-            curve = starling_runs.eval_curve(gossip_tta)
-            hit = first_reaching(curve, args.target)
-            ddp = pytorch("ddp", args.max_epochs, args.eval_every, args.target, schedule="constant",
-                          seed=seed)
-            ddp_hit = first_reaching(ddp[0]["evals"], args.target)
-            row["gossip_tta_seconds"] = hit["train_seconds"] if hit else None
-            row["gossip_tta_step"] = hit["step"] if hit else None
-            row["ddp_tta_seconds"] = ddp_hit["train_seconds"] if ddp_hit else None
-            row["ddp_tta_step"] = ddp_hit["step"] if ddp_hit else None
+            if not args.no_time_to_accuracy:
+                row.update(time_to_accuracy(args, seed))
             rows.append(row)
             out.write(json.dumps(row) + "\n")
             out.flush()
@@ -144,10 +163,8 @@ def main():
         return statistics.median(x[key] for x in rows)
 
     print("cluster samples/s (median): starling local", f"{median_of('starling_local'):.0f},",
-          "gossip tcp", f"{median_of('starling_gossip'):.0f},",
-          "gossip ipc", f"{median_of('starling_gossip_ipc'):.0f},",
           "pytorch PMA", f"{median_of('pytorch_pma'):.0f}")
-    for name in VARIANTS:
+    for name in variants:
         r = ratio(name, "starling_local")
         print(f"{name}: {median_of(name):.0f} samples/s;".ljust(50), "/ local", spread(r),
               f"(overhead {100 * (1 - statistics.median(r)):.1f}%);",
@@ -157,7 +174,7 @@ def main():
               points_spread([100 * (x[name.replace('starling_', '') + '_accuracy'] - x['pma_accuracy'])
                              for x in rows]) + ")")
     print(f"pytorch PMA accuracy {100 * median_of('pma_accuracy'):.2f}%")
-    tta = ratio("gossip_tta_seconds", "ddp_tta_seconds")
+    tta = [] if args.no_time_to_accuracy else ratio("gossip_tta_seconds", "ddp_tta_seconds")
     if tta:
         print(f"time to {100 * args.target:.0f}%: starling gossip / pytorch DDP", spread(tta),
               f"(starling {statistics.median(x['gossip_tta_seconds'] for x in rows if x['gossip_tta_seconds']):.1f} s,"

@@ -61,6 +61,10 @@ def periodic_name(period):
     return "periodic every step" if period == 1 else f"periodic every {period} steps"
 
 
+def dynamic_name(precision):
+    return "dynamic" if precision == "f32" else f"dynamic, {precision}"
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -75,12 +79,16 @@ def plot(rows, path):
     for ax, model in zip(axes, models):
         for partition, color in zip(PARTITIONS, ["tab:blue", "tab:orange"]):
             sub = [r for r in rows if r["model"] == model and r["partition"] == partition]
-            dyn = sorted([r for r in sub if r["method"] == "dynamic"], key=lambda r: r["bytes"])
-            ax.plot([r["bytes"] / 1e6 for r in dyn], [100 * r["accuracy"] for r in dyn],
-                    marker="o", color=color, label=f"dynamic (relative delta), {partition}")
-            for r in dyn:
-                ax.annotate(f"{r['delta']:g}", (r["bytes"] / 1e6, 100 * r["accuracy"]),
-                            textcoords="offset points", xytext=(3, 3), fontsize=7)
+            for method, style in (("dynamic", "-"), ("dynamic, f16", "--")):
+                dyn = sorted([r for r in sub if r["method"] == method], key=lambda r: r["bytes"])
+                if not dyn:
+                    continue
+                ax.plot([r["bytes"] / 1e6 for r in dyn], [100 * r["accuracy"] for r in dyn],
+                        marker="o", linestyle=style, color=color,
+                        label=f"{method} (relative delta), {partition}")
+                for r in dyn:
+                    ax.annotate(f"{r['delta']:g}", (r["bytes"] / 1e6, 100 * r["accuracy"]),
+                                textcoords="offset points", xytext=(3, 3), fontsize=7)
             for r in sub:
                 if r["method"] in periodic_markers:
                     ax.scatter([r["bytes"] / 1e6], [100 * r["accuracy"]], color=color, s=80,
@@ -108,6 +116,9 @@ def main():
     p.add_argument("--periods", default="1,8", help="periodic-averaging periods to run")
     p.add_argument("--check-period", type=int, default=8,
                    help="dynamic averaging: steps between checks of the local condition (b)")
+    p.add_argument("--precisions", default="f32",
+                   help="dynamic averaging: wire precisions to run (f32, f16 or f32,f16); f16 sends "
+                        "binary16 drifts from the reference (periodic averaging is always f32)")
     p.add_argument("--plot", default=os.path.join(ROOT, "bench", "dynamic", "bytes_vs_accuracy.png"))
     p.add_argument("--from-results", help="only plot these results (a jsonl file)")
     args = p.parse_args()
@@ -128,18 +139,22 @@ def main():
                 configs = [(periodic_name(int(h)), None,
                             f'mode = "allreduce"\nallreduce = "parameters"\nperiod = {int(h)}')
                            for h in filter(None, args.periods.split(","))]
-                for d in (float(x) for x in args.deltas.split(",")):
-                    configs.append(("dynamic", d, f'mode = "dynamic"\nperiod = {args.check_period}\n'
-                                                  f'delta_mode = "relative"\ndelta = {d}'))
+                for precision in args.precisions.split(","):
+                    for d in (float(x) for x in args.deltas.split(",")):
+                        configs.append((dynamic_name(precision), d,
+                                        f'mode = "dynamic"\nperiod = {args.check_period}\n'
+                                        f'delta_mode = "relative"\ndelta = {d}\n'
+                                        f'wire_precision = "{precision}"'))
                 for method, delta, sync in configs:
                     result = run(model, PARTITIONS[partition], sync)
                     row = {"model": model, "partition": partition, "method": method, "delta": delta,
                            "epochs": MODELS[model]["epochs"],
-                           "check_period": args.check_period if method == "dynamic" else None, **result}
+                           "check_period": args.check_period if method.startswith("dynamic") else None,
+                           **result}
                     out.write(json.dumps(row) + "\n")
                     out.flush()
                     rows.append(row)
-                    print(f"{model:4} {partition:13} {method:24} {'' if delta is None else delta:>6} "
+                    print(f"{model:4} {partition:13} {method:26} {'' if delta is None else delta:>6} "
                           f"{row['bytes'] / 1e6:10.1f} MB  acc {100 * row['accuracy']:.2f}% "
                           f"[{100 * row['accuracy_min']:.2f}..{100 * row['accuracy_max']:.2f}]  "
                           f"viol {row['violations']} local {row['local_balancings']} full {row['full_syncs']}",

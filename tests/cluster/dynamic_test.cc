@@ -31,6 +31,35 @@ TEST(Dynamic, ViolationsTriggerBalancingsAndStatusShowsThem) {
   EXPECT_GT(syncs, 0u);
 }
 
+// wire_precision = "f16": balancings send binary16 drifts from the reference. On a ring of 4
+// every balancing is a full synchronization of all 4 (the neighbourhood is already half the
+// cluster), which costs 3 replies and 3 updates: 6 * 2 bytes per parameter with f16, 6 * 4
+// with f32, or per average taken 3 and 6 bytes per parameter.
+TEST(Dynamic, BinaryHalfBalancingsSendHalfTheBytes) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05";
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta = 5.0\nwire_precision = \"f16\"";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  for (std::size_t i = 0; i < 4; ++i) ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  double bytes = 0, averages = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto summary = cluster.metrics(i, "summary").back();
+    EXPECT_EQ(summary["sync"].value("wire_precision", ""), "f16") << summary.dump();
+    EXPECT_GT(summary.value("accuracy", 0.0), 0.75) << summary.dump();
+    bytes += summary.value("bytes_sent", 0.0);
+    averages += summary["sync"].value("averages_taken", 0.0);
+  }
+  ASSERT_GT(averages, 0) << "no balancing happened";
+  const double parameters = cluster.metrics(0, "start").back().value("parameters", 0.0);
+  ASSERT_GT(parameters, 0);
+  // Heartbeats, requests and aborted balancings add a little to the 3 bytes per parameter.
+  const double per_average = bytes / averages / parameters;
+  EXPECT_GT(per_average, 2.5);
+  EXPECT_LT(per_average, 4.5) << "float32 models would cost 6 bytes per parameter";
+}
+
 TEST(Dynamic, WithoutViolationsOnlyHeartbeatsAreSent) {
   LocalClusterOptions o;
   o.nodes = 4;

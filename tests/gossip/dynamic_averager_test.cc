@@ -1,6 +1,8 @@
 // Drift-threshold averaging over the in-process fake network.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <thread>
 
@@ -29,15 +31,18 @@ struct Cluster {
   FakeNetwork network;
   std::vector<std::unique_ptr<DynamicAverager>> nodes;
 
+  // `reference`: every node's first reference (zeros when empty).
   Cluster(std::size_t n, std::size_t dim, double delta,
-          std::chrono::milliseconds lock_timeout = 10s)
+          std::chrono::milliseconds lock_timeout = 10s,
+          WirePrecision precision = WirePrecision::f32, std::vector<float> reference = {})
       : spec(ring_spec(n)), topo(topology::Topology::compile(spec)), network(topo.names(), 1) {
-    std::vector<float> reference(dim, 0.0f);
+    if (reference.empty()) reference.assign(dim, 0.0f);
     for (std::size_t i = 0; i < n; ++i) {
       DynamicOptions o;
       o.delta = delta;
       o.reply_timeout = 2000ms;
       o.lock_timeout = lock_timeout;
+      o.precision = precision;
       nodes.push_back(std::make_unique<DynamicAverager>(network.node(i), topo, o, reference));
     }
   }
@@ -162,9 +167,11 @@ TEST(DynamicAveraging, AFullSynchronizationGivesEveryNodeTheSameReference) {
   EXPECT_EQ(c.nodes[0]->stats().full_syncs, 1u);
 }
 
-TEST(DynamicAveraging, ConcurrentViolationsOnARingOfEightResolveAndPreserveTheAverage) {
+// Eight nodes violate at once; returns after checking that everything settled without deadlock
+// and that the cluster's average model moved by at most `tolerance`.
+void concurrent_violations_on_a_ring_of_eight(WirePrecision precision, double tolerance) {
   const std::size_t n = 8, dim = 32;
-  Cluster c(n, dim, 1.0);
+  Cluster c(n, dim, 1.0, 10s, precision);
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 2.0f);
   std::vector<std::vector<float>> models(n, std::vector<float>(dim));
@@ -204,8 +211,110 @@ TEST(DynamicAveraging, ConcurrentViolationsOnARingOfEightResolveAndPreserveTheAv
   for (std::size_t k = 0; k < dim; ++k) {
     double after = 0;
     for (std::size_t i = 0; i < n; ++i) after += models[i][k] / static_cast<double>(n);
-    EXPECT_NEAR(after, mean[k], 1e-4) << k;
+    EXPECT_NEAR(after, mean[k], tolerance) << k;
   }
+}
+
+TEST(DynamicAveraging, ConcurrentViolationsOnARingOfEightResolveAndPreserveTheAverage) {
+  concurrent_violations_on_a_ring_of_eight(WirePrecision::f32, 1e-4);
+}
+
+TEST(DynamicAveraging, ConcurrentViolationsResolveWithBinaryHalfDriftsToo) {
+  // Drifts of about 2 from the reference 0: binary16 rounds each by up to 2^-11 of that, and a
+  // set's sum is preserved up to those roundings.
+  concurrent_violations_on_a_ring_of_eight(WirePrecision::f16, 5e-3);
+}
+
+// Runs one full synchronization of a ring of 8 from models near `reference` (drifts of about
+// 0.1); returns every node's update and the bytes the whole cluster sent.
+struct FullSyncRun {
+  std::vector<std::vector<float>> models;
+  std::vector<std::vector<DynamicUpdate>> updates;
+  std::vector<std::vector<float>> references;
+  std::uint64_t bytes = 0;
+};
+
+FullSyncRun full_synchronization(WirePrecision precision, const std::vector<float>& reference) {
+  const std::size_t n = 8, dim = reference.size();
+  Cluster c(n, dim, 1e9, 10s, precision, reference);
+  FullSyncRun run;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.1f, 0.05f);  // all drift the same way: no local fix
+  run.models.assign(n, reference);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (float& v : run.models[i]) v += normal(rng);
+    c.nodes[i]->check(run.models[i]);
+  }
+  c.nodes[0]->set_delta(1e-6);
+  c.nodes[0]->check(run.models[0]);
+  run.updates = c.settle();
+  for (std::size_t i = 0; i < n; ++i) {
+    run.references.push_back(c.nodes[i]->reference());
+    for (const auto& peer : c.network.node(i).peers().snapshot()) run.bytes += peer.bytes_sent;
+  }
+  return run;
+}
+
+TEST(DynamicAveraging, BinaryHalfDriftsHalveTheBytesAndKeepTheReferencesIdentical) {
+  // A reference far from zero (about 4) with drifts of about 0.1: rounding the models to
+  // binary16 would err by up to 4 * 2^-11 = 2e-3; rounding their drifts errs by 0.1 * 2^-11.
+  const std::size_t dim = 4096;
+  std::vector<float> reference(dim);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> far(3.0f, 5.0f);
+  for (float& v : reference) v = far(rng);
+
+  FullSyncRun f32 = full_synchronization(WirePrecision::f32, reference);
+  FullSyncRun f16 = full_synchronization(WirePrecision::f16, reference);
+  const double ratio = static_cast<double>(f16.bytes) / static_cast<double>(f32.bytes);
+  EXPECT_GT(ratio, 0.45);
+  EXPECT_LT(ratio, 0.55) << f16.bytes << " against " << f32.bytes;
+
+  const std::size_t n = f16.models.size();
+  std::vector<double> mean(dim, 0.0);
+  for (const auto& m : f16.models) {
+    for (std::size_t k = 0; k < dim; ++k) mean[k] += m[k] / static_cast<double>(n);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(f16.updates[i].size(), 1u) << i;
+    EXPECT_TRUE(f16.updates[i][0].full_sync);
+    EXPECT_EQ(f16.references[i], f16.references[0]) << "node " << i;  // bit for bit
+    double worst = 0;
+    for (std::size_t k = 0; k < dim; ++k) {
+      worst = std::max(worst, std::abs(f16.models[i][k] + f16.updates[i][0].delta[k] - mean[k]));
+    }
+    EXPECT_LT(worst, 2e-4) << "node " << i << " took an average this far from the mean";
+  }
+}
+
+TEST(DynamicAveraging, AMemberWithAnotherReferenceSendsItsWholeModelAndEndsWithTheSameReference) {
+  // Ring of 4 with f16: node 2 missed a full synchronization (its reference differs), so its
+  // drift would decode wrongly at the driver. It answers with its float32 model, gets the
+  // average back in float32, and ends with the reference the others rebuilt from binary16.
+  const std::size_t n = 4, dim = 1024;
+  Cluster c(n, dim, 1e9, 10s, WirePrecision::f16, constant(dim, 1.0f));
+  c.nodes[2]->restore_reference(constant(dim, 0.5f));
+  std::vector<std::vector<float>> models(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    models[i] = constant(dim, 1.0f + 0.1f * static_cast<float>(i + 1));
+    c.nodes[i]->check(models[i]);
+  }
+  c.nodes[0]->set_delta(1e-6);
+  c.nodes[0]->check(models[0]);
+  auto updates = c.settle();
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(updates[i].size(), 1u) << i;
+    EXPECT_TRUE(updates[i][0].full_sync);
+    EXPECT_EQ(c.nodes[i]->reference(), c.nodes[0]->reference()) << "node " << i;
+    EXPECT_NEAR(models[i][0] + updates[i][0].delta[0], 1.25f, 1e-4) << "node " << i;
+  }
+  auto bytes_to = [&](std::size_t from, std::size_t to) {
+    return c.network.node(from).peers().snapshot().at(to).bytes_sent;
+  };
+  EXPECT_GT(bytes_to(2, 0), dim * sizeof(float));  // its whole model
+  EXPECT_LT(bytes_to(1, 0), dim * sizeof(float));   // a binary16 drift
+  EXPECT_GT(bytes_to(0, 2), dim * sizeof(float));   // the average, in float32
+  EXPECT_LT(bytes_to(0, 1), dim * sizeof(float));
 }
 
 TEST(DynamicAveraging, BackToBackBalancingsSeeTheAveragedModel) {

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gossip/checksum.h"
@@ -281,18 +283,26 @@ TEST(Wire, RandomAndMutatedMessagesAreRefusedWithoutFailing) {
   }
 }
 
-Frames half_gossip_message(std::vector<Half> values) {
+Frames half_message(MessageType type, std::vector<Half> values) {
   auto owner = std::make_shared<std::vector<Half>>(std::move(values));
-  return message_with(MessageType::gossip_params_f16,
-                      make_payload(std::span<const Half>(*owner), owner));
+  return message_with(type, make_payload(std::span<const Half>(*owner), owner));
 }
 
-TEST(Wire, HalfPrecisionGossipIsCheckedAsHalves) {
+// Every binary16 type: gossip's snapshots and dynamic averaging's drifts.
+class HalfPayloads : public ::testing::TestWithParam<MessageType> {};
+
+TEST_P(HalfPayloads, AreCheckedAsHalves) {
+  const MessageType type = GetParam();
+  ASSERT_TRUE(has_half_payload(type));
+  EXPECT_EQ(payload_value_bytes(type), 2u);
+  auto half_gossip_message = [type](std::vector<Half> values) {
+    return half_message(type, std::move(values));
+  };
   {
     Frames f = half_gossip_message({0x3C00, 0xC000, 0x7BFF});  // 1, -2, 65504: 6 bytes
     Decoded d = decode_message(f.views(), kContext);
     ASSERT_FALSE(d.error.has_value()) << to_string(*d.error);
-    EXPECT_EQ(d.header.type, MessageType::gossip_params_f16);
+    EXPECT_EQ(d.header.type, type);
     EXPECT_EQ(d.header.payload_bytes, 6u);
   }
   for (Half bad : {Half{0x7C00}, Half{0xFC00}, Half{0x7E00}}) {  // +Inf, -Inf, NaN
@@ -310,7 +320,7 @@ TEST(Wire, HalfPrecisionGossipIsCheckedAsHalves) {
     f.data[1].pop_back();  // an odd number of bytes
     f.data[0] = bytes_of(encode_header([&] {
       Header h;
-      h.type = MessageType::gossip_params_f16;
+      h.type = type;
       h.sender = 2;
       h.fingerprint = kFingerprint;
       h.payload_bytes = 5;
@@ -325,6 +335,16 @@ TEST(Wire, HalfPrecisionGossipIsCheckedAsHalves) {
     EXPECT_EQ(reason_of(f), RejectReason::checksum_mismatch);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Wire, HalfPayloads,
+                         ::testing::Values(MessageType::gossip_params_f16,
+                                           MessageType::model_reply_f16,
+                                           MessageType::model_update_f16),
+                         [](const auto& type_info) {
+                           std::string name(to_string(type_info.param));
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 TEST(Wire, AllFiniteFindsSpecialValuesAnywhere) {
   std::vector<float> v(1001, 1.0f);
