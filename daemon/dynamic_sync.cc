@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "daemon/checkpoint_extras.h"
 #include "daemon/cluster_view.h"
@@ -60,6 +61,9 @@ void DynamicSync::start(training::Trainer& trainer) {
   o.lock_timeout = options_.reply_timeout * static_cast<int>(transport_.size() / 2 + 3);
   o.delta = options_.delta;
   o.precision = options_.precision;
+  // Long enough for any step (a cnn step of 8 nodes on 2 vCPUs is tens of ms), short enough
+  // that a paused or evaluating member answers well within the driver's reply timeout.
+  o.fresh_reply_wait = options_.reply_timeout / 4;
   // Every node starts from the same seeded model, which is the first reference; a resumed
   // node keeps the reference of its last full synchronization.
   std::span<const float> reference = restored_reference_ ? std::span<const float>(*restored_reference_)
@@ -99,19 +103,51 @@ void DynamicSync::apply_updates(training::Trainer& trainer) {
   }
 }
 
+void DynamicSync::hold_back_if_ahead(training::Trainer& trainer) {
+  if (options_.max_lead_steps <= 0) return;
+  const auto step = static_cast<std::uint64_t>(trainer.step_count());
+  auto slowest = [&] {
+    std::optional<std::uint64_t> min;
+    for (std::size_t p = 0; p < transport_.size(); ++p) {
+      if (p == transport_.self() || !transport_.peers().is_active(p)) continue;
+      const std::uint64_t s = transport_.peers().reported_step(p);
+      min = min ? std::min(*min, s) : s;
+    }
+    return min;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  // Bounded: a peer that stops stepping turns suspect, then dead, and stops counting; the
+  // bound covers one that keeps its heartbeats going but never steps (a long evaluation).
+  const auto deadline = start + 4 * options_.reply_timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto min = slowest();
+    if (!min || step <= *min + static_cast<std::uint64_t>(options_.max_lead_steps)) break;
+    // Peers' steps come with their heartbeats, on the transport's thread: poll, and meanwhile
+    // hand this node's model to any driver that asks for it, and take the averages.
+    if (averager_->involved()) trainer.pull_parameters();
+    blocked_ns_ += averager_->stand_still(trainer.parameters(), std::chrono::milliseconds(0)).count();
+    apply_updates(trainer);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  held_back_ns_ += (std::chrono::steady_clock::now() - start).count();
+}
+
 void DynamicSync::after_step(training::Trainer& trainer) {
   const std::int64_t step = trainer.step_count();
   // Heartbeats carry this node's step, so a node that restarts can catch up with it. (Dynamic
   // averaging has no rounds: the round field stays 0.)
   transport_.set_progress(0, static_cast<std::uint64_t>(step));
   if (step % options_.period == 0) {
+    hold_back_if_ahead(trainer);
+    apply_updates(trainer);  // check the model with every average taken so far
     trainer.pull_parameters();
     averager_->check(trainer.parameters());
   }
   // A node in a balancing (its own, or another's it joined) stands still until it ends, so
   // the average is taken of models that do not move meanwhile; bounded by the reply and lock
-  // timeouts.
-  blocked_ += averager_->wait_while_involved(4 * options_.reply_timeout);
+  // timeouts. A member hands over its model as it is now (a driver waits for it).
+  if (averager_->involved()) trainer.pull_parameters();
+  blocked_ns_ += averager_->stand_still(trainer.parameters(), 4 * options_.reply_timeout).count();
   apply_updates(trainer);
   if (options_.delta_mode == "budget" && options_.budget_bytes_per_epoch > 0) {
     const auto epoch = static_cast<std::int64_t>(trainer.epoch());
@@ -179,7 +215,8 @@ nlohmann::json DynamicSync::status() const {
           {"joined", s.joined},
           {"averages_taken", s.updates},
           {"reference_updates", s.reference_updates},
-          {"blocked_seconds", std::chrono::duration<double>(blocked_).count()}};
+          {"blocked_seconds", static_cast<double>(blocked_ns_.load()) * 1e-9},
+          {"held_back_seconds", static_cast<double>(held_back_ns_.load()) * 1e-9}};
 }
 
 double DynamicSync::consensus_distance() const {

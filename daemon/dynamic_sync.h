@@ -6,6 +6,7 @@
 // this node sent that epoch to the budget (clamped to [1/2, 2]), so a node over budget
 // tolerates more drift and one under budget less. Averages arrive as deltas and are applied
 // between steps.
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,11 @@ struct DynamicSyncOptions {
   std::string delta_mode = "absolute";  // absolute | relative | budget
   double budget_bytes_per_epoch = 0;    // budget mode
   std::chrono::milliseconds reply_timeout{2000};
+  // At a check, wait while this node is more than this many steps ahead of its slowest active
+  // peer (0: never). Dynamic averaging has no rounds to keep nodes together, and a node that
+  // drives few balancings runs ahead of those that drive many: without a bound, nodes
+  // thousands of steps apart (at different points of the lr schedule) average their models.
+  std::int64_t max_lead_steps = 0;
   std::chrono::milliseconds startup_timeout{60000};
   std::chrono::milliseconds collective_timeout{10000};
   bool final_allreduce = false;
@@ -49,6 +55,9 @@ class DynamicSync final : public SyncStrategy {
 
  private:
   void apply_updates(training::Trainer& trainer);
+  // max_lead_steps: waits (still handing over its model to drivers) until the slowest active
+  // peer's reported step is within the lead, that peer stops being active, or a bound passes.
+  void hold_back_if_ahead(training::Trainer& trainer);
   double reference_norm_squared() const;
   std::uint64_t bytes_sent() const;
 
@@ -62,7 +71,10 @@ class DynamicSync final : public SyncStrategy {
   bool resumed_ = false;  // restored from a checkpoint: behind the others by their progress since
   std::optional<double> restored_delta_;
   std::int64_t last_epoch_ = 0;
-  std::chrono::nanoseconds blocked_{0};  // training thread standing still for balancings
+  // Nanoseconds the training thread stood still for balancings, and waited for slower peers
+  // (max_lead_steps). Written by the training thread, read by status().
+  std::atomic<std::int64_t> blocked_ns_{0};
+  std::atomic<std::int64_t> held_back_ns_{0};
   std::uint64_t epoch_start_bytes_ = 0;
   mutable std::mutex mutex_;  // guards averager_ being set, for status()
 };

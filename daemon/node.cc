@@ -463,6 +463,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       d.delta_mode = s.delta_mode;
       d.budget_bytes_per_epoch = s.budget_bytes_per_epoch;
       d.reply_timeout = std::chrono::milliseconds(s.reply_timeout_ms);
+      d.max_lead_steps = s.max_lead_steps;
       d.startup_timeout = std::chrono::milliseconds(s.startup_timeout_ms);
       d.collective_timeout = std::chrono::milliseconds(s.collective_timeout_ms);
       d.final_allreduce = s.final_allreduce;

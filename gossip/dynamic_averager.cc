@@ -93,23 +93,52 @@ void DynamicAverager::leave(std::chrono::milliseconds limit) {
   unlocked_.wait_for(lock, limit, [this] { return !lock_.has_value() && !violation_.load(); });
 }
 
-std::chrono::nanoseconds DynamicAverager::wait_while_involved(std::chrono::milliseconds limit) {
+bool DynamicAverager::involved() const {
+  std::lock_guard lock(mutex_);
+  return lock_.has_value() || violation_.load();
+}
+
+std::chrono::nanoseconds DynamicAverager::stand_still(std::span<const float> model,
+                                                      std::chrono::milliseconds limit) {
   const auto start = Clock::now();
+  const auto deadline = start + limit;
+  const std::size_t self = transport_.self();
+  auto model_wanted = [&] { return lock_ && lock_->reply && lock_->driver != self; };
   std::unique_lock lock(mutex_);
-  unlocked_.wait_for(lock, limit, [this] {
-    return stopping_.load() || (!lock_.has_value() && !violation_.load());
-  });
+  while (true) {
+    // A request may come while this thread already stands still (for its own violation, say):
+    // it is answered from here too, with the model that is not moving.
+    if (model_wanted() && model.size() == reference_.size()) {
+      auto snapshot = with_queued_updates_locked(model);
+      latest_ = snapshot;
+      reply_locked(std::move(snapshot), *lock_->reply);
+    }
+    const bool woke = unlocked_.wait_until(lock, deadline, [&] {
+      return stopping_.load() || (!lock_.has_value() && !violation_.load()) || model_wanted();
+    });
+    if (!woke || !model_wanted()) break;
+  }
   return Clock::now() - start;
 }
 
+std::shared_ptr<const std::vector<float>> DynamicAverager::with_queued_updates_locked(
+    std::span<const float> model) const {
+  auto out = std::make_shared<std::vector<float>>(model.begin(), model.end());
+  for (const DynamicUpdate& update : updates_) {
+    if (update.delta.size() != out->size()) continue;
+    for (std::size_t k = 0; k < out->size(); ++k) (*out)[k] += update.delta[k];
+  }
+  return out;
+}
+
 double DynamicAverager::check(std::span<const float> model) {
-  auto snapshot = std::make_shared<const std::vector<float>>(model.begin(), model.end());
   double drift;
   bool violated = false;
   {
     std::lock_guard lock(mutex_);
+    auto snapshot = with_queued_updates_locked(model);
     latest_ = snapshot;
-    drift = squared_distance(model, reference_);
+    drift = squared_distance(*snapshot, reference_);
     ++stats_.checks;
     stats_.last_drift = drift;
     if (drift > options_.delta && !lock_ && !violation_.load() && !leaving_.load()) {
@@ -231,27 +260,28 @@ void DynamicAverager::serve(ReceivedMessage& message) {
         reply_busy(from, h.tag, h.aux0, transport_.self());  // nothing published yet
         return;
       }
+      const PendingReply request{h.aux0, h.aux1};
       if (!ours) {
-        lock_ = Lock{from, h.tag, h.incarnation, latest_, Clock::now()};
+        lock_ = Lock{from, h.tag, h.incarnation, nullptr, Clock::now(), std::nullopt};
         ++stats_.joined;
+        if (options_.fresh_reply_wait.count() > 0) {
+          lock_->reply = request;  // stand_still() answers with the current model
+          unlocked_.notify_all();  // if the training thread already stands still
+          return;
+        }
+        reply_locked(latest_, request);
+        return;
       }
-      OutgoingMessage reply;
-      reply.tag = h.tag;
-      reply.aux0 = h.aux0;
-      if (options_.precision == WirePrecision::f16 && h.aux1 == reference_id_) {
-        reply.type = MessageType::model_reply_f16;
-        reply.aux1 = reference_id_;
-        auto drift = drift_of(*lock_->snapshot, reference_);
-        reply.payload = make_payload(*drift, drift);
-      } else {
-        reply.type = MessageType::model_reply;
-        reply.payload = make_payload(*lock_->snapshot, lock_->snapshot);
+      if (lock_->reply) {
+        lock_->reply = request;  // asked again while the answer waits: answer this attempt
+        return;
       }
-      transport_.send(from, std::move(reply));
+      reply_locked(lock_->snapshot, request);
       return;
     }
     case MessageType::model_update: {
-      if (!lock_ || lock_->driver != from || lock_->balancing != h.tag) return;  // stale
+      // Stale, or (never from a correct driver) before this node answered.
+      if (!lock_ || lock_->driver != from || lock_->balancing != h.tag || !lock_->snapshot) return;
       auto average = message.floats();
       if (average.size() != lock_->snapshot->size()) return;
       take_average_locked(h.tag, std::make_shared<const std::vector<float>>(average.begin(), average.end()),
@@ -259,7 +289,7 @@ void DynamicAverager::serve(ReceivedMessage& message) {
       return;
     }
     case MessageType::model_update_f16: {
-      if (!lock_ || lock_->driver != from || lock_->balancing != h.tag) return;  // stale
+      if (!lock_ || lock_->driver != from || lock_->balancing != h.tag || !lock_->snapshot) return;
       auto drift = message.halves();
       if (drift.size() != lock_->snapshot->size()) return;
       if ((h.aux1 >> kReferenceShift) != reference_id_) {
@@ -287,6 +317,30 @@ void DynamicAverager::serve(ReceivedMessage& message) {
       return;
     default: return;
   }
+}
+
+void DynamicAverager::reply_locked(std::shared_ptr<const std::vector<float>> snapshot,
+                                   const PendingReply& request) {
+  lock_->snapshot = std::move(snapshot);
+  lock_->reply.reset();
+  OutgoingMessage reply;
+  reply.tag = lock_->balancing;
+  reply.aux0 = request.attempt;
+  if (options_.precision == WirePrecision::f16 && request.reference_id == reference_id_) {
+    reply.type = MessageType::model_reply_f16;
+    reply.aux1 = reference_id_;
+    auto drift = drift_of(*lock_->snapshot, reference_);
+    reply.payload = make_payload(*drift, drift);
+  } else {
+    reply.type = MessageType::model_reply;
+    reply.payload = make_payload(*lock_->snapshot, lock_->snapshot);
+  }
+  transport_.send(lock_->driver, std::move(reply));
+}
+
+void DynamicAverager::reply_if_overdue_locked() {
+  if (!lock_ || !lock_->reply || Clock::now() - lock_->since < options_.fresh_reply_wait) return;
+  reply_locked(latest_, *lock_->reply);  // the training thread did not come: the last check's
 }
 
 void DynamicAverager::take_average_locked(std::uint64_t balancing,
@@ -437,7 +491,7 @@ DynamicAverager::DriveResult DynamicAverager::drive(std::shared_ptr<const std::v
   double delta;
   {
     std::lock_guard lock(mutex_);
-    lock_ = Lock{self, drive.id, 0, own, Clock::now()};
+    lock_ = Lock{self, drive.id, 0, own, Clock::now(), std::nullopt};
     drive.reference = reference_;
     drive.reference_id = reference_id_;
     delta = options_.delta;
@@ -565,15 +619,20 @@ void DynamicAverager::commit(const Drive& drive, const std::vector<std::size_t>&
 
 void DynamicAverager::run() {
   while (!stopping_.load()) {
+    auto wake_at = Clock::now() + std::chrono::milliseconds(100);
+    {
+      std::lock_guard lock(mutex_);
+      if (lock_ && lock_->reply) wake_at = std::min(wake_at, lock_->since + options_.fresh_reply_wait);
+    }
     auto message = transport_.mailbox().take_any_of(
-        kProtocolTypes, Clock::now() + std::chrono::milliseconds(100),
-        [this] { return stopping_.load() || violation_.load(); });
+        kProtocolTypes, wake_at, [this] { return stopping_.load() || violation_.load(); });
     {
       // Checked on every pass, not only when the mailbox is quiet: other drivers retry their
       // requests every few milliseconds while this node is held, and a check that waited for
       // silence would never run (a restart soak caught two nodes held for minutes that way).
       std::lock_guard lock(mutex_);
       expire_abandoned_lock_locked();
+      reply_if_overdue_locked();
     }
     // A violation is handled after any message served with it: under a steady stream of
     // requests it would otherwise wait for a quiet mailbox, and the training thread with it.

@@ -12,9 +12,14 @@
 // it would hold half the live nodes the driver runs a full synchronization instead: all live
 // nodes take their average, which also becomes everyone's new reference.
 //
-// Members keep training while a balancing runs: each member replies with the snapshot of its
-// last check and later adds a - snapshot, so no local progress is lost and the average of the
-// set's models is preserved.
+// Members stand still in a balancing. A member answers with its model as it is when it stops:
+// the request waits (at most fresh_reply_wait) for the training thread's next step boundary,
+// which hands over its current model in stand_still() and then waits for the average. Without
+// that wait (or when the training thread does not come: paused, evaluating, finished) the
+// member answers with the snapshot of its last check and later adds a - snapshot, so no local
+// progress is lost and the average of the set's models is preserved either way; but progress
+// made since that check is then kept out of the average, and under label skew those up to
+// `period` steps pull each model towards its own classes (bench/RESULTS-dynamic.md).
 //
 // Concurrency: a node in a balancing (as driver or member) joins no other until it ends; it
 // answers other drivers "busy, held by k". Drivers resolve conflicts by id (wait-die): a driver
@@ -66,6 +71,10 @@ struct DynamicOptions {
   std::chrono::milliseconds lock_timeout{10000};
   // Of the balancing messages (the header's "Wire precision"); full synchronizations too.
   WirePrecision precision = WirePrecision::f32;
+  // How long a member's answer waits for stand_still() to hand over the current model before
+  // it goes out with the last check's snapshot. 0: at once (a caller that never calls
+  // stand_still(), like the unit tests of the protocol itself).
+  std::chrono::milliseconds fresh_reply_wait{0};
 };
 
 // What the training side applies, in order: x <- x + delta.
@@ -112,14 +121,19 @@ class DynamicAverager {
 
   // Training thread: publishes the model and checks ||model - r||^2 <= delta; a violation
   // starts a balancing on the protocol thread (unless this node is already in one). Returns
-  // the squared drift.
+  // the squared drift. Averages taken but not yet applied (take_update()) count as applied.
   double check(std::span<const float> model);
   // Training thread: the next average to apply, if any.
   std::optional<DynamicUpdate> take_update();
-  // Training thread: waits (at most `limit`) while this node has a violation being handled or
-  // is in a balancing, so a balancing acts on models that stand still, as in Kamp et al.
-  // Returns the time it waited.
-  std::chrono::nanoseconds wait_while_involved(std::chrono::milliseconds limit);
+  // Training thread, at every step boundary: if a driver waits for this node's model, hands it
+  // `model` (the current one); then waits (at most `limit`) while this node has a violation
+  // being handled or is in a balancing, so a balancing acts on models that stand still, as in
+  // Kamp et al. Returns the time it waited.
+  std::chrono::nanoseconds stand_still(std::span<const float> model, std::chrono::milliseconds limit);
+  // True while this node has a violation being handled or is in a balancing, when
+  // stand_still() will wait and may hand over the model: a caller whose `model` is a mirror
+  // (CUDA) refreshes it first only then.
+  bool involved() const;
 
   // Stops taking part: no new balancings (requests get "busy"), and waits up to `limit` for
   // the one this node is in to end, so every average it agreed to reaches take_update().
@@ -132,12 +146,19 @@ class DynamicAverager {
   DynamicStats stats() const;
 
  private:
+  // A driver's request not answered yet: it waits for stand_still() (fresh_reply_wait).
+  struct PendingReply {
+    std::uint64_t attempt = 0;        // the request's aux0
+    std::uint64_t reference_id = 0;   // the driver's reference checksum (the request's aux1)
+  };
   struct Lock {
     std::size_t driver = 0;
     std::uint64_t balancing = 0;
     std::uint64_t driver_incarnation = 0;  // the driver's process when it took this node
-    std::shared_ptr<const std::vector<float>> snapshot;  // what this node contributed
+    // What this node contributed; null while the reply is pending.
+    std::shared_ptr<const std::vector<float>> snapshot;
     Clock::time_point since;
+    std::optional<PendingReply> reply;
   };
   enum class DriveResult { local, full, aborted };
   using Models = std::map<std::size_t, std::shared_ptr<const std::vector<float>>>;
@@ -167,6 +188,17 @@ class DynamicAverager {
   void take_average_locked(std::uint64_t balancing, std::shared_ptr<const std::vector<float>> average,
                            bool full);
   void set_reference_locked(std::span<const float> reference);
+  // `model` plus every average taken but not yet applied by the training thread: the model
+  // this node will have. What it publishes and hands over must count them, or a balancing
+  // that starts before they are applied averages the model without them, and its correction
+  // lands on top of theirs (the node's own deviation subtracted twice: that diverges).
+  std::shared_ptr<const std::vector<float>> with_queued_updates_locked(std::span<const float> model) const;
+  // Answers the driver holding this node with `snapshot` (now lock_->snapshot). Caller holds
+  // mutex_.
+  void reply_locked(std::shared_ptr<const std::vector<float>> snapshot, const PendingReply& request);
+  // Sends a reply that waited past fresh_reply_wait with the last check's snapshot. Caller
+  // holds mutex_.
+  void reply_if_overdue_locked();
   std::vector<std::size_t> all_live() const;
   void reply_busy(std::size_t driver, std::uint64_t balancing, std::uint64_t attempt,
                   std::size_t blocker);
@@ -200,7 +232,7 @@ class DynamicAverager {
   std::atomic<bool> violation_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> leaving_{false};
-  std::condition_variable unlocked_;  // lock_ was released
+  std::condition_variable unlocked_;  // lock_ was released, or a driver waits for our model
   std::thread thread_;
 };
 

@@ -604,7 +604,9 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.delta_mode = r.choice("delta_mode", s.delta_mode, {"absolute", "relative", "budget"});
   s.budget_bytes_per_epoch = r.number("budget_bytes_per_epoch", s.budget_bytes_per_epoch, 0.0, 1e18);
   s.reply_timeout_ms = r.integer("reply_timeout_ms", s.reply_timeout_ms, 1, 3600000);
-  for (const char* key : {"delta", "delta_mode", "budget_bytes_per_epoch", "reply_timeout_ms"}) {
+  s.max_lead_steps = r.integer("max_lead_steps", s.max_lead_steps, 0, 1 << 30);
+  for (const char* key : {"delta", "delta_mode", "budget_bytes_per_epoch", "reply_timeout_ms",
+                          "max_lead_steps"}) {
     if (r.has(key) && s.mode != "dynamic") {
       r.fail_at(r.get(key), key, "applies only when mode = \"dynamic\"");
     }

@@ -101,6 +101,9 @@ struct SyncSpec {
   std::string delta_mode = "absolute";     // dynamic: absolute | relative | budget
   double budget_bytes_per_epoch = 0.0;     // dynamic, delta_mode = "budget"
   std::int64_t reply_timeout_ms = 2000;    // dynamic: a balancing waits this long for members
+  // Dynamic: a node this many steps ahead of its slowest active peer (by the steps heartbeats
+  // report) waits at its next check; 0 lets nodes drift apart without bound.
+  std::int64_t max_lead_steps = 0;
   int line = 0;
 };
 

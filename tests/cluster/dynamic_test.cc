@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <csignal>
+#include <thread>
+
 #include "support/local_cluster.h"
 
 namespace starling::testing {
@@ -58,6 +61,46 @@ TEST(Dynamic, BinaryHalfBalancingsSendHalfTheBytes) {
   const double per_average = bytes / averages / parameters;
   EXPECT_GT(per_average, 2.5);
   EXPECT_LT(per_average, 4.5) << "float32 models would cost 6 bytes per parameter";
+}
+
+std::int64_t step_of(LocalCluster& cluster, std::size_t i) {
+  auto status = cluster.ask(i, "status", 1000ms);
+  return status ? status->value("step", std::int64_t{-1}) : -1;
+}
+
+// max_lead_steps: with one node stalled (SIGSTOP) the others stop within the lead of its last
+// reported step, until it turns suspect and stops counting; then they go on without it.
+TEST(Dynamic, MaxLeadStepsHoldsNodesBackUntilAStalledPeerTurnsSuspect) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nepochs = 8\neval_every = 100000";
+  o.sync = "mode = \"dynamic\"\nperiod = 8\ndelta = 1e12\nmax_lead_steps = 16\n"
+           "heartbeat_ms = 20\nsuspect_after_ms = 2500\ndead_after_ms = 5000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 3) >= 100; }, 60s)) << cluster.log(3);
+  cluster.signal(3, SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(500ms);  // the others run into the lead and wait
+  std::vector<std::int64_t> held;
+  for (std::size_t i = 0; i < 3; ++i) held.push_back(step_of(cluster, i));
+  std::this_thread::sleep_for(1000ms);
+  ASSERT_LT(std::chrono::steady_clock::now() - stopped, 2500ms) << "the test itself was too slow";
+  for (std::size_t i = 0; i < 3; ++i) {
+    // At most one check period more (the lead is checked every 8 steps).
+    EXPECT_LE(step_of(cluster, i) - held[i], 8) << "node " << i << " ran ahead of the stalled n3";
+  }
+  // Once n3 is suspect it no longer holds anyone back.
+  std::this_thread::sleep_for(2500ms);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_GT(step_of(cluster, i) - held[i], 100) << "node " << i << " still waits for n3";
+  }
+  cluster.signal(3, SIGCONT);
+  for (std::size_t i = 0; i < 4; ++i) ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  for (std::size_t i = 0; i < 3; ++i) {
+    auto sync = cluster.metrics(i, "summary").back()["sync"];
+    EXPECT_GT(sync.value("held_back_seconds", 0.0), 1.0) << sync.dump();
+  }
 }
 
 TEST(Dynamic, WithoutViolationsOnlyHeartbeatsAreSent) {

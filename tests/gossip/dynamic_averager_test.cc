@@ -35,14 +35,19 @@ struct Cluster {
   Cluster(std::size_t n, std::size_t dim, double delta,
           std::chrono::milliseconds lock_timeout = 10s,
           WirePrecision precision = WirePrecision::f32, std::vector<float> reference = {})
+      : Cluster(n, dim, [&] {
+          DynamicOptions o;
+          o.delta = delta;
+          o.reply_timeout = 2000ms;
+          o.lock_timeout = lock_timeout;
+          o.precision = precision;
+          return o;
+        }(), std::move(reference)) {}
+
+  Cluster(std::size_t n, std::size_t dim, const DynamicOptions& o, std::vector<float> reference = {})
       : spec(ring_spec(n)), topo(topology::Topology::compile(spec)), network(topo.names(), 1) {
     if (reference.empty()) reference.assign(dim, 0.0f);
     for (std::size_t i = 0; i < n; ++i) {
-      DynamicOptions o;
-      o.delta = delta;
-      o.reply_timeout = 2000ms;
-      o.lock_timeout = lock_timeout;
-      o.precision = precision;
       nodes.push_back(std::make_unique<DynamicAverager>(network.node(i), topo, o, reference));
     }
   }
@@ -504,6 +509,109 @@ TEST(DynamicAveraging, AStreamOfRequestsDoesNotHoldAMemberPastTheLockTimeout) {
   }
   EXPECT_TRUE(joined) << "node 0 stayed in a balancing that could not end";
   EXPECT_LT(Clock::now() - start, 2s);
+}
+
+TEST(DynamicAveraging, AMemberAnswersWithItsModelAtItsNextStepBoundary) {
+  // Ring of 4 (every balancing is a full synchronization). The members published 1, 2, 3 at
+  // their last check and trained on to 11, 12, 13 when the request came; each hands over the
+  // model it has at its next step boundary, so the average includes that progress: with node
+  // 0's 1, (1 + 11 + 12 + 13) / 4, not (1 + 1 + 2 + 3) / 4.
+  const std::size_t n = 4, dim = 8;
+  DynamicOptions o;
+  o.delta = 1e9;
+  o.fresh_reply_wait = 5s;
+  Cluster c(n, dim, o);
+  for (std::size_t i = 1; i < n; ++i) c.nodes[i]->check(constant(dim, static_cast<float>(i)));
+  std::vector<std::thread> training;
+  for (std::size_t i = 1; i < n; ++i) {
+    training.emplace_back([&, i] {
+      // A training thread: steps until a driver wants its model, then stands still.
+      const auto deadline = Clock::now() + 5s;
+      while (!c.nodes[i]->involved() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+      c.nodes[i]->stand_still(constant(dim, 10.0f + static_cast<float>(i)), 5s);
+    });
+  }
+  c.nodes[0]->set_delta(1e-6);
+  c.nodes[0]->check(constant(dim, 1.0f));  // drift 8 > delta: node 0 drives
+  for (auto& t : training) t.join();
+  auto updates = c.settle();
+  const float average = (1.0f + 11.0f + 12.0f + 13.0f) / 4.0f;
+  ASSERT_EQ(updates[0].size(), 1u);
+  EXPECT_FLOAT_EQ(1.0f + updates[0][0].delta[0], average);
+  for (std::size_t i = 1; i < n; ++i) {
+    ASSERT_EQ(updates[i].size(), 1u) << i;
+    EXPECT_FLOAT_EQ(10.0f + static_cast<float>(i) + updates[i][0].delta[0], average) << "node " << i;
+  }
+}
+
+TEST(DynamicAveraging, AMemberWhoseTrainingThreadDoesNotComeAnswersWithItsLastCheck) {
+  // Paused, evaluating or finished: nobody calls stand_still(). After fresh_reply_wait the
+  // member answers with the model of its last check, well within the driver's reply timeout.
+  const std::size_t n = 4, dim = 8;
+  DynamicOptions o;
+  o.delta = 1e9;
+  o.reply_timeout = 2000ms;
+  o.fresh_reply_wait = 200ms;
+  Cluster c(n, dim, o);
+  for (std::size_t i = 1; i < n; ++i) c.nodes[i]->check(constant(dim, static_cast<float>(i)));
+  const auto start = Clock::now();
+  c.nodes[0]->set_delta(1e-6);
+  c.nodes[0]->check(constant(dim, 2.0f));
+  std::optional<DynamicUpdate> update;
+  ASSERT_TRUE(eventually_take(*c.nodes[0], update));
+  EXPECT_GE(Clock::now() - start, 200ms);
+  EXPECT_LT(Clock::now() - start, 1500ms);
+  EXPECT_EQ(update->set_size, 4u);
+  EXPECT_FLOAT_EQ(2.0f + update->delta[0], (2.0f + 1.0f + 2.0f + 3.0f) / 4.0f);
+}
+
+TEST(DynamicAveraging, AveragesNotAppliedYetCountInTheModelANodeHandsOver) {
+  // Node 1 takes part in two full synchronizations of a ring of 4 and applies neither average
+  // before the second asks for its model (its training thread was slow to take them). What it
+  // hands over must count the first average, or the second's correction lands on top of the
+  // first's: its own deviation subtracted twice, which made real clusters diverge.
+  const std::size_t n = 4, dim = 4;
+  DynamicOptions o;
+  o.delta = 1e9;
+  o.fresh_reply_wait = 5s;
+  Cluster c(n, dim, o);
+  std::vector<std::vector<float>> model(n);
+  for (std::size_t i = 0; i < n; ++i) model[i] = constant(dim, 4.0f * static_cast<float>(i + 1));
+  for (std::size_t i = 1; i < n; ++i) c.nodes[i]->check(model[i]);
+
+  auto balance = [&](float node0_moves_by) {
+    std::vector<std::thread> members;
+    for (std::size_t i = 1; i < n; ++i) {
+      members.emplace_back([&, i] {
+        const auto deadline = Clock::now() + 5s;
+        while (!c.nodes[i]->involved() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+        c.nodes[i]->stand_still(model[i], 5s);
+      });
+    }
+    for (float& v : model[0]) v += node0_moves_by;
+    c.nodes[0]->set_delta(1e-6);
+    c.nodes[0]->check(model[0]);
+    for (auto& t : members) t.join();
+    c.nodes[0]->set_delta(1e9);
+    std::optional<DynamicUpdate> update;
+    ASSERT_TRUE(eventually_take(*c.nodes[0], update));
+    for (std::size_t k = 0; k < dim; ++k) model[0][k] += update->delta[k];
+    for (std::size_t i = 2; i < n; ++i) {  // nodes 2 and 3 apply at once; node 1 does not
+      ASSERT_TRUE(eventually_take(*c.nodes[i], update));
+      for (std::size_t k = 0; k < dim; ++k) model[i][k] += update->delta[k];
+    }
+  };
+  balance(0.0f);  // average (4 + 8 + 12 + 16) / 4 = 10
+  balance(8.0f);  // node 0 at 18, the rest at 10: average 12
+  // Node 1 applies both averages now.
+  std::vector<DynamicUpdate> late;
+  std::optional<DynamicUpdate> update;
+  while (late.size() < 2 && eventually_take(*c.nodes[1], update)) late.push_back(std::move(*update));
+  ASSERT_EQ(late.size(), 2u);
+  for (const auto& u : late) {
+    for (std::size_t k = 0; k < dim; ++k) model[1][k] += u.delta[k];
+  }
+  for (std::size_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(model[i][0], 12.0f) << "node " << i;
 }
 
 }  // namespace
