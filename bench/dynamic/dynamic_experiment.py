@@ -119,17 +119,30 @@ def main():
     p.add_argument("--precisions", default="f32",
                    help="dynamic averaging: wire precisions to run (f32, f16 or f32,f16); f16 sends "
                         "binary16 drifts from the reference (periodic averaging is always f32)")
+    p.add_argument("--dynamic-extra", default="",
+                   help="more [sync] lines for the dynamic runs, separated by ';' "
+                        "(e.g. 'max_lead_steps = 32;heartbeat_ms = 20')")
     p.add_argument("--plot", default=os.path.join(ROOT, "bench", "dynamic", "bytes_vs_accuracy.png"))
-    p.add_argument("--from-results", help="only plot these results (a jsonl file)")
+    p.add_argument("--from-results", help="only plot these results (jsonl files, comma-separated)")
+    p.add_argument("--require-extra", default="",
+                   help="with --from-results: plot only the dynamic runs whose --dynamic-extra "
+                        "contains this text (periodic runs are always plotted)")
     args = p.parse_args()
     for item in filter(None, args.epochs.split(",")):
         name, value = item.split("=")
         MODELS[name]["epochs"] = float(value)
     if args.from_results:
-        with open(args.from_results) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        plot(rows, args.plot)
+        rows = []
+        for path in args.from_results.split(","):
+            with open(path) as f:
+                rows += [json.loads(line) for line in f if line.strip()]
+        rows = [r for r in rows if not r["method"].startswith("dynamic")
+                or args.require_extra in (r.get("dynamic_extra") or "")]
+        # One point per setting: a later file's run of the same setting replaces an earlier one.
+        unique = {(r["model"], r["partition"], r["method"], r["delta"]): r for r in rows}
+        plot(list(unique.values()), args.plot)
         return
+    extra = "".join("\n" + line.strip() for line in args.dynamic_extra.split(";") if line.strip())
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     out_path = os.path.join(ROOT, "bench", "results", time.strftime("dynamic-%Y%m%d-%H%M%S.jsonl"))
     rows = []
@@ -144,12 +157,13 @@ def main():
                         configs.append((dynamic_name(precision), d,
                                         f'mode = "dynamic"\nperiod = {args.check_period}\n'
                                         f'delta_mode = "relative"\ndelta = {d}\n'
-                                        f'wire_precision = "{precision}"'))
+                                        f'wire_precision = "{precision}"' + extra))
                 for method, delta, sync in configs:
                     result = run(model, PARTITIONS[partition], sync)
                     row = {"model": model, "partition": partition, "method": method, "delta": delta,
                            "epochs": MODELS[model]["epochs"],
                            "check_period": args.check_period if method.startswith("dynamic") else None,
+                           "dynamic_extra": args.dynamic_extra if method.startswith("dynamic") else None,
                            **result}
                     out.write(json.dumps(row) + "\n")
                     out.flush()
