@@ -511,25 +511,35 @@ TEST(DynamicAveraging, AStreamOfRequestsDoesNotHoldAMemberPastTheLockTimeout) {
   EXPECT_LT(Clock::now() - start, 2s);
 }
 
+// A member's training thread: steps until a balancing involves the node, then stands still
+// with `model` (what it has at that step boundary) until the balancing ends.
+std::thread member_training_thread(DynamicAverager& node, std::vector<float> model) {
+  return std::thread([&node, model = std::move(model)] {
+    const auto deadline = Clock::now() + 5s;
+    while (!node.involved() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    node.stand_still(model, 5s);
+  });
+}
+
+// A ring of 4 whose members answer at their next step boundary (stand_still).
+DynamicOptions answering_at_step_boundaries() {
+  DynamicOptions o;
+  o.delta = 1e9;
+  o.fresh_reply_wait = 5s;
+  return o;
+}
+
 TEST(DynamicAveraging, AMemberAnswersWithItsModelAtItsNextStepBoundary) {
   // Ring of 4 (every balancing is a full synchronization). The members published 1, 2, 3 at
   // their last check and trained on to 11, 12, 13 when the request came; each hands over the
   // model it has at its next step boundary, so the average includes that progress: with node
   // 0's 1, (1 + 11 + 12 + 13) / 4, not (1 + 1 + 2 + 3) / 4.
   const std::size_t n = 4, dim = 8;
-  DynamicOptions o;
-  o.delta = 1e9;
-  o.fresh_reply_wait = 5s;
-  Cluster c(n, dim, o);
+  Cluster c(n, dim, answering_at_step_boundaries());
   for (std::size_t i = 1; i < n; ++i) c.nodes[i]->check(constant(dim, static_cast<float>(i)));
   std::vector<std::thread> training;
   for (std::size_t i = 1; i < n; ++i) {
-    training.emplace_back([&, i] {
-      // A training thread: steps until a driver wants its model, then stands still.
-      const auto deadline = Clock::now() + 5s;
-      while (!c.nodes[i]->involved() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-      c.nodes[i]->stand_still(constant(dim, 10.0f + static_cast<float>(i)), 5s);
-    });
+    training.push_back(member_training_thread(*c.nodes[i], constant(dim, 10.0f + static_cast<float>(i))));
   }
   c.nodes[0]->set_delta(1e-6);
   c.nodes[0]->check(constant(dim, 1.0f));  // drift 8 > delta: node 0 drives
@@ -571,23 +581,14 @@ TEST(DynamicAveraging, AveragesNotAppliedYetCountInTheModelANodeHandsOver) {
   // hands over must count the first average, or the second's correction lands on top of the
   // first's: its own deviation subtracted twice, which made real clusters diverge.
   const std::size_t n = 4, dim = 4;
-  DynamicOptions o;
-  o.delta = 1e9;
-  o.fresh_reply_wait = 5s;
-  Cluster c(n, dim, o);
+  Cluster c(n, dim, answering_at_step_boundaries());
   std::vector<std::vector<float>> model(n);
   for (std::size_t i = 0; i < n; ++i) model[i] = constant(dim, 4.0f * static_cast<float>(i + 1));
   for (std::size_t i = 1; i < n; ++i) c.nodes[i]->check(model[i]);
 
   auto balance = [&](float node0_moves_by) {
     std::vector<std::thread> members;
-    for (std::size_t i = 1; i < n; ++i) {
-      members.emplace_back([&, i] {
-        const auto deadline = Clock::now() + 5s;
-        while (!c.nodes[i]->involved() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-        c.nodes[i]->stand_still(model[i], 5s);
-      });
-    }
+    for (std::size_t i = 1; i < n; ++i) members.push_back(member_training_thread(*c.nodes[i], model[i]));
     for (float& v : model[0]) v += node0_moves_by;
     c.nodes[0]->set_delta(1e-6);
     c.nodes[0]->check(model[0]);
