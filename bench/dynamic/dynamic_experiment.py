@@ -153,7 +153,7 @@ def main():
                             f'mode = "allreduce"\nallreduce = "parameters"\nperiod = {int(h)}')
                            for h in filter(None, args.periods.split(","))]
                 for precision in args.precisions.split(","):
-                    for d in (float(x) for x in args.deltas.split(",")):
+                    for d in (float(x) for x in filter(None, args.deltas.split(","))):
                         configs.append((dynamic_name(precision), d,
                                         f'mode = "dynamic"\nperiod = {args.check_period}\n'
                                         f'delta_mode = "relative"\ndelta = {d}\n'
