@@ -15,6 +15,7 @@
 
 #include "daemon/allreduce_sync.h"
 #include "daemon/control_server.h"
+#include "daemon/curve_keys.h"
 #include "daemon/dynamic_sync.h"
 #include "daemon/gossip_sync.h"
 #include "daemon/metrics_log.h"
@@ -434,6 +435,17 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     t.timing.never_seen_dead_after =
         std::chrono::milliseconds(std::max(s.startup_timeout_ms, s.dead_after_ms));
     t.faults = options.faults;
+    if (!self.public_key.empty()) {
+      for (const auto& node : n.spec.nodes) t.public_keys.push_back(node.public_key);
+      try {
+        t.secret_key = load_secret_key(self);
+      } catch (const KeyError& e) {
+        throw topology::ConfigError(n.spec.file, self.line, 0,
+                                    "node[" + std::to_string(n.index) + "].secret_key_file", e.what());
+      }
+      spdlog::info("CURVE: every connection is encrypted, and only the {} keys of the cluster "
+                   "file get in", n.spec.nodes.size());
+    }
     n.transport = std::make_unique<gossip::ZmqTransport>(std::move(t));
     if (s.mode == "gossip") {
       GossipSyncOptions g;

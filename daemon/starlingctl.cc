@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "daemon/ctl_status.h"
+#include "daemon/curve_keys.h"
 #include "daemon/ctl_topology.h"
 #include "daemon/ctl_up.h"
 
@@ -83,12 +84,32 @@ int main(int argc, char** argv) {
   sync->add_option("--timeout-ms", sync_timeout_ms, "how long to wait for an answer")
       ->check(CLI::Range(10, 600000));
 
+  std::string keygen_file;
+  auto* keygen = app.add_subcommand(
+      "keygen", "Make a CURVE key pair for a node: write the secret key to FILE (mode 0600, never "
+                "replacing a file) and print the public key to list as the node's public_key");
+  keygen->add_option("FILE", keygen_file, "where the secret key goes (the node's secret_key_file)")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help exits 0; a bad command line 2
   }
 
+  if (keygen->parsed()) {
+    try {
+      auto pair = daemon::generate_key_pair();
+      daemon::write_secret_key_file(keygen_file, pair.secret_key);
+      std::cout << "public_key = \"" << pair.public_key << "\"\n";
+      std::cerr << "secret key written to " << keygen_file << " (mode 0600); list the line above "
+                << "in the node's [[node]] table, with secret_key_file = \"" << keygen_file << "\"\n";
+      return 0;
+    } catch (const daemon::KeyError& e) {
+      std::cerr << "starlingctl keygen: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (sync->parsed()) {
     return daemon::run_sync_command(sync_file, sync_nodes, std::chrono::milliseconds(sync_timeout_ms),
                                     std::cout, std::cerr);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "daemon/control_server.h"
+#include "daemon/curve_keys.h"
 #include "daemon/node.h"
 #include "gossip/malloc_tuning.h"
 #include "gossip/zmq_transport.h"
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("--check", check_only,
                "validate the cluster file and this node's place in it, and that its dataset "
-               "files are on this machine (exit 3 if not), then exit");
+               "files are on this machine (exit 3 if not), and with CURVE that its secret key "
+               "file is its own and readable by it alone (exit 2 if not), then exit");
   auto* hooks = app.add_option_group("Test hooks", "fault injection for tests; never in production");
   hooks->add_option("--test-drop-rate", options.faults.drop_probability,
                     "drop this fraction of outgoing messages")
@@ -119,6 +121,17 @@ int main(int argc, char** argv) {
       // The data this node will train on must be on this machine (a missing directory would
       // otherwise only show when the daemon starts).
       const std::string data_dir = training::check_dataset_files(spec.training);
+      // So must this node's secret key, readable by it alone and matching its public key.
+      const auto& self = spec.nodes[spec.index_of(options.node_id)];
+      if (!self.public_key.empty()) {
+        try {
+          daemon::load_secret_key(self);
+        } catch (const daemon::KeyError& e) {
+          std::cerr << "starlingd: " << options.config_path << ": node " << self.id << ": "
+                    << e.what() << "\n";
+          return daemon::kExitConfig;
+        }
+      }
       std::cout << options.config_path << ": valid; node " << options.node_id << " of "
                 << spec.nodes.size() << " in cluster " << spec.name << ", mode " << spec.sync.mode
                 << "\n";

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <unordered_map>
 #include <zmq.hpp>
 
@@ -21,6 +22,7 @@ constexpr std::chrono::seconds kReconnectSpacing{1};  // see connect_again_if_wa
 // Routing id + header + payload + one more, so a message with extra frames is still seen to
 // have them; frames beyond that are read and discarded.
 constexpr std::size_t kMaxKeptFrames = 4;
+constexpr std::size_t kMaxCurveCommand = 512;  // CURVE handshake commands are at most ~200 bytes
 
 void release_payload(void* /*data*/, void* hint) {
   delete static_cast<std::shared_ptr<const void>*>(hint);
@@ -38,6 +40,9 @@ struct ZmqTransport::Impl {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   zmq::socket_t monitor{context, zmq::socket_type::pair};
+  zmq::socket_t zap{context, zmq::socket_type::rep};  // ZAP handler (CURVE only)
+  std::map<std::string, std::size_t> node_of_key;     // binary public key -> node
+  std::set<std::string> refused_keys;                 // logged once each
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
   std::vector<bool> dealer_unconnected;  // our last heartbeat to this peer could not be sent
   // connect_again_if_waiting, per peer: when it last ran (the epoch: never).
@@ -72,17 +77,45 @@ struct ZmqTransport::Impl {
     socket.set(zmq::sockopt::heartbeat_ttl, ivl * 10);
   }
 
+  bool curve() const { return !options().public_keys.empty(); }
+
+  void configure_curve() {
+    const auto& o = options();
+    if (o.public_keys.size() != o.ids.size() || o.secret_key.size() != 40) {
+      throw TransportError("CURVE needs a public key for every node and this node's secret key");
+    }
+    for (std::size_t i = 0; i < o.public_keys.size(); ++i) {
+      std::string binary(32, '\0');
+      if (o.public_keys[i].size() != 40 ||
+          !zmq_z85_decode(reinterpret_cast<std::uint8_t*>(binary.data()), o.public_keys[i].c_str())) {
+        throw TransportError("node " + o.ids[i] + "'s public key is not Z85");
+      }
+      node_of_key.emplace(binary, i);
+    }
+    // The ZAP handler must be bound before the inbox accepts a connection: libzmq asks it
+    // about every CURVE handshake (without one, a CURVE server admits any key).
+    zap.set(zmq::sockopt::linger, 0);
+    zap.bind("inproc://zeromq.zap.01");
+    router.set(zmq::sockopt::curve_server, 1);
+    router.set(zmq::sockopt::curve_secretkey, o.secret_key);
+    router.set(zmq::sockopt::zap_domain, "starling");
+  }
+
   void open_sockets() {
     const auto& o = options();
     for (std::size_t i = 0; i < o.ids.size(); ++i) index_of_id.emplace(o.ids[i], i);
 
+    if (curve()) configure_curve();
     configure_common(router);
     router.set(zmq::sockopt::router_mandatory, 1);
     // A restarted node reconnects with the same id while its old connection may still be
     // half-open; handover lets the new connection take the id over.
     router.set(zmq::sockopt::router_handover, 1);
+    // The limit applies to frames as they arrive, and CURVE boxes each one with a few dozen
+    // bytes of its own (command name, nonce, MAC).
     router.set(zmq::sockopt::maxmsgsize,
-               static_cast<std::int64_t>(std::max(o.max_payload_bytes, kHeaderSize)));
+               static_cast<std::int64_t>(std::max(o.max_payload_bytes, kHeaderSize) +
+                                         (curve() ? kMaxCurveCommand : 0)));
     router.set(zmq::sockopt::rcvhwm, 10000);
     router.set(zmq::sockopt::linger, 0);
     if (zmq_socket_monitor(router.handle(), "inproc://starling-inbox-monitor",
@@ -113,8 +146,16 @@ struct ZmqTransport::Impl {
       dealer->set(zmq::sockopt::reconnect_ivl_max, 2000);
       dealer->set(zmq::sockopt::sndhwm, 1000);
       dealer->set(zmq::sockopt::linger, static_cast<int>(o.linger.count()));
-      // Only heartbeat acks come back on a dealer.
-      dealer->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kHeaderSize));
+      // Only heartbeat acks come back on a dealer; the limit also applies to handshake
+      // commands, and CURVE's (WELCOME: 168 bytes) are larger than a header.
+      dealer->set(zmq::sockopt::maxmsgsize,
+                  static_cast<std::int64_t>(curve() ? kMaxCurveCommand : kHeaderSize));
+      if (curve()) {
+        // The peer's inbox must prove it holds the secret key of the public key listed for it.
+        dealer->set(zmq::sockopt::curve_serverkey, o.public_keys[i]);
+        dealer->set(zmq::sockopt::curve_publickey, o.public_keys[o.self]);
+        dealer->set(zmq::sockopt::curve_secretkey, o.secret_key);
+      }
       try {
         dealer->connect(o.endpoints[i]);
       } catch (const zmq::error_t& e) {
@@ -290,12 +331,58 @@ struct ZmqTransport::Impl {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
       auto frames = std::make_shared<std::vector<zmq::message_t>>();
       if (!read_message(router, *frames)) return;
-      // Frame 0 is the routing id the peer's DEALER announced: its node id.
+      // Frame 0 is the routing id the peer's DEALER announced: its node id. With CURVE the
+      // sender is the node whose key the connection proved (the ZAP User-Id), so a node
+      // cannot speak for another by announcing its id: the header's sender then disagrees.
       const zmq::message_t& identity = (*frames)[0];
+      std::string claimed(static_cast<const char*>(identity.data()), identity.size());
+      if (curve()) {
+        // Metadata rides on the frames that came over the connection, not on the routing-id
+        // frame the ROUTER adds.
+        const char* user = frames->size() > 1 ? zmq_msg_gets((*frames)[1].handle(), "User-Id") : nullptr;
+        claimed = user ? user : "";
+      }
       std::optional<std::size_t> sender;
-      auto it = index_of_id.find(std::string(static_cast<const char*>(identity.data()), identity.size()));
+      auto it = index_of_id.find(claimed);
       if (it != index_of_id.end()) sender = it->second;
       handle_frames(sender, frames, 1, &identity);
+    }
+  }
+
+  // One ZAP request (RFC 27): admits a CURVE client whose public key is listed, as that node.
+  void serve_zap() {
+    std::vector<zmq::message_t> request;
+    while (true) {
+      zmq::message_t frame;
+      if (!zap.recv(frame, zmq::recv_flags::dontwait)) return;
+      const bool more = frame.more();
+      request.push_back(std::move(frame));
+      if (!more) break;
+    }
+    auto text = [&](std::size_t i) {
+      return i < request.size() ? std::string(static_cast<const char*>(request[i].data()), request[i].size())
+                                : std::string();
+    };
+    std::string status = "400", reason = "key not in the cluster file", user;
+    if (request.size() >= 7 && text(5) == "CURVE") {
+      auto it = node_of_key.find(text(6));
+      if (it != node_of_key.end() && it->second != options().self) {
+        status = "200";
+        reason = "OK";
+        user = options().ids[it->second];
+      } else if (refused_keys.insert(text(6)).second) {
+        char z85[41] = {};
+        std::string key = text(6);
+        if (key.size() == 32) zmq_z85_encode(z85, reinterpret_cast<const std::uint8_t*>(key.data()), 32);
+        spdlog::warn("refused a connection from {}: its CURVE key {} is not another node's key "
+                     "in the cluster file", text(3), z85);
+      }
+    } else {
+      reason = "only CURVE is accepted";
+    }
+    const std::string reply[] = {"1.0", text(1), status, reason, user, ""};
+    for (std::size_t i = 0; i < 6; ++i) {
+      zap.send(zmq::buffer(reply[i]), i + 1 < 6 ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
 
@@ -364,6 +451,11 @@ struct ZmqTransport::Impl {
     items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
     std::vector<std::size_t> dealer_of_item(3, 0);
+    const std::size_t zap_item = items.size();
+    if (curve()) {
+      items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
+      dealer_of_item.push_back(0);
+    }
     for (std::size_t i = 0; i < dealers.size(); ++i) {
       if (!dealers[i]) continue;
       items.push_back({dealers[i]->handle(), 0, ZMQ_POLLIN, 0});
@@ -403,7 +495,8 @@ struct ZmqTransport::Impl {
       flush_queue(Clock::now());
       if (items[0].revents & ZMQ_POLLIN) receive_inbox();
       if (items[1].revents & ZMQ_POLLIN) receive_monitor();
-      for (std::size_t k = 3; k < items.size(); ++k) {
+      if (curve() && (items[zap_item].revents & ZMQ_POLLIN)) serve_zap();
+      for (std::size_t k = curve() ? zap_item + 1 : 3; k < items.size(); ++k) {
         if (items[k].revents & ZMQ_POLLIN) receive_dealer(dealer_of_item[k]);
       }
     }

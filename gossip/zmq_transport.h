@@ -53,6 +53,12 @@ struct ZmqTransportOptions {
   std::size_t mailbox_per_sender_limit = 256;
   std::chrono::milliseconds linger{500};
   FaultInjection faults;
+  // CURVE: every node's public key (Z85, 40 characters) in cluster order, and this node's
+  // secret key. Empty: plain connections. With keys, every connection is encrypted, the
+  // inbox admits only the listed keys (a ZAP handler), and a message counts as sent by the
+  // node whose key its connection proved, whatever routing id the connection announced.
+  std::vector<std::string> public_keys;
+  std::string secret_key;
 };
 
 class ZmqTransport final : public Transport {

@@ -199,6 +199,13 @@ const toml::table* sub_table(TableReader& parent, std::string_view key) {
   return node->as_table();
 }
 
+bool is_z85_key(const std::string& key) {
+  static constexpr std::string_view kZ85 =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  return key.size() == 40 &&
+         std::all_of(key.begin(), key.end(), [](char c) { return kZ85.find(c) != std::string_view::npos; });
+}
+
 bool valid_id(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
@@ -268,7 +275,7 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
   if (!node || !node->is_array_of_tables() || node->as_array()->empty()) {
     root.fail_at(node, "node", "at least one [[node]] table is required (id, endpoint)");
   }
-  std::map<std::string, int> id_lines, endpoint_lines, control_lines;
+  std::map<std::string, int> id_lines, endpoint_lines, control_lines, key_lines;
   std::size_t index = 0;
   for (const toml::node& element : *node->as_array()) {
     const toml::table& table = *element.as_table();
@@ -305,13 +312,29 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
                        "duplicate endpoint \"" + n.control + "\"; every socket needs its own");
       }
     }
-    // Accepting a key and then sending in the clear would let an operator believe the
-    // cluster is protected.
-    if (const toml::node* key = reader.get("public_key")) {
-      reader.fail_at(key, "public_key",
-                     "CURVE encryption is not implemented in this version, so a key would "
-                     "protect nothing; remove it and run on a network you trust (README, "
-                     "\"Security\")");
+    n.public_key = reader.string("public_key", "");
+    if (reader.has("public_key") && !is_z85_key(n.public_key)) {
+      reader.fail_at(reader.get("public_key"), "public_key",
+                     "\"" + n.public_key + "\" is not a CURVE public key: 40 characters of Z85 "
+                     "(`starlingctl keygen FILE` makes a key pair)");
+    }
+    if (!n.public_key.empty()) {
+      if (auto [it, inserted] = key_lines.emplace(n.public_key, n.line); !inserted) {
+        reader.fail_at(reader.get("public_key"), "public_key",
+                       "the same key as the node at line " + std::to_string(it->second) +
+                           "; every node needs its own key pair");
+      }
+    }
+    n.secret_key_file = reader.string("secret_key_file", "");
+    if (reader.has("secret_key_file")) {
+      if (n.public_key.empty()) {
+        reader.fail_at(reader.get("secret_key_file"), "secret_key_file",
+                       "needs the node's public_key beside it");
+      }
+      std::filesystem::path path(n.secret_key_file);
+      if (path.is_relative()) {
+        n.secret_key_file = (std::filesystem::path(spec.file).parent_path() / path).string();
+      }
     }
     n.device = reader.string("device", "");
     if (!n.device.empty()) {
@@ -334,6 +357,18 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
     reader.reject_unknown_keys();
     spec.nodes.push_back(std::move(n));
     ++index;
+  }
+  // Keys on some nodes only would leave those without one unable to talk to the others (a
+  // CURVE socket speaks only to CURVE peers): say so here, not as handshake failures later.
+  if (!key_lines.empty() && key_lines.size() != spec.nodes.size()) {
+    for (std::size_t i = 0; i < spec.nodes.size(); ++i) {
+      if (spec.nodes[i].public_key.empty()) {
+        throw ConfigError(spec.file, spec.nodes[i].line, 0,
+                          "node[" + std::to_string(i) + "].public_key",
+                          "missing: other nodes have keys, and either every node has a "
+                          "public_key or none does");
+      }
+    }
   }
 }
 

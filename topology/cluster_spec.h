@@ -38,6 +38,12 @@ struct NodeSpec {
   // Optional: this node's training device, in place of training.device (e.g. a GPU each for
   // the nodes of one multi-GPU machine). Empty: training.device.
   std::string device;
+  // CURVE (README "Security"): the node's public key, Z85-encoded (40 characters); set on every
+  // node or on none. secret_key_file: where this node's host keeps its secret key (made by
+  // `starlingctl keygen`), resolved against the cluster file's directory; only the node
+  // itself reads it.
+  std::string public_key;
+  std::string secret_key_file;
   int line = 0;
 };
 

@@ -37,6 +37,7 @@ struct LoopbackCluster {
   std::unique_ptr<topology::Topology> topo;
   std::vector<std::unique_ptr<ZmqTransport>> nodes;
   std::chrono::milliseconds heartbeat;
+  std::vector<std::string> public_keys, secret_keys;  // CURVE when not empty
 
   // Every node has heard every other and measured a round trip (so its own dealers are
   // connected too): what the daemon waits for before its first round.
@@ -51,8 +52,14 @@ struct LoopbackCluster {
   }
 
   explicit LoopbackCluster(std::size_t n, std::uint64_t fingerprint_of_last = kFingerprint,
-                           std::chrono::milliseconds heartbeat_period = 50ms)
+                           std::chrono::milliseconds heartbeat_period = 50ms, bool curve = false)
       : heartbeat(heartbeat_period) {
+    for (std::size_t i = 0; curve && i < n; ++i) {
+      char pub[41] = {}, sec[41] = {};
+      if (zmq_curve_keypair(pub, sec) != 0) throw std::runtime_error("no CURVE in this libzmq");
+      public_keys.push_back(pub);
+      secret_keys.push_back(sec);
+    }
     std::string text = "[cluster]\nname = \"zt\"\n[topology]\nkind = \"ring\"\n";
     for (std::size_t i = 0; i < n; ++i) {
       ids.push_back("n" + std::to_string(i));
@@ -80,9 +87,38 @@ struct LoopbackCluster {
     o.timing = heartbeat > 50ms ? PeerTiming{heartbeat * 4, heartbeat * 10, heartbeat * 40}
                                 : PeerTiming{200ms, 500ms, 2000ms};
     o.linger = 100ms;
+    if (!public_keys.empty()) {
+      o.public_keys = public_keys;
+      o.secret_key = secret_keys[i];
+    }
     return std::make_unique<ZmqTransport>(o);
   }
 };
+
+// A raw CURVE client of node `to`'s inbox, outside any transport: announces `routing_id` and
+// proves the key pair it is given.
+zmq::socket_t curve_client(zmq::context_t& context, const LoopbackCluster& c, std::size_t to,
+                           const std::string& routing_id, const std::string& public_key,
+                           const std::string& secret_key) {
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.set(zmq::sockopt::routing_id, routing_id);
+  dealer.set(zmq::sockopt::curve_serverkey, c.public_keys[to]);
+  dealer.set(zmq::sockopt::curve_publickey, public_key);
+  dealer.set(zmq::sockopt::curve_secretkey, secret_key);
+  dealer.connect(c.endpoints[to]);
+  return dealer;
+}
+
+void send_heartbeat_claiming(zmq::socket_t& dealer, std::uint32_t sender) {
+  Header h;
+  h.type = MessageType::heartbeat;
+  h.sender = sender;
+  h.fingerprint = kFingerprint;
+  h.incarnation = 1;
+  auto head = encode_header(h);
+  dealer.send(zmq::buffer(head.data(), head.size()), zmq::send_flags::dontwait);
+}
 
 TEST(ZmqTransport, PeersBecomeAliveAndMeasureRoundTrips) {
   LoopbackCluster c(3);
@@ -117,13 +153,14 @@ TEST(ZmqTransport, HeartbeatsCarryProgress) {
   EXPECT_EQ(c.nodes[0]->peers().snapshot()[1].reported_step, 345u);
 }
 
-TEST(ZmqTransport, GossipRoundOverLoopback) {
-  LoopbackCluster c(4);
+// One gossip round of 4 nodes with models of `floats` values.
+void gossip_round_over_loopback(bool curve, std::size_t floats) {
+  LoopbackCluster c(4, kFingerprint, 50ms, curve);
   ASSERT_TRUE(eventually([&] { return c.all_connected(); }));
   std::vector<std::unique_ptr<GossipAverager>> averagers;
   for (auto& node : c.nodes) averagers.push_back(std::make_unique<GossipAverager>(*node, *c.topo, 5000ms));
-  std::vector<std::vector<float>> models(4), mixed(4, std::vector<float>(50000));
-  for (std::size_t i = 0; i < 4; ++i) models[i].assign(50000, static_cast<float>(i));
+  std::vector<std::vector<float>> models(4), mixed(4, std::vector<float>(floats));
+  for (std::size_t i = 0; i < 4; ++i) models[i].assign(floats, static_cast<float>(i));
   std::vector<std::thread> threads;
   std::vector<GossipRoundResult> results(4);
   for (std::size_t i = 0; i < 4; ++i) {
@@ -138,8 +175,16 @@ TEST(ZmqTransport, GossipRoundOverLoopback) {
     // Metropolis on a ring of 4: 1/3 each for self and both neighbours.
     float expected = static_cast<float>((i + (i + 1) % 4 + (i + 3) % 4) / 3.0);
     EXPECT_NEAR(mixed[i][0], expected, 1e-5);
-    EXPECT_NEAR(mixed[i][49999], expected, 1e-5);
+    EXPECT_NEAR(mixed[i][floats - 1], expected, 1e-5);
   }
+}
+
+TEST(ZmqTransport, GossipRoundOverLoopback) { gossip_round_over_loopback(false, 50000); }
+
+// With CURVE, and payloads of exactly the largest size the inbox accepts: the encryption's
+// overhead must not push a full-size model over the message size limit.
+TEST(ZmqTransport, CurveGossipRoundWithTheLargestPayload) {
+  gossip_round_over_loopback(true, (1 << 20) / sizeof(float));
 }
 
 TEST(ZmqTransport, ADeadPeerIsDetectedAndARoundDoesNotWaitForIt) {
@@ -309,6 +354,46 @@ TEST(ZmqTransport, FaultInjectionDropsMessages) {
   EXPECT_GT(c.nodes[1]->dropped_by_fault_injection(), 0u);
   // Neither its heartbeats nor its acks arrive.
   EXPECT_EQ(c.nodes[0]->peers().state(1), PeerState::dead);
+}
+
+TEST(ZmqTransport, CurvePeersBecomeAliveOverEncryptedConnections) {
+  LoopbackCluster c(3, kFingerprint, 50ms, /*curve=*/true);
+  EXPECT_TRUE(eventually([&] { return c.all_connected(); }))
+      << "nodes with each other's CURVE keys did not connect";
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(c.nodes[i]->peers().handshake_failures(), 0u);
+}
+
+TEST(ZmqTransport, CurveRefusesAKeyThatIsNotInTheClusterFile) {
+  LoopbackCluster c(2, kFingerprint, 50ms, /*curve=*/true);
+  ASSERT_TRUE(eventually([&] { return c.all_connected(); }));
+  char pub[41] = {}, sec[41] = {};
+  ASSERT_EQ(zmq_curve_keypair(pub, sec), 0);
+  zmq::context_t context;
+  auto intruder = curve_client(context, c, 0, "n1", pub, sec);
+  send_heartbeat_claiming(intruder, 1);
+  // The handshake fails (ZAP: 400), so nothing it sends is ever read.
+  EXPECT_TRUE(eventually([&] { return c.nodes[0]->peers().handshake_failures() > 0; }))
+      << "a connection with an unlisted key was not refused";
+  auto before = c.nodes[0]->peers().snapshot()[1].messages_received;
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(c.nodes[0]->peers().snapshot()[1].rejected[static_cast<std::size_t>(RejectReason::sender_mismatch)], 0u);
+  EXPECT_GE(c.nodes[0]->peers().snapshot()[1].messages_received, before);  // n1 itself goes on
+}
+
+TEST(ZmqTransport, CurveAttributesAMessageToTheKeyItsConnectionProved) {
+  // n2's key pair, announcing n1's routing id and claiming to be n1 in the header: the inbox
+  // knows the sender is n2 (the key), and refuses the header's claim as a sender mismatch.
+  LoopbackCluster c(3, kFingerprint, 50ms, /*curve=*/true);
+  ASSERT_TRUE(eventually([&] { return c.all_connected(); }));
+  zmq::context_t context;
+  auto impostor = curve_client(context, c, 0, "n1", c.public_keys[2], c.secret_keys[2]);
+  auto mismatches = [&] {
+    return c.nodes[0]->peers().snapshot()[2].rejected[static_cast<std::size_t>(RejectReason::sender_mismatch)];
+  };
+  EXPECT_TRUE(eventually([&] {
+    send_heartbeat_claiming(impostor, 1);
+    return mismatches() > 0;
+  })) << "a message from n2's key claiming to be n1 was not refused";
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
       metrics_ports_.push_back(free_tcp_port());
       text << "metrics = \"127.0.0.1:" << metrics_ports_.back() << "\"\n";
     }
+    if (i < options.node_lines.size()) text << options.node_lines[i] << "\n";
   }
   cluster_file_ = dir_ / "cluster.toml";
   std::ofstream(cluster_file_) << text.str();

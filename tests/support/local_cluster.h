@@ -22,6 +22,7 @@ struct LocalClusterOptions {
   std::string sync;                          // body of [sync]
   std::string name = "test";
   bool metrics = false;  // give every node a Prometheus endpoint on a free loopback port
+  std::vector<std::string> node_lines;  // more lines for node i's [[node]] table (e.g. keys)
 };
 
 class LocalCluster {

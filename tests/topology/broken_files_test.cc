@@ -134,10 +134,25 @@ std::vector<BrokenFile> broken_files() {
        "node[0].device", "\"gpu1\" is not valid; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""},
       {"bad_training_device", kHead + kRing + nodes(2) + "[training]\ndevice = \"cuda:\"  # <-\n",
        "training.device", "\"cuda:\" is not valid"},
-      {"public_key_without_curve",
+      {"bad_public_key",
        kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+           "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL\"  # <-\n",
+       "node[0].public_key", "is not a CURVE public key: 40 characters of Z85"},
+      {"duplicate_public_key",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+           "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+           "[[node]]\nid = \"n1\"\nendpoint = \"tcp://127.0.0.1:7001\"\n"
            "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"  # <-\n",
-       "node[0].public_key", "CURVE encryption is not implemented in this version"},
+       "node[1].public_key", "the same key as the node at line"},
+      {"public_key_on_some_nodes_only",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+           "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+           "[[node]]  # <-\nid = \"n1\"\nendpoint = \"tcp://127.0.0.1:7001\"\n",
+       "node[1].public_key", "either every node has a public_key or none does"},
+      {"secret_key_file_without_public_key",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+           "secret_key_file = \"n0.key\"  # <-\n",
+       "node[0].secret_key_file", "needs the node's public_key beside it"},
       {"bad_topology_kind", kHead + "[topology]\nkind = \"star\"  # <-\n" + nodes(2), "topology.kind",
        "\"star\" is not valid; use \"ring\" | \"torus\" | \"hypercube\" | \"exponential\" | "
        "\"one-peer-exponential\" | \"complete\" | \"edges\""},
