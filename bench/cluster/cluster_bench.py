@@ -54,11 +54,11 @@ def pytorch_throughput(ranks):
 
 
 def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedule="cosine",
-             topology="ring", seed=1):
+             topology="ring", seed=1, curve=False):
     sync = f'mode = "{mode}"\nperiod = 8' + sync_extra
     training = TRAINING.format(epochs=epochs, eval_every=eval_every or 100000, schedule=schedule)
     return starling_runs.run_cluster(f"bench-{mode}", 4, f'kind = "{topology}"', training, sync,
-                                     transport=transport, seed=seed)
+                                     transport=transport, seed=seed, curve=curve)
 
 
 # The one-peer exponential graph (one message out and one in per round: half the ring's bytes)
@@ -68,6 +68,7 @@ F16 = '\nwire_precision = "f16"'
 VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip": {},
     "starling_gossip_ipc": {"transport": "ipc"},
+    "starling_gossip_curve": {"curve": True},  # CURVE-encrypted connections (README "Security")
     "starling_gossip_staleness0": {"sync_extra": "\nstaleness = 0"},
     "starling_gossip_exp": {"topology": EXPONENTIAL},
     "starling_gossip_exp_staleness0": {"topology": EXPONENTIAL, "sync_extra": "\nstaleness = 0"},

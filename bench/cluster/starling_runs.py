@@ -23,7 +23,8 @@ def free_ports(count):
             s.close()
 
 
-def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp", seed=1):
+def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp", seed=1,
+                 node_lines=None):
     lines = ['[cluster]', f'name = "{name}"', f'seed = {seed}', '', '[topology]', topology, '',
              '[training]', training, '', '[sync]', sync, '', '[run]', f'dir = "{run_dir}"']
     ports = free_ports(nodes)
@@ -32,16 +33,33 @@ def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp"
                   (f'endpoint = "tcp://127.0.0.1:{ports[i]}"' if transport == "tcp"
                    else f'endpoint = "ipc://{run_dir}/n{i}.data"'),
                   f'control = "ipc://{run_dir}/n{i}.sock"']
+        if node_lines:
+            lines.append(node_lines[i])
     return "\n".join(lines) + "\n"
 
 
-def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp", seed=1):
-    """Runs the cluster to completion; returns per-node metrics (lists of JSON events)."""
+def curve_keys(nodes, directory):
+    """A CURVE key pair per node (starlingctl keygen): the [[node]] lines that list them."""
+    lines = []
+    for i in range(nodes):
+        path = os.path.join(directory, f"n{i}.key")
+        out = subprocess.run([STARLINGCTL, "keygen", path], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        lines.append(f'{out}\nsecret_key_file = "{path}"')
+    return lines
+
+
+def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp", seed=1,
+                curve=False):
+    """Runs the cluster to completion; returns per-node metrics (lists of JSON events).
+    curve: every node gets a CURVE key pair (encrypted, authenticated connections)."""
     run_dir = keep or tempfile.mkdtemp(prefix=f"starling-bench-{name}-")
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, "cluster.toml")
+    node_lines = curve_keys(nodes, run_dir) if curve else None
     with open(path, "w") as f:
-        f.write(cluster_text(name, nodes, topology, training, sync, run_dir, transport, seed))
+        f.write(cluster_text(name, nodes, topology, training, sync, run_dir, transport, seed,
+                             node_lines))
     with open(os.path.join(run_dir, "up.log"), "w") as log:
         subprocess.run([STARLINGCTL, "up", path, "--run-dir", run_dir], stdout=log,
                        stderr=subprocess.STDOUT, check=True)
