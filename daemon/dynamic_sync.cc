@@ -103,6 +103,13 @@ void DynamicSync::apply_updates(training::Trainer& trainer) {
   }
 }
 
+void DynamicSync::stand_still(training::Trainer& trainer, std::chrono::milliseconds limit) {
+  // A member hands over its model as it is now; on CUDA the host span is a mirror, refreshed
+  // only when a balancing involves this node (it is about to wait anyway).
+  if (averager_->involved()) trainer.pull_parameters();
+  blocked_ns_ += averager_->stand_still(trainer.parameters(), limit).count();
+}
+
 void DynamicSync::hold_back_if_ahead(training::Trainer& trainer) {
   if (options_.max_lead_steps <= 0) return;
   const auto step = static_cast<std::uint64_t>(trainer.step_count());
@@ -124,8 +131,7 @@ void DynamicSync::hold_back_if_ahead(training::Trainer& trainer) {
     if (!min || step <= *min + static_cast<std::uint64_t>(options_.max_lead_steps)) break;
     // Peers' steps come with their heartbeats, on the transport's thread: poll, and meanwhile
     // hand this node's model to any driver that asks for it, and take the averages.
-    if (averager_->involved()) trainer.pull_parameters();
-    blocked_ns_ += averager_->stand_still(trainer.parameters(), std::chrono::milliseconds(0)).count();
+    stand_still(trainer, std::chrono::milliseconds(0));
     apply_updates(trainer);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -145,9 +151,8 @@ void DynamicSync::after_step(training::Trainer& trainer) {
   }
   // A node in a balancing (its own, or another's it joined) stands still until it ends, so
   // the average is taken of models that do not move meanwhile; bounded by the reply and lock
-  // timeouts. A member hands over its model as it is now (a driver waits for it).
-  if (averager_->involved()) trainer.pull_parameters();
-  blocked_ns_ += averager_->stand_still(trainer.parameters(), 4 * options_.reply_timeout).count();
+  // timeouts.
+  stand_still(trainer, 4 * options_.reply_timeout);
   apply_updates(trainer);
   if (options_.delta_mode == "budget" && options_.budget_bytes_per_epoch > 0) {
     const auto epoch = static_cast<std::int64_t>(trainer.epoch());

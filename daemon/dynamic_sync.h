@@ -55,6 +55,8 @@ class DynamicSync final : public SyncStrategy {
 
  private:
   void apply_updates(training::Trainer& trainer);
+  // DynamicAverager::stand_still with the trainer's current parameters, counted as blocked.
+  void stand_still(training::Trainer& trainer, std::chrono::milliseconds limit);
   // max_lead_steps: waits (still handing over its model to drivers) until the slowest active
   // peer's reported step is within the lead, that peer stops being active, or a bound passes.
   void hold_back_if_ahead(training::Trainer& trainer);

@@ -31,12 +31,16 @@ std::uint32_t checksum_of(std::span<const float> values) {
   return payload_checksum(std::as_bytes(values));
 }
 
-// x - r in binary16.
+// x - r in binary16, a block at a time (no model-sized float temporary).
 std::shared_ptr<const std::vector<Half>> drift_of(std::span<const float> x, std::span<const float> r) {
-  std::vector<float> drift(x.size());
-  for (std::size_t k = 0; k < x.size(); ++k) drift[k] = x[k] - r[k];
+  constexpr std::size_t kBlock = 1024;
   auto halves = std::make_shared<std::vector<Half>>(x.size());
-  floats_to_halves(drift, *halves);
+  float block[kBlock];
+  for (std::size_t start = 0; start < x.size(); start += kBlock) {
+    const std::size_t n = std::min(kBlock, x.size() - start);
+    for (std::size_t k = 0; k < n; ++k) block[k] = x[start + k] - r[start + k];
+    floats_to_halves(std::span<const float>(block, n), std::span<Half>(halves->data() + start, n));
+  }
   return halves;
 }
 

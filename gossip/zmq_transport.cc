@@ -23,6 +23,7 @@ constexpr std::chrono::seconds kReconnectSpacing{1};  // see connect_again_if_wa
 // have them; frames beyond that are read and discarded.
 constexpr std::size_t kMaxKeptFrames = 4;
 constexpr std::size_t kMaxCurveCommand = 512;  // CURVE handshake commands are at most ~200 bytes
+constexpr std::size_t kMaxLoggedKeys = 64;     // refused CURVE keys logged (each once)
 
 void release_payload(void* /*data*/, void* hint) {
   delete static_cast<std::shared_ptr<const void>*>(hint);
@@ -42,7 +43,7 @@ struct ZmqTransport::Impl {
   zmq::socket_t monitor{context, zmq::socket_type::pair};
   zmq::socket_t zap{context, zmq::socket_type::rep};  // ZAP handler (CURVE only)
   std::map<std::string, std::size_t> node_of_key;     // binary public key -> node
-  std::set<std::string> refused_keys;                 // logged once each
+  std::set<std::string> refused_keys;                 // logged once each (kMaxLoggedKeys)
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
   std::vector<bool> dealer_unconnected;  // our last heartbeat to this peer could not be sent
   // connect_again_if_waiting, per peer: when it last ran (the epoch: never).
@@ -335,13 +336,14 @@ struct ZmqTransport::Impl {
       // sender is the node whose key the connection proved (the ZAP User-Id), so a node
       // cannot speak for another by announcing its id: the header's sender then disagrees.
       const zmq::message_t& identity = (*frames)[0];
-      std::string claimed(static_cast<const char*>(identity.data()), identity.size());
-      if (curve()) {
-        // Metadata rides on the frames that came over the connection, not on the routing-id
-        // frame the ROUTER adds.
-        const char* user = frames->size() > 1 ? zmq_msg_gets((*frames)[1].handle(), "User-Id") : nullptr;
-        claimed = user ? user : "";
-      }
+      // Metadata rides on the frames that came over the connection, not on the routing-id
+      // frame the ROUTER adds.
+      const char* user = curve() && frames->size() > 1
+                             ? zmq_msg_gets((*frames)[1].handle(), "User-Id")
+                             : nullptr;
+      const std::string claimed =
+          curve() ? std::string(user ? user : "")
+                  : std::string(static_cast<const char*>(identity.data()), identity.size());
       std::optional<std::size_t> sender;
       auto it = index_of_id.find(claimed);
       if (it != index_of_id.end()) sender = it->second;
@@ -365,14 +367,15 @@ struct ZmqTransport::Impl {
     };
     std::string status = "400", reason = "key not in the cluster file", user;
     if (request.size() >= 7 && text(5) == "CURVE") {
-      auto it = node_of_key.find(text(6));
+      const std::string key = text(6);
+      auto it = node_of_key.find(key);
       if (it != node_of_key.end() && it->second != options().self) {
         status = "200";
         reason = "OK";
         user = options().ids[it->second];
-      } else if (refused_keys.insert(text(6)).second) {
+      } else if (refused_keys.size() < kMaxLoggedKeys && refused_keys.insert(key).second) {
+        // Bounded: a stream of random keys must not grow memory; the monitor counts them all.
         char z85[41] = {};
-        std::string key = text(6);
         if (key.size() == 32) zmq_z85_encode(z85, reinterpret_cast<const std::uint8_t*>(key.data()), 32);
         spdlog::warn("refused a connection from {}: its CURVE key {} is not another node's key "
                      "in the cluster file", text(3), z85);
