@@ -75,9 +75,12 @@ def summaries(metrics):
 
 
 def throughput(metrics):
-    """Cluster samples/s over the training loops: all samples / the slowest node's time."""
+    """Cluster samples/s over the training loops: all samples / the slowest node's time. The
+    time includes what the sync mode does after the last step (a final allreduce, final
+    rounds), as PyTorch's loop includes its last averaging."""
     s = summaries(metrics)
-    return sum(x["trained_samples"] for x in s) / max(x["train_seconds"] for x in s)
+    return (sum(x["trained_samples"] for x in s)
+            / max(x["train_seconds"] + x.get("finish_seconds", 0.0) for x in s))
 
 
 def eval_curve(metrics):
