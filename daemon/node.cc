@@ -195,6 +195,7 @@ struct Node::Impl {
                                                               .count())
                                           : nlohmann::json(nullptr)},
              {"rtt_ms", p.rtt_ms >= 0 ? nlohmann::json(p.rtt_ms) : nlohmann::json(nullptr)},
+             {"suspect_after_ms", p.suspect_after.count()},
              {"bytes_sent", p.bytes_sent},
              {"bytes_received", p.bytes_received},
              {"messages_sent", p.messages_sent},

@@ -309,8 +309,9 @@ PendingRound GossipAverager::begin_exchange(std::uint64_t round, const WireSnaps
   message.tag = round;
   message.payload = halves ? make_payload(std::span<const Half>(*snapshot.halves), snapshot.halves)
                            : make_payload(std::span<const float>(*snapshot.floats), snapshot.floats);
+  // Not to a paused peer: it runs no rounds and would drop the model.
   for (std::size_t peer : plan.send_to) {
-    if (!peers.is_dead(peer)) transport_.send(peer, message);
+    if (!peers.is_dead(peer) && !peers.is_paused(peer)) transport_.send(peer, message);
   }
 
   PendingRound pending;
@@ -327,14 +328,24 @@ PendingRound GossipAverager::begin_exchange(std::uint64_t round, const WireSnaps
 }
 
 bool GossipAverager::not_coming(std::size_t peer, std::uint64_t round) const {
-  // Not coming: the neighbour is dead, suspect or paused, or it is two rounds past this one.
+  // Not coming: the neighbour is dead or paused, its connection closed (its process is gone),
+  // or it is two rounds past this one.
+  //
+  // A suspect neighbour is waited for, up to the round's deadline: silence is what a slow
+  // link looks like too. Over a link that takes a second to carry a model, the neighbour's
+  // heartbeats arrive behind its model, a second late, at every exchange; if rounds gave up
+  // on it then, every node would run its rounds alone, as fast as it trains, and its models
+  // would pile up in the link. A crash is still seen at once (the connection closes), and a
+  // stall or a partition costs at most a round timeout per round until the peer is dead.
+  //
   // It launches round + 2 only after round + 1, which waits for round's exchange, so its
   // message for `round` (if it ever sent one) was queued before the heartbeat that reports it,
   // on the same connection: had it been sent, it would be here. This is what makes a rejoin
   // quick: a node that jumped past rounds does not make its neighbours wait round_timeout for
   // each, nor wait itself for their messages of rounds it refused while it was behind.
   const PeerTable& peers = transport_.peers();
-  return !peers.is_active(peer) || peers.reported_round(peer) >= round + 2;
+  return peers.is_dead(peer) || peers.is_paused(peer) || peers.connection_lost(peer) ||
+         peers.reported_round(peer) >= round + 2;
 }
 
 bool GossipAverager::poll_exchange(PendingRound& pending) {

@@ -1,5 +1,8 @@
 #include "gossip/peer_table.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace starling::gossip {
 
 std::string_view to_string(PeerState state) {
@@ -18,7 +21,10 @@ PeerTable::PeerTable(std::vector<std::string> ids, std::size_t self, PeerTiming 
       timing_(timing),
       created_(std::chrono::steady_clock::now()),
       peers_(ids.size()) {
-  for (std::size_t i = 0; i < ids.size(); ++i) peers_[i].id = std::move(ids[i]);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    peers_[i].id = std::move(ids[i]);
+    peers_[i].suspect_after = timing_.suspect_after;
+  }
   peers_[self].state = PeerState::alive;  // we always hear ourselves
 }
 
@@ -48,8 +54,23 @@ bool PeerTable::is_paused(std::size_t peer) const {
 void PeerTable::on_rtt(std::size_t peer, std::chrono::nanoseconds rtt) {
   std::lock_guard lock(mutex_);
   double ms = std::chrono::duration<double, std::milli>(rtt).count();
-  double& smoothed = peers_[peer].rtt_ms;
-  smoothed = smoothed < 0 ? ms : 0.8 * smoothed + 0.2 * ms;  // EWMA, as TCP's SRTT
+  PeerInfo& p = peers_[peer];
+  if (p.rtt_ms < 0) {  // RFC 6298's first measurement
+    p.rtt_ms = ms;
+    p.rtt_var_ms = ms / 2;
+  } else {  // RTTVAR is updated with the SRTT before this sample
+    p.rtt_var_ms = 0.75 * p.rtt_var_ms + 0.25 * std::abs(p.rtt_ms - ms);
+    p.rtt_ms = 0.8 * p.rtt_ms + 0.2 * ms;  // EWMA, as TCP's SRTT
+  }
+  p.suspect_after = allowed_silence(p.rtt_ms, p.rtt_var_ms);
+}
+
+std::chrono::milliseconds PeerTable::allowed_silence(double rtt_ms, double rtt_var_ms) const {
+  const double stretched = rtt_ms + 4 * rtt_var_ms;
+  const double most = static_cast<double>(
+      std::max(timing_.max_suspect_after, timing_.suspect_after).count());
+  const auto ms = static_cast<std::int64_t>(std::ceil(std::min(stretched, most)));
+  return std::max(timing_.suspect_after, std::chrono::milliseconds(ms));
 }
 
 void PeerTable::on_sent(std::size_t peer, std::size_t bytes) {
@@ -78,6 +99,26 @@ void PeerTable::on_fingerprint_mismatch(std::size_t peer) {
   peers_[peer].fingerprint_mismatch = true;
 }
 
+void PeerTable::on_connection(std::size_t peer, bool up) {
+  std::lock_guard lock(mutex_);
+  peers_[peer].connection_lost = !up;
+}
+
+bool PeerTable::connection_lost(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].connection_lost;
+}
+
+std::chrono::milliseconds PeerTable::suspect_after(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].suspect_after;
+}
+
+std::chrono::milliseconds PeerTable::dead_after(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return timing_.dead_after + (peers_[peer].suspect_after - timing_.suspect_after);
+}
+
 void PeerTable::declare(std::size_t peer, PeerState state) {
   std::lock_guard lock(mutex_);
   PeerInfo& p = peers_[peer];
@@ -94,8 +135,10 @@ PeerState PeerTable::derive(const PeerInfo& info, TimePoint now) const {
                                                            : PeerState::connecting;
   }
   auto silence = now - *info.last_seen;
-  if (silence >= timing_.dead_after) return PeerState::dead;
-  if (silence >= timing_.suspect_after) return PeerState::suspect;
+  // Both thresholds move by what the round trips added to suspect_after.
+  const auto stretch = info.suspect_after - timing_.suspect_after;
+  if (silence >= timing_.dead_after + stretch) return PeerState::dead;
+  if (silence >= info.suspect_after) return PeerState::suspect;
   return PeerState::alive;
 }
 

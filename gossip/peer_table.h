@@ -5,6 +5,15 @@
 // Liveness is derived from silence: a peer is alive while we have heard a valid message from it
 // within suspect_after, suspect until dead_after, then dead; "connecting" until first heard,
 // and dead if it is never heard within never_seen_dead_after.
+//
+// Slow links: the silence allowed grows with the measured round-trip time. Everything a peer
+// sends travels behind the models queued ahead of it, on its connection and in the link's
+// buffers, so over a link that takes a second to carry one model a healthy peer is silent for
+// a second or more at every exchange. A fixed suspect_after would then declare it suspect at
+// every exchange (and rounds stop waiting for it, so the cluster trains apart). As TCP derives
+// its retransmission timeout from SRTT + 4 RTTVAR, a peer is suspect after
+// max(suspect_after, SRTT + 4 RTTVAR), capped at max_suspect_after, and dead that much later
+// than dead_after. On a LAN or loopback (round trips of milliseconds) the configured times hold.
 // A dead peer that speaks again is alive and marked `back` (and counted in `returns`).
 // update() is called periodically by the network thread and reports transitions, which are
 // logged and wake algorithms waiting on a peer that just died.
@@ -31,6 +40,8 @@ struct PeerTiming {
   // A peer never heard from since the table was created is declared dead after this long
   // (nodes of a cluster start seconds apart, so this is longer than dead_after).
   std::chrono::milliseconds never_seen_dead_after{60000};
+  // The most the round-trip time may stretch suspect_after to (see the comment at the top).
+  std::chrono::milliseconds max_suspect_after{30000};
 };
 
 struct PeerInfo {
@@ -40,6 +51,9 @@ struct PeerInfo {
   std::uint64_t returns = 0;    // times it came back from dead
   std::optional<std::chrono::steady_clock::time_point> last_seen;
   double rtt_ms = -1;           // smoothed round-trip time; -1 until measured
+  double rtt_var_ms = 0;        // its mean deviation (TCP's RTTVAR)
+  // Silence after which this peer is suspect: suspect_after, stretched by slow round trips.
+  std::chrono::milliseconds suspect_after{0};
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t messages_sent = 0;
@@ -51,6 +65,9 @@ struct PeerInfo {
   std::uint64_t reported_step = 0;
   bool paused = false;               // its heartbeats say its training is paused
   bool fingerprint_mismatch = false;  // it runs another model; we refuse it
+  // Our connection to it closed and has not been made again: its process is gone (a crash
+  // closes its sockets), whatever its silence says yet. Set and cleared by the transport.
+  bool connection_lost = false;
 };
 
 struct PeerTransition {
@@ -81,6 +98,8 @@ class PeerTable {
   // Rejections from connections that are not cluster members.
   bool on_rejected_unknown(RejectReason reason);
   void on_fingerprint_mismatch(std::size_t peer);
+  // Our connection to `peer` closed (up = false) or completed its handshake (up = true).
+  void on_connection(std::size_t peer, bool up);
 
   // For transports that learn liveness out of band (the in-process fake): sets the state now.
   void declare(std::size_t peer, PeerState state);
@@ -97,6 +116,11 @@ class PeerTable {
   bool is_active(std::size_t peer) const { return is_alive(peer) && !is_paused(peer); }
   // Alive or suspect: worth sending to and waiting for (until it is declared dead).
   bool is_reachable(std::size_t peer) const;
+  bool connection_lost(std::size_t peer) const;
+  // The silences after which `peer` is suspect and dead (the configured ones, stretched by
+  // slow round trips).
+  std::chrono::milliseconds suspect_after(std::size_t peer) const;
+  std::chrono::milliseconds dead_after(std::size_t peer) const;
   std::uint64_t reported_round(std::size_t peer) const;
   std::uint64_t reported_step(std::size_t peer) const;
   // The newest process of `peer` heard from (its start time; 0 before any message).
@@ -114,6 +138,7 @@ class PeerTable {
 
  private:
   PeerState derive(const PeerInfo& info, TimePoint now) const;  // requires mutex_
+  std::chrono::milliseconds allowed_silence(double rtt_ms, double rtt_var_ms) const;
 
   mutable std::mutex mutex_;
   std::size_t size_;

@@ -45,6 +45,9 @@ struct ZmqTransport::Impl {
   std::map<std::string, std::size_t> node_of_key;     // binary public key -> node
   std::set<std::string> refused_keys;                 // logged once each (kMaxLoggedKeys)
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
+  // Per dealer, the PAIR end of its socket monitor: a connection that closes means the peer's
+  // process is gone (a crash closes its sockets), which silence would only show later.
+  std::vector<std::unique_ptr<zmq::socket_t>> dealer_monitors;  // nullptr at self
   std::vector<bool> dealer_unconnected;  // our last heartbeat to this peer could not be sent
   // connect_again_if_waiting, per peer: when it last ran (the epoch: never).
   std::vector<Clock::time_point> last_reconnect;
@@ -73,9 +76,10 @@ struct ZmqTransport::Impl {
     // ZMTP heartbeats: a connection whose peer stops answering PINGs is closed, so a stalled
     // or vanished host does not keep a half-open TCP connection (and its queue) forever.
     int ivl = static_cast<int>(options().heartbeat.count());
+    int timeout = std::max(ivl * 5, static_cast<int>(options().timing.dead_after.count()));
     socket.set(zmq::sockopt::heartbeat_ivl, ivl);
-    socket.set(zmq::sockopt::heartbeat_timeout, ivl * 5);
-    socket.set(zmq::sockopt::heartbeat_ttl, ivl * 10);
+    socket.set(zmq::sockopt::heartbeat_timeout, timeout);
+    socket.set(zmq::sockopt::heartbeat_ttl, timeout * 2);
   }
 
   bool curve() const { return !options().public_keys.empty(); }
@@ -135,6 +139,7 @@ struct ZmqTransport::Impl {
     }
 
     dealers.resize(o.ids.size());
+    dealer_monitors.resize(o.ids.size());
     dealer_unconnected.assign(o.ids.size(), false);
     last_reconnect.assign(o.ids.size(), Clock::time_point{});
     for (std::size_t i = 0; i < o.ids.size(); ++i) {
@@ -157,6 +162,17 @@ struct ZmqTransport::Impl {
         dealer->set(zmq::sockopt::curve_publickey, o.public_keys[o.self]);
         dealer->set(zmq::sockopt::curve_secretkey, o.secret_key);
       }
+      // Before connect, so that no event of the first connection is missed.
+      const std::string monitor_endpoint = "inproc://starling-dealer-monitor-" + std::to_string(i);
+      if (zmq_socket_monitor(dealer->handle(), monitor_endpoint.c_str(),
+                             ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
+        throw TransportError("cannot monitor the connection to " + o.ids[i] + ": " +
+                             zmq_strerror(zmq_errno()));
+      }
+      auto dealer_monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
+      dealer_monitor->set(zmq::sockopt::linger, 0);
+      dealer_monitor->connect(monitor_endpoint);
+      dealer_monitors[i] = std::move(dealer_monitor);
       try {
         dealer->connect(o.endpoints[i]);
       } catch (const zmq::error_t& e) {
@@ -419,6 +435,24 @@ struct ZmqTransport::Impl {
     }
   }
 
+  void receive_dealer_monitor(std::size_t peer) {
+    for (int n = 0; n < kMaxMessagesPerWake; ++n) {
+      zmq::message_t event;
+      if (!dealer_monitors[peer]->recv(event, zmq::recv_flags::dontwait)) return;
+      zmq::message_t address;
+      if (event.more()) (void)dealer_monitors[peer]->recv(address, zmq::recv_flags::none);
+      if (event.size() < 2) continue;
+      std::uint16_t id = 0;
+      std::memcpy(&id, event.data(), sizeof id);
+      if (id & ZMQ_EVENT_DISCONNECTED) {
+        owner.peers_.on_connection(peer, false);
+        owner.mailbox_.wake_all();  // a round waiting for this peer stops waiting
+      } else if (id & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        owner.peers_.on_connection(peer, true);
+      }
+    }
+  }
+
   void heartbeat_tick(Clock::time_point now) {
     OutgoingMessage beat;
     beat.type = MessageType::heartbeat;
@@ -435,10 +469,10 @@ struct ZmqTransport::Impl {
       const std::string& id = owner.peers_.id(t.peer);
       if (t.to == PeerState::dead) {
         spdlog::warn("peer {} is dead (silent for {} ms); its mixing weight goes to this node",
-                     id, options().timing.dead_after.count());
+                     id, owner.peers_.dead_after(t.peer).count());
       } else if (t.to == PeerState::suspect) {
         spdlog::info("peer {} is suspect (silent for {} ms)", id,
-                     options().timing.suspect_after.count());
+                     owner.peers_.suspect_after(t.peer).count());
       } else if (t.to == PeerState::alive && t.from == PeerState::dead) {
         spdlog::info("peer {} is back", id);
       } else if (t.to == PeerState::alive && t.from == PeerState::connecting) {
@@ -459,9 +493,16 @@ struct ZmqTransport::Impl {
       items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
       dealer_of_item.push_back(0);
     }
+    const std::size_t first_dealer_item = items.size();
     for (std::size_t i = 0; i < dealers.size(); ++i) {
       if (!dealers[i]) continue;
       items.push_back({dealers[i]->handle(), 0, ZMQ_POLLIN, 0});
+      dealer_of_item.push_back(i);
+    }
+    const std::size_t first_monitor_item = items.size();
+    for (std::size_t i = 0; i < dealers.size(); ++i) {
+      if (!dealers[i]) continue;
+      items.push_back({dealer_monitors[i]->handle(), 0, ZMQ_POLLIN, 0});
       dealer_of_item.push_back(i);
     }
     auto next_tick = Clock::now();
@@ -499,8 +540,11 @@ struct ZmqTransport::Impl {
       if (items[0].revents & ZMQ_POLLIN) receive_inbox();
       if (items[1].revents & ZMQ_POLLIN) receive_monitor();
       if (curve() && (items[zap_item].revents & ZMQ_POLLIN)) serve_zap();
-      for (std::size_t k = curve() ? zap_item + 1 : 3; k < items.size(); ++k) {
+      for (std::size_t k = first_dealer_item; k < first_monitor_item; ++k) {
         if (items[k].revents & ZMQ_POLLIN) receive_dealer(dealer_of_item[k]);
+      }
+      for (std::size_t k = first_monitor_item; k < items.size(); ++k) {
+        if (items[k].revents & ZMQ_POLLIN) receive_dealer_monitor(dealer_of_item[k]);
       }
     }
     // Give queued messages (e.g. a last model to neighbours) to ZeroMQ; linger sends them.

@@ -8,8 +8,12 @@
 //   - one DEALER per peer, connected to the peer's inbox, with IMMEDIATE (nothing queues for a
 //     peer that is not connected: a send to a dead peer fails at once and is counted),
 //     reconnect backoff, bounded linger and a send high-water mark;
-//   - ZMTP heartbeats on every connection, so a half-open TCP connection is noticed;
-//   - a monitor on the inbox that counts connections failing the handshake (garbage bytes).
+//   - ZMTP heartbeats on every connection, so a half-open TCP connection is noticed (after
+//     dead_after without traffic: closing a connection drops what is queued on it, and over a
+//     slow link a peer's answers are seconds late);
+//   - a monitor on the inbox that counts connections failing the handshake (garbage bytes);
+//   - a monitor on each DEALER: its connection closing tells the peer table at once that the
+//     peer's process is gone (PeerTable::connection_lost), its handshake that it is back.
 // Other threads hand messages over through a mutex-protected queue and an eventfd that wakes
 // the network thread's poll. Payloads are sent zero-copy: the ZeroMQ message keeps the
 // payload's owner alive until the I/O thread is done with it.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <future>
 #include <random>
+#include <thread>
 
 #include "gossip/fake_transport.h"
 #include "gossip/gossip_averager.h"
@@ -363,6 +364,46 @@ TEST(GossipAverager, ANeighbourTwoRoundsPastThisOneIsNotWaitedFor) {
   result = c.averagers[0]->run_round(6, snapshot, mixed);
   EXPECT_GE(Clock::now() - start, 350ms) << "gave up on a neighbour that may still send";
   EXPECT_EQ(result.received, 1u);
+}
+
+TEST(GossipAverager, ASuspectNeighbourIsWaitedForUntilTheDeadline) {
+  // Silence is what a slow link looks like: a neighbour whose model is on its way is waited
+  // for even when its heartbeats are late enough to make it suspect.
+  Cluster c("ring", 2, 5s);
+  c.network.node(0).peers().declare(1, PeerState::suspect);
+  std::vector<float> x0{1, 1}, x1{3, 3}, out0(2), out1(2);
+  auto start = Clock::now();
+  auto late = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(300ms);
+    return c.averagers[1]->run_round(0, std::make_shared<const std::vector<float>>(x1), out1);
+  });
+  auto result = c.averagers[0]->run_round(0, std::make_shared<const std::vector<float>>(x0), out0);
+  late.get();
+  EXPECT_GE(Clock::now() - start, 300ms);
+  EXPECT_EQ(result.received, 1u);
+  EXPECT_FLOAT_EQ(out0[0], 2.0f);
+}
+
+TEST(GossipAverager, ANeighbourWhoseConnectionClosedIsNotWaitedFor) {
+  // A crash closes the peer's sockets: the transport says so at once (and wakes the mailbox),
+  // and the round stops waiting long before its deadline.
+  Cluster c("ring", 2, 10s);
+  std::vector<float> x0{1, 1}, out0(2);
+  auto start = Clock::now();
+  auto closer = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    c.network.node(0).peers().on_connection(1, false);
+    c.network.node(0).mailbox().wake_all();
+  });
+  auto result = c.averagers[0]->run_round(0, std::make_shared<const std::vector<float>>(x0), out0);
+  closer.get();
+  EXPECT_LT(Clock::now() - start, 2s) << "waited for a neighbour whose connection closed";
+  EXPECT_EQ(result.received, 0u);
+  EXPECT_EQ(result.missing, std::vector<std::size_t>{1});
+  // A round begun after the connection closed does not wait at all.
+  start = Clock::now();
+  result = c.averagers[0]->run_round(1, std::make_shared<const std::vector<float>>(x0), out0);
+  EXPECT_LT(Clock::now() - start, 500ms);
 }
 
 TEST(MixInto, ComputesWeightedSumAndDistance) {

@@ -58,5 +58,49 @@ TEST(PeerTable, SmoothsRoundTripTime) {
   EXPECT_DOUBLE_EQ(table.snapshot()[1].rtt_ms, 12.0);
 }
 
+TEST(PeerTable, SlowRoundTripsStretchTheSilenceAPeerIsAllowed) {
+  PeerTiming timing{100ms, 300ms, 1000ms, 2000ms};
+  PeerTable table({"a", "b", "c"}, 0, timing);
+  auto t0 = std::chrono::steady_clock::now();
+  table.on_received(1, 64, 1, t0);
+  table.on_received(2, 64, 1, t0);
+  // Fast round trips (a LAN) leave the configured times alone.
+  table.on_rtt(2, 1ms);
+  EXPECT_EQ(table.suspect_after(2), 100ms);
+  EXPECT_EQ(table.dead_after(2), 300ms);
+  // A link whose round trips take 400 ms: SRTT 400, RTTVAR 200 after the first sample
+  // (RFC 6298), so 400 + 4 * 200 = 1200 ms of silence before suspect, and dead 1100 ms later
+  // than configured.
+  table.on_rtt(1, 400ms);
+  EXPECT_EQ(table.suspect_after(1), 1200ms);
+  EXPECT_EQ(table.dead_after(1), 1400ms);
+  EXPECT_EQ(table.snapshot()[1].suspect_after, 1200ms);
+  table.update(t0 + 1100ms);
+  EXPECT_EQ(table.state(1), PeerState::alive);  // what the configured times call dead
+  EXPECT_EQ(table.state(2), PeerState::dead);
+  table.update(t0 + 1300ms);
+  EXPECT_EQ(table.state(1), PeerState::suspect);
+  table.update(t0 + 1400ms);
+  EXPECT_EQ(table.state(1), PeerState::dead);
+  // Steady round trips shrink the variance, and the allowance with it.
+  for (int i = 0; i < 40; ++i) table.on_rtt(1, 400ms);
+  EXPECT_LT(table.suspect_after(1), 450ms);
+  EXPECT_GE(table.suspect_after(1), 400ms);
+  // However slow the link, a peer is suspect after max_suspect_after at most.
+  table.on_rtt(1, 60s);
+  EXPECT_EQ(table.suspect_after(1), 2000ms);
+  EXPECT_EQ(table.dead_after(1), 2200ms);
+}
+
+TEST(PeerTable, RecordsWhetherTheConnectionToAPeerIsLost) {
+  PeerTable table({"a", "b"}, 0, PeerTiming{});
+  EXPECT_FALSE(table.connection_lost(1));
+  table.on_connection(1, false);
+  EXPECT_TRUE(table.connection_lost(1));
+  EXPECT_TRUE(table.snapshot()[1].connection_lost);
+  table.on_connection(1, true);
+  EXPECT_FALSE(table.connection_lost(1));
+}
+
 }  // namespace
 }  // namespace starling::gossip

@@ -27,7 +27,7 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
        << options.sync << "\n\n[run]\ndir = \"" << (dir_ / "run").string() << "\"\n";
   for (std::size_t i = 0; i < options.nodes; ++i) {
     ids_.push_back("n" + std::to_string(i));
-    endpoints_.push_back(loopback_endpoint());
+    endpoints_.push_back(i < options.endpoints.size() ? options.endpoints[i] : loopback_endpoint());
     text << "\n[[node]]\nid = \"" << ids_[i] << "\"\nendpoint = \"" << endpoints_[i]
          << "\"\ncontrol = \"" << control_endpoint(i) << "\"\n";
     if (options.metrics) {
@@ -38,6 +38,8 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
   }
   cluster_file_ = dir_ / "cluster.toml";
   std::ofstream(cluster_file_) << text.str();
+  namespaces_ = options.namespaces;
+  namespaces_.resize(options.nodes);
   pids_.assign(options.nodes, -1);
 }
 
@@ -74,10 +76,12 @@ void LocalCluster::start(std::size_t i, const std::vector<std::string>& extra_ar
                                      (config.empty() ? cluster_file_ : config).string(), "--node",
                                      ids_[i]};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
+    // `ip netns exec` execs the daemon in place: the pid stays the daemon's, for signals.
+    if (!namespaces_[i].empty()) args.insert(args.begin(), {"ip", "netns", "exec", namespaces_[i]});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    ::execv(STARLINGD_PATH, argv.data());
+    ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
   pids_[i] = pid;

@@ -23,6 +23,10 @@ struct LocalClusterOptions {
   std::string name = "test";
   bool metrics = false;  // give every node a Prometheus endpoint on a free loopback port
   std::vector<std::string> node_lines;  // more lines for node i's [[node]] table (e.g. keys)
+  // Where given, node i's data endpoint (else a free loopback port) and the network namespace
+  // its starlingd runs in (`ip netns exec`; empty: this one).
+  std::vector<std::string> endpoints;
+  std::vector<std::string> namespaces;
 };
 
 class LocalCluster {
@@ -60,6 +64,7 @@ class LocalCluster {
   std::vector<std::string> ids_;
   std::vector<std::string> endpoints_;
   std::vector<int> metrics_ports_;
+  std::vector<std::string> namespaces_;
   std::vector<pid_t> pids_;
 };
 

@@ -1,0 +1,65 @@
+// A peer behind a slow link is far away, not dead. Two daemons in two network namespaces
+// joined by a shaped veth pair (tests/support/slow_link.h) gossip a 1 MB model over a link
+// that takes about half a second to carry it: longer than the silence after which a peer is
+// suspect, so its heartbeats, queued behind its model, arrive late at every exchange.
+#include <gtest/gtest.h>
+
+#include "support/local_cluster.h"
+#include "support/slow_link.h"
+
+namespace starling::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(SlowLink, GossipWaitsForAModelOnASlowLinkInsteadOfTrainingApart) {
+  // 20 Mbit/s: the mlp's 1.07 MB take 0.43 s, plus up to 0.5 s in the bucket's queue.
+  SlowLink link("20mbit", 500ms);
+  if (!link.ok()) GTEST_SKIP() << "no shaped link on this machine: " << link.error();
+
+  constexpr int kRounds = 20;
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"mlp\"\nmax_steps = " + std::to_string(8 * kRounds) +
+               "\neval_every = 100000";
+  // Liveness scaled down (the defaults are 200, 1000, 3000 and 2000 ms) so that the test is
+  // short while a model still takes longer than suspect_after to arrive.
+  o.sync = "mode = \"gossip\"\nperiod = 8\nheartbeat_ms = 50\nsuspect_after_ms = 250\n"
+           "dead_after_ms = 750\nround_timeout_ms = 1500";
+  o.endpoints = {"tcp://" + link.address_of(0) + ":7311", "tcp://" + link.address_of(1) + ":7312"};
+  o.namespaces = {link.namespace_of(0), link.namespace_of(1)};
+  LocalCluster cluster(o);
+  cluster.start_all();
+
+  // While they train, the round trips (a model's transfer plus the queue) stretch the silence
+  // each allows the other before calling it suspect.
+  bool stretched = eventually(
+      [&] {
+        auto peers = cluster.ask(0, "peers", 500ms);
+        return peers && !(*peers)["peers"].empty() &&
+               (*peers)["peers"][0].value("suspect_after_ms", 0) > 250;
+      },
+      60s);
+
+  for (std::size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+  }
+  EXPECT_TRUE(stretched) << cluster.log(0);
+  for (std::size_t i = 0; i < 2; ++i) {
+    auto rounds = cluster.metrics(i, "gossip");
+    ASSERT_EQ(rounds.size(), static_cast<std::size_t>(kRounds)) << cluster.log(i);
+    int received = 0;
+    for (const auto& round : rounds) received += round.value("received", 0);
+    // Every round waited for the other's model and got it (one may be lost to the very
+    // first exchange's timing). Before, the first suspicion ended the waiting: each node ran
+    // all its rounds alone in a fraction of a second, and none received a model.
+    EXPECT_GE(received, kRounds - 1) << cluster.log(i);
+    // Every one of those models crossed the link: the run took at least their transfer time.
+    auto summary = cluster.metrics(i, "summary");
+    ASSERT_FALSE(summary.empty());
+    EXPECT_GE(summary.back().value("train_seconds", 0.0), 0.3 * kRounds) << cluster.log(i);
+  }
+}
+
+}  // namespace
+}  // namespace starling::testing
