@@ -1,5 +1,7 @@
 #include "daemon/control_client.h"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <zmq.hpp>
@@ -10,12 +12,17 @@ namespace starling::daemon {
 
 std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints,
                                        const nlohmann::json& request,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout,
+                                       const ControlClientCurve* curve) {
   std::vector<ControlResult> results(endpoints.size());
   zmq::context_t context(1);
   std::vector<std::unique_ptr<zmq::socket_t>> sockets(endpoints.size());
+  // Per encrypted endpoint, the PAIR end of its socket's monitor: a refused key shows there as
+  // a failed handshake, which would otherwise look like a node that does not answer.
+  std::vector<std::unique_ptr<zmq::socket_t>> monitors(endpoints.size());
   std::vector<zmq::pollitem_t> items;
   std::vector<std::size_t> item_node;
+  std::vector<bool> item_is_monitor;
   const std::string body = request.dump();
   for (std::size_t i = 0; i < endpoints.size(); ++i) {
     auto path = ipc_path(endpoints[i]);
@@ -27,27 +34,68 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
       auto socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
       socket->set(zmq::sockopt::linger, 0);
       socket->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(16 << 20));
+      if (curve && i < curve->server_keys.size() && !curve->server_keys[i].empty()) {
+        socket->set(zmq::sockopt::curve_serverkey, curve->server_keys[i]);
+        socket->set(zmq::sockopt::curve_publickey, curve->public_key);
+        socket->set(zmq::sockopt::curve_secretkey, curve->secret_key);
+        const std::string monitor_endpoint = "inproc://starling-ctl-monitor-" + std::to_string(i);
+        if (zmq_socket_monitor(socket->handle(), monitor_endpoint.c_str(),
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
+          auto monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
+          monitor->set(zmq::sockopt::linger, 0);
+          monitor->connect(monitor_endpoint);
+          items.push_back({monitor->handle(), 0, ZMQ_POLLIN, 0});
+          item_node.push_back(i);
+          item_is_monitor.push_back(true);
+          monitors[i] = std::move(monitor);
+        }
+      }
       socket->connect(endpoints[i]);
       zmq::message_t message(body.data(), body.size());
       // A DEALER queues the request until the connection is up (or the deadline passes).
       (void)socket->send(message, zmq::send_flags::dontwait);
       items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
       item_node.push_back(i);
+      item_is_monitor.push_back(false);
       sockets[i] = std::move(socket);
     } catch (const zmq::error_t& e) {
       results[i].error = std::string("cannot connect to ") + endpoints[i] + ": " + e.what();
     }
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::size_t pending = items.size();
+  std::size_t pending = sockets.size() - static_cast<std::size_t>(
+      std::count(sockets.begin(), sockets.end(), nullptr));
+  // Stops waiting for node `node`: its reply socket's item and its monitor's.
+  auto settle = [&](std::size_t node) {
+    for (std::size_t k = 0; k < items.size(); ++k) {
+      if (item_node[k] == node) items[k].events = 0;
+    }
+    --pending;
+  };
   while (pending > 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     zmq::poll(items.data(), items.size(), left);
     for (std::size_t k = 0; k < items.size(); ++k) {
-      if (!(items[k].revents & ZMQ_POLLIN)) continue;
+      if (!(items[k].revents & ZMQ_POLLIN) || items[k].events == 0) continue;
       std::size_t node = item_node[k];
+      if (item_is_monitor[k]) {
+        zmq::message_t event, address;
+        if (!monitors[node]->recv(event, zmq::recv_flags::dontwait)) continue;
+        if (event.more()) (void)monitors[node]->recv(address, zmq::recv_flags::none);
+        std::uint16_t id = 0;
+        if (event.size() >= 2) std::memcpy(&id, event.data(), sizeof id);
+        results[node].error =
+            id & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                ? "refused: the node does not admit the key starlingctl presented (a node's "
+                  "secret key file: --key FILE)"
+                : "refused: the encrypted handshake failed (is the node's public_key in the "
+                  "cluster file the node's own key?)";
+        settle(node);
+        continue;
+      }
       zmq::message_t reply;
       if (!sockets[node]->recv(reply, zmq::recv_flags::dontwait)) continue;
       // Drain any further frames; a reply is one frame.
@@ -63,8 +111,7 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
         results[node].answered = true;
         results[node].reply = std::move(parsed);
       }
-      items[k].events = 0;  // done with this one
-      --pending;
+      settle(node);  // done with this one
     }
   }
   for (std::size_t i = 0; i < endpoints.size(); ++i) {
@@ -76,8 +123,8 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
 }
 
 ControlResult query_node(const std::string& endpoint, const nlohmann::json& request,
-                         std::chrono::milliseconds timeout) {
-  return query_nodes({endpoint}, request, timeout).front();
+                         std::chrono::milliseconds timeout, const ControlClientCurve* curve) {
+  return query_nodes({endpoint}, request, timeout, curve).front();
 }
 
 }  // namespace starling::daemon

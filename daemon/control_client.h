@@ -14,11 +14,22 @@ struct ControlResult {
   std::string error;     // when not: why
 };
 
+// CURVE for the endpoints that need it (README "Security"): the client's key pair, and per
+// endpoint the server's public key (empty: a plain endpoint). All keys Z85.
+struct ControlClientCurve {
+  std::string public_key;
+  std::string secret_key;
+  std::vector<std::string> server_keys;  // one per endpoint
+};
+
+// A node whose CURVE handshake refuses the client's key is reported as refusing it, at once.
 std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints,
                                        const nlohmann::json& request,
-                                       std::chrono::milliseconds timeout);
+                                       std::chrono::milliseconds timeout,
+                                       const ControlClientCurve* curve = nullptr);
 
 ControlResult query_node(const std::string& endpoint, const nlohmann::json& request,
-                         std::chrono::milliseconds timeout);
+                         std::chrono::milliseconds timeout,
+                         const ControlClientCurve* curve = nullptr);
 
 }  // namespace starling::daemon

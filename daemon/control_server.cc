@@ -10,11 +10,17 @@
 
 #include "daemon/control_client.h"
 #include "daemon/runtime_paths.h"
+#include "gossip/zap_handler.h"
 
 namespace starling::daemon {
 
+namespace {
+constexpr std::size_t kMaxCurveOverhead = 512;  // CURVE boxes a frame with a few dozen bytes
+}  // namespace
+
 struct ControlServer::Impl {
   zmq::context_t context{1};
+  std::unique_ptr<gossip::ZapHandler> zap;  // with CURVE; bound before the router
   zmq::socket_t router{context, zmq::socket_type::router};
   int wake_fd = -1;
   std::mutex mutex;
@@ -56,6 +62,11 @@ struct ControlServer::Impl {
     ++owner.requests_;
     ReplyToken token;
     token.identity = frames[0].to_string();
+    if (zap && frames.size() > 1) {
+      // The name of the key the connection proved (metadata rides on the frames that came
+      // over the connection, not on the routing id the ROUTER adds).
+      if (const char* user = zmq_msg_gets(frames[1].handle(), "User-Id")) token.user = user;
+    }
     std::size_t body_index = 1;
     if (frames.size() >= 3 && frames[1].size() == 0) {
       token.delimiter = true;  // REQ client
@@ -84,6 +95,7 @@ struct ControlServer::Impl {
   void run(ControlServer& owner) {
     std::vector<zmq::pollitem_t> items = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                           {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+    if (zap) items.push_back({zap->handle(), 0, ZMQ_POLLIN, 0});
     while (!stopping.load()) {
       try {
         zmq::poll(items.data(), items.size(), std::chrono::milliseconds(500));
@@ -101,6 +113,7 @@ struct ControlServer::Impl {
         ready.swap(replies);
       }
       for (auto& [token, body] : ready) send(token, body);
+      if (zap && (items[2].revents & ZMQ_POLLIN)) zap->serve();
       if (items[0].revents & ZMQ_POLLIN) {
         for (int i = 0; i < 64; ++i) {
           int events = router.get(zmq::sockopt::events);
@@ -112,7 +125,8 @@ struct ControlServer::Impl {
   }
 };
 
-ControlServer::ControlServer(std::string endpoint, Handler handler)
+ControlServer::ControlServer(std::string endpoint, Handler handler,
+                             std::optional<ControlCurve> curve)
     : endpoint_(std::move(endpoint)), impl_(std::make_unique<Impl>()) {
   impl_->handler = std::move(handler);
   auto path = ipc_path(endpoint_);
@@ -132,9 +146,29 @@ ControlServer::ControlServer(std::string endpoint, Handler handler)
       throw ControlError("control socket " + endpoint_ + ": " + e.what());
     }
   }
+  if (curve) {
+    std::map<std::string, std::string> admitted;
+    try {
+      for (const auto& [key, name] : curve->admitted) {
+        admitted.emplace(gossip::ZapHandler::binary_key(key), name);
+      }
+    } catch (const std::invalid_argument& e) {
+      throw ControlError("control socket " + endpoint_ + ": " + e.what());
+    }
+    // The ZAP handler must be bound before the socket accepts a connection: without one, a
+    // CURVE server admits any key.
+    impl_->zap = std::make_unique<gossip::ZapHandler>(
+        impl_->context, std::move(admitted), "the control socket " + endpoint_,
+        "is not a node's key in the cluster file");
+    impl_->router.set(zmq::sockopt::curve_server, 1);
+    impl_->router.set(zmq::sockopt::curve_secretkey, curve->secret_key);
+    impl_->router.set(zmq::sockopt::zap_domain, "starling-control");
+  }
   impl_->router.set(zmq::sockopt::router_mandatory, 1);
   impl_->router.set(zmq::sockopt::linger, 0);
-  impl_->router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxControlRequestBytes));
+  impl_->router.set(zmq::sockopt::maxmsgsize,
+                    static_cast<std::int64_t>(kMaxControlRequestBytes +
+                                              (curve ? kMaxCurveOverhead : 0)));
   try {
     impl_->router.bind(endpoint_);
   } catch (const zmq::error_t& e) {

@@ -6,8 +6,10 @@
 // a checkpoint taken by the training thread at its next step boundary).
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -21,8 +23,16 @@ class ControlError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// CURVE on a control socket (README "Security"): the node's secret key, and the clients it
+// admits: Z85 public key -> the name a client with that key is logged as.
+struct ControlCurve {
+  std::string secret_key;
+  std::map<std::string, std::string> admitted;
+};
+
 struct ReplyToken {
   std::string identity;   // the client's routing id
+  std::string user;       // with CURVE, the name of the client's key; else empty
   bool delimiter = false;  // the client is a REQ socket (an empty frame precedes the body)
   nlohmann::json id;       // request id to echo
 };
@@ -31,10 +41,12 @@ class ControlServer {
  public:
   using Handler = std::function<void(const ControlRequest&, ReplyToken)>;
 
-  // Binds `endpoint` (for ipc://, in a directory only this user can enter). Throws
-  // ControlError naming the endpoint if it cannot bind, or if another live node already
-  // answers there.
-  ControlServer(std::string endpoint, Handler handler);
+  // Binds `endpoint` (for ipc://, in a directory only this user can enter). With `curve`,
+  // only clients holding an admitted key get in, encrypted (a ZAP handler of the server's own
+  // refuses the rest, each refused key logged once). Throws ControlError naming the endpoint
+  // if it cannot bind, or if another live node already answers there.
+  ControlServer(std::string endpoint, Handler handler,
+                std::optional<ControlCurve> curve = std::nullopt);
   ~ControlServer();
 
   void reply(const ReplyToken& token, nlohmann::json body);  // thread-safe

@@ -5,6 +5,7 @@
 
 #include "daemon/control_client.h"
 #include "daemon/ctl_common.h"
+#include "daemon/curve_keys.h"
 #include "daemon/runtime_paths.h"
 #include "topology/config_error.h"
 
@@ -12,7 +13,8 @@ namespace starling::daemon {
 
 std::vector<NodeAnswer> ask_cluster(const topology::ClusterSpec& spec, const std::string& command,
                                     const std::vector<std::string>& nodes,
-                                    std::chrono::milliseconds timeout) {
+                                    std::chrono::milliseconds timeout,
+                                    const std::string& key_file) {
   std::vector<std::size_t> indices;
   if (nodes.empty()) {
     for (std::size_t i = 0; i < spec.nodes.size(); ++i) indices.push_back(i);
@@ -28,17 +30,40 @@ std::vector<NodeAnswer> ask_cluster(const topology::ClusterSpec& spec, const std
       indices.push_back(i);
     }
   }
+  // Encrypted control sockets need a key pair; the others are asked in any case.
+  ControlClientCurve curve;
+  std::string key_problem;
+  std::vector<std::size_t> asked;  // positions in `indices` that are asked
   std::vector<std::string> endpoints;
-  for (std::size_t i : indices) endpoints.push_back(control_endpoint(spec, i));
-  auto results = query_nodes(endpoints, {{"cmd", command}}, timeout);
-  std::vector<NodeAnswer> answers;
+  bool any_encrypted = false;
+  for (std::size_t i : indices) any_encrypted = any_encrypted || control_uses_curve(spec, i);
+  if (any_encrypted) {
+    try {
+      KeyPair pair = control_client_key(spec, key_file);
+      curve.public_key = pair.public_key;
+      curve.secret_key = pair.secret_key;
+    } catch (const KeyError& e) {
+      key_problem = e.what();
+    }
+  }
   for (std::size_t k = 0; k < indices.size(); ++k) {
-    NodeAnswer a;
-    a.node = spec.nodes[indices[k]].id;
-    a.answered = results[k].answered;
-    a.reply = results[k].reply;
-    a.error = results[k].error;
-    answers.push_back(std::move(a));
+    const bool encrypted = control_uses_curve(spec, indices[k]);
+    if (encrypted && !key_problem.empty()) continue;
+    asked.push_back(k);
+    endpoints.push_back(control_endpoint(spec, indices[k]));
+    curve.server_keys.push_back(encrypted ? spec.nodes[indices[k]].public_key : "");
+  }
+  auto results = query_nodes(endpoints, {{"cmd", command}}, timeout, &curve);
+  std::vector<NodeAnswer> answers(indices.size());
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    answers[k].node = spec.nodes[indices[k]].id;
+    answers[k].error = "unreachable: " + key_problem;  // unless asked, below
+  }
+  for (std::size_t a = 0; a < asked.size(); ++a) {
+    NodeAnswer& answer = answers[asked[a]];
+    answer.answered = results[a].answered;
+    answer.reply = results[a].reply;
+    answer.error = results[a].error;
   }
   return answers;
 }
@@ -123,13 +148,18 @@ void print_status_table(const std::vector<NodeAnswer>& answers, std::ostream& ou
 
 int run_control_command(const std::string& command, const std::string& cluster_path,
                         const std::vector<std::string>& nodes, bool json,
-                        std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err) {
+                        std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err,
+                        const std::string& key_file) {
   std::vector<NodeAnswer> answers;
   try {
     auto spec = load_cluster_for_ctl(cluster_path);
-    answers = ask_cluster(spec, command, nodes, timeout);
+    if (!key_file.empty()) (void)control_client_key(spec, key_file);  // a bad --key: exit 2
+    answers = ask_cluster(spec, command, nodes, timeout, key_file);
   } catch (const topology::ConfigError& e) {
     err << "starlingctl: " << e.what() << "\n";
+    return 2;
+  } catch (const KeyError& e) {
+    err << "starlingctl: --key " << e.what() << "\n";
     return 2;
   }
   bool all_ok = true;
@@ -195,12 +225,17 @@ int run_control_command(const std::string& command, const std::string& cluster_p
 }
 
 int run_sync_command(const std::string& cluster_path, const std::vector<std::string>& nodes,
-                     std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err) {
+                     std::chrono::milliseconds timeout, std::ostream& out, std::ostream& err,
+                     const std::string& key_file) {
   topology::ClusterSpec spec;
   try {
     spec = load_cluster_for_ctl(cluster_path);
+    if (!key_file.empty()) (void)control_client_key(spec, key_file);  // a bad --key: exit 2
   } catch (const topology::ConfigError& e) {
     err << "starlingctl: " << e.what() << "\n";
+    return 2;
+  } catch (const KeyError& e) {
+    err << "starlingctl: --key " << e.what() << "\n";
     return 2;
   }
   std::vector<std::string> order = nodes;
@@ -211,7 +246,7 @@ int run_sync_command(const std::string& cluster_path, const std::vector<std::str
   for (const auto& id : order) {
     std::vector<NodeAnswer> answers;
     try {
-      answers = ask_cluster(spec, "sync", {id}, timeout);
+      answers = ask_cluster(spec, "sync", {id}, timeout, key_file);
     } catch (const topology::ConfigError& e) {
       err << "starlingctl: " << e.what() << "\n";
       return 2;

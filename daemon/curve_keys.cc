@@ -1,5 +1,7 @@
 #include "daemon/curve_keys.h"
 
+#include "daemon/runtime_paths.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,16 +41,14 @@ void write_secret_key_file(const std::string& path, const std::string& secret_ke
   }
 }
 
-std::string load_secret_key(const topology::NodeSpec& node) {
-  const std::string& path = node.secret_key_file;
-  if (path.empty()) {
-    throw KeyError("node " + node.id + " has a public_key but no secret_key_file: this node cannot "
-                   "prove its identity (starlingctl keygen FILE makes a key pair)");
-  }
+namespace {
+
+// The secret key in `path` and its public half. Refused, with the file named: a file that
+// cannot be read, one that group or others may read, anything but 40 Z85 characters (and a
+// final newline).
+KeyPair read_secret_key_file(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw KeyError("node " + node.id + "'s secret_key_file " + path + ": " + std::strerror(errno));
-  }
+  if (::stat(path.c_str(), &st) != 0) throw KeyError(path + ": " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) throw KeyError(path + ": not a regular file");
   if ((st.st_mode & 077) != 0) {
     throw KeyError(path + ": group or others may read this secret key; chmod 600 it (and make "
@@ -69,11 +69,59 @@ std::string load_secret_key(const topology::NodeSpec& node) {
   if (zmq_curve_public(derived, key.c_str()) != 0) {
     throw KeyError(path + ": " + zmq_strerror(zmq_errno()));
   }
-  if (node.public_key != derived) {
-    throw KeyError(path + ": this secret key belongs to the public key " + std::string(derived) +
+  return {derived, key};
+}
+
+}  // namespace
+
+std::string load_secret_key(const topology::NodeSpec& node) {
+  const std::string& path = node.secret_key_file;
+  if (path.empty()) {
+    throw KeyError("node " + node.id + " has a public_key but no secret_key_file: this node cannot "
+                   "prove its identity (starlingctl keygen FILE makes a key pair)");
+  }
+  KeyPair pair;
+  try {
+    pair = read_secret_key_file(path);
+  } catch (const KeyError& e) {
+    throw KeyError("node " + node.id + "'s secret_key_file " + e.what());
+  }
+  if (node.public_key != pair.public_key) {
+    throw KeyError(path + ": this secret key belongs to the public key " + pair.public_key +
                    ", not to node " + node.id + "'s public_key " + node.public_key);
   }
-  return key;
+  return pair.secret_key;
+}
+
+bool has_curve_keys(const topology::ClusterSpec& spec) {
+  return !spec.nodes.empty() && !spec.nodes.front().public_key.empty();
+}
+
+bool control_uses_curve(const topology::ClusterSpec& spec, std::size_t node) {
+  return has_curve_keys(spec) && control_endpoint(spec, node).rfind("tcp://", 0) == 0;
+}
+
+KeyPair control_client_key(const topology::ClusterSpec& spec, const std::string& key_file) {
+  if (!key_file.empty()) {
+    KeyPair pair = read_secret_key_file(key_file);
+    for (const auto& node : spec.nodes) {
+      if (node.public_key == pair.public_key) return pair;
+    }
+    throw KeyError(key_file + ": its public key " + pair.public_key + " is not a node's " +
+                   "public_key in " + spec.file + ", so the nodes would refuse it");
+  }
+  std::string tried;
+  for (const auto& node : spec.nodes) {
+    if (node.secret_key_file.empty()) continue;
+    try {
+      return {node.public_key, load_secret_key(node)};
+    } catch (const KeyError& e) {
+      tried += std::string("\n  ") + e.what();
+    }
+  }
+  throw KeyError("the control sockets of this cluster are encrypted, and no node's "
+                 "secret_key_file can be read here; pass --key FILE with a node's secret key" +
+                 (tried.empty() ? std::string() : ". Tried:" + tried));
 }
 
 }  // namespace starling::daemon

@@ -30,4 +30,17 @@ void write_secret_key_file(const std::string& path, const std::string& secret_ke
 // public_key.
 std::string load_secret_key(const topology::NodeSpec& node);
 
+// Whether the cluster's nodes have CURVE keys (they all have, or none: the parser checks).
+bool has_curve_keys(const topology::ClusterSpec& spec);
+
+// Whether node `node`'s control socket is encrypted: its cluster has keys and its control
+// endpoint is tcp:// (an ipc:// one lies in a directory only its user may enter).
+bool control_uses_curve(const topology::ClusterSpec& spec, std::size_t node);
+
+// The key pair starlingctl presents to the nodes' encrypted control sockets (README
+// "Security"): the secret key in `key_file` when given, which must belong to one of the
+// nodes' public keys; else that of the first node whose secret_key_file can be read here.
+// Throws KeyError saying what was tried.
+KeyPair control_client_key(const topology::ClusterSpec& spec, const std::string& key_file);
+
 }  // namespace starling::daemon

@@ -221,21 +221,25 @@ struct Node::Impl {
   }
 
   void handle_control(const ControlRequest& request, ReplyToken token) {
+    // Who asked, for the log lines of commands that change something: with CURVE, the node
+    // whose key the client proved.
+    const std::string by = token.user.empty() ? "" : " (key of " + token.user + ")";
     switch (request.command) {
       case ControlCommand::status: control->reply(token, ok_reply(status_json())); return;
       case ControlCommand::peers: control->reply(token, ok_reply(peers_json())); return;
       case ControlCommand::pause:
         paused.store(true);
-        spdlog::info("paused by control request");
+        spdlog::info("paused by control request{}", by);
         control->reply(token, ok_reply({{"paused", true}}));
         return;
       case ControlCommand::resume:
         paused.store(false);
         commands_changed.notify_all();
-        spdlog::info("resumed by control request");
+        spdlog::info("resumed by control request{}", by);
         control->reply(token, ok_reply({{"paused", false}}));
         return;
       case ControlCommand::stop:
+        if (!by.empty()) spdlog::info("stop requested by control request{}", by);
         request_stop();
         control->reply(token, ok_reply({{"stopping", true}}));
         return;
@@ -497,11 +501,29 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     n.metrics->write({{"event", "resumed"}, {"step", loaded->step}, {"path", loaded->path}});
   }
 
+  std::optional<ControlCurve> control_curve;
+  if (control_uses_curve(n.spec, n.index)) {
+    // A tcp:// control socket of a keyed cluster answers only the holders of node keys: it
+    // can stop and pause training, so it gets the protection the data plane has.
+    ControlCurve curve;
+    try {
+      curve.secret_key = load_secret_key(self);
+    } catch (const KeyError& e) {
+      throw topology::ConfigError(n.spec.file, self.line, 0,
+                                  "node[" + std::to_string(n.index) + "].secret_key_file", e.what());
+    }
+    for (const auto& node : n.spec.nodes) curve.admitted.emplace(node.public_key, node.id);
+    control_curve = std::move(curve);
+    spdlog::info("control socket {} is encrypted (CURVE): it answers holders of the cluster "
+                 "file's node keys only",
+                 control_endpoint(n.spec, n.index));
+  }
   n.control = std::make_unique<ControlServer>(
       control_endpoint(n.spec, n.index),
       [this](const ControlRequest& request, ReplyToken token) {
         impl_->handle_control(request, std::move(token));
-      });
+      },
+      std::move(control_curve));
   if (!n.spec.nodes[n.index].metrics.empty()) {
     try {
       n.metrics_server = std::make_unique<MetricsServer>(

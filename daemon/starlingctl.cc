@@ -48,11 +48,16 @@ int main(int argc, char** argv) {
     std::vector<std::string> nodes;
     bool json = false;
     int timeout_ms = 1000;
+    std::string key_file = {};
   };
   std::vector<ControlSubcommand> control = {
       {"status", nullptr, {}, {}, false, 1000}, {"peers", nullptr, {}, {}, false, 1000},
       {"pause", nullptr, {}, {}, false, 1000},  {"resume", nullptr, {}, {}, false, 1000},
       {"checkpoint", nullptr, {}, {}, false, 30000}, {"stop", nullptr, {}, {}, false, 1000}};
+  const std::string key_help =
+      "with CURVE keys in the cluster file, tcp:// control sockets are encrypted: present the "
+      "secret key in this file, which must be a node's (default: the first node's "
+      "secret_key_file readable here)";
   const std::map<std::string, std::string> descriptions = {
       {"status", "One line per node: state, step, epoch, loss, accuracy, samples/s, mode, peers "
                  "alive/total, bytes sent, consensus distance. Unreachable nodes are shown as such."},
@@ -71,6 +76,7 @@ int main(int argc, char** argv) {
                       "step boundary, so it waits longer)")
         ->check(CLI::Range(10, 600000))
         ->capture_default_str();
+    c.app->add_option("--key", c.key_file, key_help);
   }
 
   std::string sync_file;
@@ -83,6 +89,8 @@ int main(int argc, char** argv) {
   sync->add_option("-n,--node", sync_nodes, "ask this node (default: the first that answers)");
   sync->add_option("--timeout-ms", sync_timeout_ms, "how long to wait for an answer")
       ->check(CLI::Range(10, 600000));
+  std::string sync_key_file;
+  sync->add_option("--key", sync_key_file, key_help);
 
   std::string keygen_file;
   auto* keygen = app.add_subcommand(
@@ -112,7 +120,7 @@ int main(int argc, char** argv) {
   }
   if (sync->parsed()) {
     return daemon::run_sync_command(sync_file, sync_nodes, std::chrono::milliseconds(sync_timeout_ms),
-                                    std::cout, std::cerr);
+                                    std::cout, std::cerr, sync_key_file);
   }
 
   if (topology->parsed()) {
@@ -126,7 +134,7 @@ int main(int argc, char** argv) {
     if (c.app->parsed()) {
       return daemon::run_control_command(c.name, c.file, c.nodes, c.json,
                                          std::chrono::milliseconds(c.timeout_ms), std::cout,
-                                         std::cerr);
+                                         std::cerr, c.key_file);
     }
   }
   return 1;

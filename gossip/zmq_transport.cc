@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "gossip/zap_handler.h"
+
 namespace starling::gossip {
 namespace {
 
@@ -23,7 +25,6 @@ constexpr std::chrono::seconds kReconnectSpacing{1};  // see connect_again_if_wa
 // have them; frames beyond that are read and discarded.
 constexpr std::size_t kMaxKeptFrames = 4;
 constexpr std::size_t kMaxCurveCommand = 512;  // CURVE handshake commands are at most ~200 bytes
-constexpr std::size_t kMaxLoggedKeys = 64;     // refused CURVE keys logged (each once)
 
 void release_payload(void* /*data*/, void* hint) {
   delete static_cast<std::shared_ptr<const void>*>(hint);
@@ -41,9 +42,7 @@ struct ZmqTransport::Impl {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   zmq::socket_t monitor{context, zmq::socket_type::pair};
-  zmq::socket_t zap{context, zmq::socket_type::rep};  // ZAP handler (CURVE only)
-  std::map<std::string, std::size_t> node_of_key;     // binary public key -> node
-  std::set<std::string> refused_keys;                 // logged once each (kMaxLoggedKeys)
+  std::unique_ptr<ZapHandler> zap;  // CURVE only
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
   // Per dealer, the PAIR end of its socket monitor: a connection that closes means the peer's
   // process is gone (a crash closes its sockets), which silence would only show later.
@@ -89,18 +88,20 @@ struct ZmqTransport::Impl {
     if (o.public_keys.size() != o.ids.size() || o.secret_key.size() != 40) {
       throw TransportError("CURVE needs a public key for every node and this node's secret key");
     }
+    // Every other node's key is admitted, as that node (the User-Id its messages carry).
+    std::map<std::string, std::string> admitted;
     for (std::size_t i = 0; i < o.public_keys.size(); ++i) {
-      std::string binary(32, '\0');
-      if (o.public_keys[i].size() != 40 ||
-          !zmq_z85_decode(reinterpret_cast<std::uint8_t*>(binary.data()), o.public_keys[i].c_str())) {
+      try {
+        if (i != o.self) admitted.emplace(ZapHandler::binary_key(o.public_keys[i]), o.ids[i]);
+      } catch (const std::invalid_argument&) {
         throw TransportError("node " + o.ids[i] + "'s public key is not Z85");
       }
-      node_of_key.emplace(binary, i);
     }
     // The ZAP handler must be bound before the inbox accepts a connection: libzmq asks it
     // about every CURVE handshake (without one, a CURVE server admits any key).
-    zap.set(zmq::sockopt::linger, 0);
-    zap.bind("inproc://zeromq.zap.01");
+    zap = std::make_unique<ZapHandler>(context, std::move(admitted),
+                                       "the inbox of " + o.ids[o.self],
+                                       "is not another node's key in the cluster file");
     router.set(zmq::sockopt::curve_server, 1);
     router.set(zmq::sockopt::curve_secretkey, o.secret_key);
     router.set(zmq::sockopt::zap_domain, "starling");
@@ -367,44 +368,6 @@ struct ZmqTransport::Impl {
     }
   }
 
-  // One ZAP request (RFC 27): admits a CURVE client whose public key is listed, as that node.
-  void serve_zap() {
-    std::vector<zmq::message_t> request;
-    while (true) {
-      zmq::message_t frame;
-      if (!zap.recv(frame, zmq::recv_flags::dontwait)) return;
-      const bool more = frame.more();
-      request.push_back(std::move(frame));
-      if (!more) break;
-    }
-    auto text = [&](std::size_t i) {
-      return i < request.size() ? std::string(static_cast<const char*>(request[i].data()), request[i].size())
-                                : std::string();
-    };
-    std::string status = "400", reason = "key not in the cluster file", user;
-    if (request.size() >= 7 && text(5) == "CURVE") {
-      const std::string key = text(6);
-      auto it = node_of_key.find(key);
-      if (it != node_of_key.end() && it->second != options().self) {
-        status = "200";
-        reason = "OK";
-        user = options().ids[it->second];
-      } else if (refused_keys.size() < kMaxLoggedKeys && refused_keys.insert(key).second) {
-        // Bounded: a stream of random keys must not grow memory; the monitor counts them all.
-        char z85[41] = {};
-        if (key.size() == 32) zmq_z85_encode(z85, reinterpret_cast<const std::uint8_t*>(key.data()), 32);
-        spdlog::warn("refused a connection from {}: its CURVE key {} is not another node's key "
-                     "in the cluster file", text(3), z85);
-      }
-    } else {
-      reason = "only CURVE is accepted";
-    }
-    const std::string reply[] = {"1.0", text(1), status, reason, user, ""};
-    for (std::size_t i = 0; i < 6; ++i) {
-      zap.send(zmq::buffer(reply[i]), i + 1 < 6 ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-  }
-
   void receive_dealer(std::size_t peer) {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
       auto frames = std::make_shared<std::vector<zmq::message_t>>();
@@ -490,7 +453,7 @@ struct ZmqTransport::Impl {
     std::vector<std::size_t> dealer_of_item(3, 0);
     const std::size_t zap_item = items.size();
     if (curve()) {
-      items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
+      items.push_back({zap->handle(), 0, ZMQ_POLLIN, 0});
       dealer_of_item.push_back(0);
     }
     const std::size_t first_dealer_item = items.size();
@@ -539,7 +502,7 @@ struct ZmqTransport::Impl {
       flush_queue(Clock::now());
       if (items[0].revents & ZMQ_POLLIN) receive_inbox();
       if (items[1].revents & ZMQ_POLLIN) receive_monitor();
-      if (curve() && (items[zap_item].revents & ZMQ_POLLIN)) serve_zap();
+      if (curve() && (items[zap_item].revents & ZMQ_POLLIN)) zap->serve();
       for (std::size_t k = first_dealer_item; k < first_monitor_item; ++k) {
         if (items[k].revents & ZMQ_POLLIN) receive_dealer(dealer_of_item[k]);
       }

@@ -7,8 +7,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "daemon/control_client.h"
 #include "daemon/curve_keys.h"
 #include "support/local_cluster.h"
+#include "support/ports.h"
 
 namespace starling::testing {
 namespace {
@@ -124,6 +126,76 @@ TEST(Security, ASecretKeyFileOthersMayReadIsRefusedWithItsName) {
   EXPECT_EQ(WEXITSTATUS(*status), 2) << cluster.log(0);
   EXPECT_NE(cluster.log(0).find(key_file.string() + ": group or others may read"), std::string::npos)
       << cluster.log(0);
+}
+
+TEST(Security, AnEncryptedControlSocketAnswersNodeKeysOnly) {
+  // tcp:// control sockets of a keyed cluster are CURVE servers that admit the node keys:
+  // anyone who can reach one could otherwise stop or pause training.
+  Keys keys(2);
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"mlp\"\nepochs = 30\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8";
+  o.node_lines = keys.node_lines;
+  o.controls = {"tcp://127.0.0.1:" + std::to_string(free_tcp_port()),
+                "tcp://127.0.0.1:" + std::to_string(free_tcp_port())};
+  LocalCluster cluster(o);
+  cluster.start_all();
+  const std::string ctl = std::string(STARLINGCTL_PATH);
+  const std::string file = cluster.cluster_file().string();
+
+  // starlingctl finds a node's secret key file (readable here) and is answered by both.
+  std::string table;
+  EXPECT_TRUE(eventually(
+      [&] {
+        table = run_command(ctl + " status " + file + " --json");
+        auto doc = nlohmann::json::parse(table, nullptr, false);
+        if (!doc.is_array() || doc.size() != 2) return false;
+        for (const auto& row : doc) {
+          if (!row.value("answered", false)) return false;
+        }
+        return true;
+      },
+      60s))
+      << table << cluster.log(0);
+  EXPECT_NE(cluster.log(0).find("control socket tcp://127.0.0.1:"), std::string::npos);
+
+  // A plain client gets nothing; one with a key the cluster does not list is told it is
+  // refused, at once, and the node logs the key once.
+  auto plain = daemon::query_node(cluster.control_endpoint(0), {{"cmd", "status"}}, 1000ms);
+  EXPECT_FALSE(plain.answered);
+  const auto stranger = daemon::generate_key_pair();
+  daemon::ControlClientCurve curve{stranger.public_key, stranger.secret_key, {keys.pairs[0].public_key}};
+  const auto start = std::chrono::steady_clock::now();
+  auto refused = daemon::query_node(cluster.control_endpoint(0), {{"cmd", "stop"}}, 5000ms, &curve);
+  EXPECT_FALSE(refused.answered);
+  EXPECT_EQ(refused.error.rfind("refused", 0), 0u) << refused.error;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s) << "a refusal looked like a silent node";
+  EXPECT_TRUE(eventually(
+      [&] {
+        return cluster.log(0).find("is not a node's key in the cluster file") != std::string::npos;
+      },
+      5s))
+      << cluster.log(0);
+  EXPECT_TRUE(cluster.running(0)) << "a refused client stopped the node";
+
+  // --key with a key that is not a node's is a bad command line.
+  const fs::path stranger_file = keys.dir / "stranger.key";
+  daemon::write_secret_key_file(stranger_file.string(), stranger.secret_key);
+  std::string bad = run_command(ctl + " status " + file + " --key " + stranger_file.string() +
+                                " 2>&1; echo rc=$?");
+  EXPECT_NE(bad.find("is not a node's public_key"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("rc=2"), std::string::npos) << bad;
+
+  // A node's key, named with --key, may stop the cluster; the nodes log whose key asked.
+  std::string stop = run_command(ctl + " stop " + file + " --key " + (keys.dir / "n1.key").string() +
+                                 " 2>&1; echo rc=$?");
+  EXPECT_NE(stop.find("rc=0"), std::string::npos) << stop;
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
+    EXPECT_NE(cluster.log(i).find("stop requested by control request (key of n1)"), std::string::npos)
+        << cluster.log(i);
+  }
 }
 
 }  // namespace

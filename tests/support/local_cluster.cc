@@ -25,6 +25,8 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
   text << "[cluster]\nname = \"" << options.name << "\"\nseed = 1\n\n[topology]\n"
        << options.topology << "\n\n[training]\n" << options.training << "\n\n[sync]\n"
        << options.sync << "\n\n[run]\ndir = \"" << (dir_ / "run").string() << "\"\n";
+  controls_ = options.controls;
+  controls_.resize(options.nodes);
   for (std::size_t i = 0; i < options.nodes; ++i) {
     ids_.push_back("n" + std::to_string(i));
     endpoints_.push_back(i < options.endpoints.size() ? options.endpoints[i] : loopback_endpoint());
@@ -57,6 +59,7 @@ LocalCluster::~LocalCluster() {
 }
 
 std::string LocalCluster::control_endpoint(std::size_t i) const {
+  if (i < controls_.size() && !controls_[i].empty()) return controls_[i];
   return "ipc://" + (dir_ / "ctl" / (ids_[i] + ".sock")).string();
 }
 

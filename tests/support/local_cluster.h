@@ -27,6 +27,7 @@ struct LocalClusterOptions {
   // its starlingd runs in (`ip netns exec`; empty: this one).
   std::vector<std::string> endpoints;
   std::vector<std::string> namespaces;
+  std::vector<std::string> controls;  // node i's control endpoint (else an ipc path)
 };
 
 class LocalCluster {
@@ -65,6 +66,7 @@ class LocalCluster {
   std::vector<std::string> endpoints_;
   std::vector<int> metrics_ports_;
   std::vector<std::string> namespaces_;
+  std::vector<std::string> controls_;
   std::vector<pid_t> pids_;
 };
 
