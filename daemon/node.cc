@@ -115,6 +115,8 @@ struct Node::Impl {
   double samples_per_s = 0;
   double lr = 0;
   std::string last_checkpoint;
+  std::uint64_t checkpoint_failures = 0;  // periodic checkpoints that could not be written
+  std::string checkpoint_error;           // why the latest one failed; empty once one succeeds
 
   void set_state(const std::string& s) {
     std::lock_guard lock(status_mutex);
@@ -137,7 +139,10 @@ struct Node::Impl {
            {"eval_loss", number_or_null(eval_loss)},
            {"samples_per_s", samples_per_s},
            {"lr", lr},
-           {"last_checkpoint", last_checkpoint}};
+           {"last_checkpoint", last_checkpoint},
+           {"checkpoint_failures", checkpoint_failures},
+           {"checkpoint_error", checkpoint_error.empty() ? nlohmann::json(nullptr)
+                                                         : nlohmann::json(checkpoint_error)}};
     }
     j["device"] = device;
     j["pid"] = ::getpid();
@@ -289,6 +294,36 @@ struct Node::Impl {
     }
     metrics->write({{"event", "checkpoint"}, {"step", trainer->step_count()}, {"path", path}});
     return path;
+  }
+
+  // A checkpoint of the schedule (checkpoint_every). One that cannot be written (a full disk,
+  // a directory gone) does not end training: the model is intact in memory, the newest
+  // checkpoint on disk is still whole (a checkpoint is written to a temp file and renamed), and
+  // the next one may succeed. It is logged, counted and shown in status until one succeeds.
+  void write_scheduled_checkpoint() {
+    try {
+      write_checkpoint();
+    } catch (const std::exception& e) {
+      std::string previous;
+      {
+        std::lock_guard lock(status_mutex);
+        ++checkpoint_failures;
+        checkpoint_error = e.what();
+        previous = last_checkpoint;
+      }
+      spdlog::error("checkpoint at step {} not written: {}; training goes on, and the newest "
+                    "checkpoint is {}",
+                    trainer->step_count(), e.what(), previous.empty() ? "none" : previous);
+      metrics->write({{"event", "checkpoint_failed"},
+                      {"step", trainer->step_count()},
+                      {"error", e.what()}});
+      return;
+    }
+    std::lock_guard lock(status_mutex);
+    if (!checkpoint_error.empty()) {
+      spdlog::info("checkpoints are written again (step {})", trainer->step_count());
+      checkpoint_error.clear();
+    }
   }
 
   void serve_checkpoint_requests() {
@@ -663,7 +698,7 @@ int Node::Impl::run() {
     }
     bool eval_due = eval_every > 0 ? r.step % eval_every == 0 : r.step % steps_per_epoch == 0;
     if (eval_due && !trainer->finished()) eval_seconds += evaluate(eval_every > 0 ? "periodic" : "epoch");
-    if (checkpoint_every > 0 && r.step % checkpoint_every == 0) write_checkpoint();
+    if (checkpoint_every > 0 && r.step % checkpoint_every == 0) write_scheduled_checkpoint();
   }
 
   // Training throughput over the loop alone: no start-up, no evaluation.
@@ -677,7 +712,18 @@ int Node::Impl::run() {
   sync->finish(*trainer, stopped_early);
   const double finish_seconds = metrics->seconds() - finish_started;
   if (!stopped_early) evaluate("final");
-  std::string path = write_checkpoint();
+  // The final checkpoint is the run's result (and where a restart resumes): if it cannot be
+  // written, the node says so and exits with a failure, after its summary.
+  std::string path;
+  std::string final_error;
+  try {
+    path = write_checkpoint();
+  } catch (const std::exception& e) {
+    final_error = e.what();
+    spdlog::error("final checkpoint at step {} not written: {}; the newest checkpoint is {}",
+                  trainer->step_count(), final_error,
+                  last_checkpoint.empty() ? "none" : last_checkpoint);
+  }
   {
     // Requests that came after the loop's last look are answered with the final checkpoint.
     std::deque<ReplyToken> late;
@@ -687,7 +733,9 @@ int Node::Impl::run() {
       late.swap(checkpoint_requests);
     }
     for (const auto& token : late) {
-      control->reply(token, ok_reply({{"path", path}, {"step", trainer->step_count()}}));
+      control->reply(token, final_error.empty()
+                                ? ok_reply({{"path", path}, {"step", trainer->step_count()}})
+                                : error_reply("checkpoint failed: " + final_error));
     }
   }
   double seconds = metrics->seconds();
@@ -699,8 +747,13 @@ int Node::Impl::run() {
   summary["finish_seconds"] = finish_seconds;
   summary["trained_samples"] = trained_samples;
   summary["trained_steps"] = trainer->step_count() - first_step;
-  summary["checkpoint"] = path;
+  summary["checkpoint"] = path.empty() ? nlohmann::json(nullptr) : nlohmann::json(path);
+  if (!final_error.empty()) summary["checkpoint_error"] = final_error;
   metrics->write(summary);
+  if (!final_error.empty()) {
+    set_state("failed");
+    return kExitFailure;
+  }
   spdlog::info("{} at step {} after {:.1f} s; checkpoint {}",
                stopped_early ? "stopped" : "finished", trainer->step_count(), seconds, path);
   set_state(stopped_early ? "stopped" : "finished");

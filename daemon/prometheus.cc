@@ -72,6 +72,9 @@ std::string render_prometheus(const nlohmann::json& status, const nlohmann::json
         "L2 distance of this node's model from the mean of the models it last mixed.");
   gauge("starling_peers_alive", "peers_alive", "Peers this node currently hears.");
   gauge("starling_peers", "peers_total", "Other nodes in the cluster.");
+  e.family("starling_checkpoint_failures_total", "counter",
+           "Scheduled checkpoints that could not be written (training went on).");
+  e.sample("starling_checkpoint_failures_total", number(status, "checkpoint_failures"));
   e.family("starling_paused", "gauge", "1 while training is paused by a control request.");
   e.sample("starling_paused", status.value("paused", false) ? 1.0 : 0.0);
   if (status.contains("sync") && status["sync"].contains("rounds")) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -276,6 +278,87 @@ TEST(Fault, AStalledAllreduceMemberIsGivenUpThenRejoinsAndTheClusterFinishesToge
 
 TEST(Fault, AStalledDynamicNodeIsGivenUpThenRejoinsAndTheClusterFinishesTogether) {
   stall_and_resume(kDynamicSync);
+}
+
+// A checkpoint that cannot be written (here: its directory replaced by a file, as a full or
+// vanished disk would fail it) neither ends training nor harms the checkpoint before it.
+TEST(Fault, ACheckpointThatCannotBeWrittenDoesNotEndTraining) {
+  LocalClusterOptions o;
+  o.nodes = 1;
+  o.training = "model = \"mlp\"\nepochs = 30\ncheckpoint_every = 50\neval_every = 100000";
+  o.sync = "mode = \"local\"";
+  LocalCluster cluster(o);
+  cluster.start(0);
+  ASSERT_TRUE(eventually([&] { return !cluster.metrics(0, "checkpoint").empty(); }, 60s))
+      << cluster.log(0);
+  const auto dir = cluster.dir() / "run" / "n0" / "checkpoints";
+  const auto moved = cluster.dir() / "moved";
+  std::filesystem::rename(dir, moved);
+  std::ofstream(dir) << "not a directory\n";
+
+  ASSERT_TRUE(eventually([&] { return !cluster.metrics(0, "checkpoint_failed").empty(); }, 30s))
+      << cluster.log(0);
+  const auto failed = cluster.metrics(0, "checkpoint_failed").front();
+  EXPECT_NE(failed.value("error", "").find(dir.string()), std::string::npos) << failed.dump();
+  auto status = cluster.ask(0, "status");
+  ASSERT_TRUE(status) << cluster.log(0);
+  EXPECT_GE(status->value("checkpoint_failures", 0), 1);
+  EXPECT_TRUE((*status)["checkpoint_error"].is_string()) << status->dump();
+  const std::int64_t failed_at = failed.value("step", std::int64_t{0});
+  EXPECT_TRUE(eventually([&] { return step_of(cluster, 0) > failed_at + 100; }, 30s))
+      << "training stopped after a failed checkpoint\n" << cluster.log(0);
+  EXPECT_NE(cluster.log(0).find("training goes on"), std::string::npos) << cluster.log(0);
+
+  // The disk comes back: the next checkpoint is written, and status says all is well again.
+  std::filesystem::remove(dir);
+  std::filesystem::rename(moved, dir);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto lines = cluster.metrics(0, "checkpoint");
+        return !lines.empty() && lines.back().value("step", std::int64_t{0}) > failed_at;
+      },
+      30s))
+      << cluster.log(0);
+  status = cluster.ask(0, "status");
+  ASSERT_TRUE(status);
+  EXPECT_TRUE((*status)["checkpoint_error"].is_null()) << status->dump();
+  EXPECT_NE(cluster.log(0).find("checkpoints are written again"), std::string::npos);
+  cluster.signal(0, SIGTERM);
+  EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 60s))) << cluster.log(0);
+}
+
+// The final checkpoint is the run's result: if it cannot be written the node says so, still
+// writes its summary, and exits with a failure; the checkpoint before it is untouched.
+TEST(Fault, AFinalCheckpointThatCannotBeWrittenFailsTheNode) {
+  LocalClusterOptions o;
+  o.nodes = 1;
+  o.training = "model = \"mlp\"\nepochs = 30\ncheckpoint_every = 50\neval_every = 100000";
+  o.sync = "mode = \"local\"";
+  LocalCluster cluster(o);
+  cluster.start(0);
+  ASSERT_TRUE(eventually([&] { return !cluster.metrics(0, "checkpoint").empty(); }, 60s))
+      << cluster.log(0);
+  const auto dir = cluster.dir() / "run" / "n0" / "checkpoints";
+  const auto moved = cluster.dir() / "moved";
+  std::filesystem::rename(dir, moved);
+  std::ofstream(dir) << "not a directory\n";
+  cluster.signal(0, SIGTERM);
+  auto status = cluster.wait_exit(0, 60s);
+  ASSERT_TRUE(status && WIFEXITED(*status)) << cluster.log(0);
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << cluster.log(0);
+  EXPECT_NE(cluster.log(0).find("final checkpoint at step"), std::string::npos) << cluster.log(0);
+  auto summary = cluster.metrics(0, "summary");
+  ASSERT_FALSE(summary.empty()) << cluster.log(0);
+  EXPECT_TRUE(summary.back()["checkpoint"].is_null());
+  EXPECT_TRUE(summary.back()["checkpoint_error"].is_string());
+  // The checkpoint written before is whole: a node started on it resumes from it.
+  std::filesystem::remove(dir);
+  std::filesystem::rename(moved, dir);
+  cluster.start(0);
+  EXPECT_TRUE(eventually([&] { return !cluster.metrics(0, "resumed").empty(); }, 60s))
+      << cluster.log(0);
+  cluster.signal(0, SIGTERM);
+  EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 60s))) << cluster.log(0);
 }
 
 }  // namespace
