@@ -25,6 +25,7 @@
 #include "daemon/systemd_notify.h"
 #include "topology/cluster_file.h"
 #include "topology/config_error.h"
+#include "topology/protocol_fingerprint.h"
 #include "topology/topology.h"
 #include "training/trainer.h"
 
@@ -460,7 +461,13 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     t.incarnation = incarnation_now();
     const auto precision =
         s.wire_precision == "f16" ? gossip::WirePrecision::f16 : gossip::WirePrecision::f32;
-    t.policy.fingerprint = gossip::wire_fingerprint(n.trainer->fingerprint(), precision);
+    // Messages carry one fingerprint for the model, the wire precision and the protocol
+    // settings every node must share (topology/protocol_fingerprint.h): a node run with an
+    // edited copy of the cluster file is refused by the others, with a log line that says so.
+    const std::uint64_t protocol = topology::protocol_fingerprint(n.spec);
+    const std::uint64_t model_and_protocol =
+        n.trainer->fingerprint() ^ (protocol * 0x9E3779B97F4A7C15ull + 0x7F4A7C159E3779B9ull);
+    t.policy.fingerprint = gossip::wire_fingerprint(model_and_protocol, precision);
     if (precision == gossip::WirePrecision::f16) {
       spdlog::info("{} sends binary16 parameters (wire_precision = \"f16\"): nodes with "
                    "another wire_precision refuse this node's messages as a fingerprint mismatch",

@@ -25,8 +25,12 @@ void InboundPipeline::reject(std::optional<std::size_t> peer, RejectReason reaso
   if (!first) return;
   std::string from = peer ? peers_.id(*peer) : std::string("an unknown connection");
   if (reason == RejectReason::fingerprint_mismatch && header) {
-    spdlog::error("refusing {}: it runs a different model (fingerprint {:016x}, ours {:016x}); "
-                  "check that every node of the cluster uses the same [training] model",
+    spdlog::error("refusing {}: it runs a different model or cluster configuration (fingerprint "
+                  "{:016x}, ours {:016x}); every node must run the same cluster file: the same "
+                  "cluster name, seed and node ids, [training] model, dataset, partition, "
+                  "max_train_samples, batch_size, epochs and max_steps, [topology], and [sync] "
+                  "mode, period, staleness, wire_precision, allreduce, delta, final_rounds and "
+                  "final_allreduce",
                   from, header->fingerprint, policy_.fingerprint);
     return;
   }

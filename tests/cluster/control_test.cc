@@ -440,5 +440,33 @@ TEST(Control, APeerWithAnotherModelIsRefusedWithAClearLogLine) {
   EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > 20; }, 30s));
 }
 
+TEST(Control, APeerRunningAnEditedClusterFileIsRefusedWithAClearLogLine) {
+  // The same model, but another gossip period: its rounds would come at other steps.
+  LocalClusterOptions o = long_pair();
+  o.sync = "mode = \"gossip\"\nperiod = 8\nstartup_timeout_ms = 2000";
+  LocalCluster cluster(o);
+  std::ifstream in(cluster.cluster_file());
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string other = std::regex_replace(text.str(), std::regex("period = 8"), "period = 4");
+  ASSERT_NE(other, text.str());
+  auto other_file = cluster.dir() / "other-period.toml";
+  std::ofstream(other_file) << other;
+  cluster.start(0);
+  cluster.start(1, {"--run-dir", (cluster.dir() / "run-other").string()}, other_file);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return cluster.log(0).find("refusing n1: it runs a different model or cluster "
+                                   "configuration") != std::string::npos;
+      },
+      30s))
+      << cluster.log(0);
+  EXPECT_NE(cluster.log(0).find("every node must run the same cluster file"), std::string::npos);
+  auto peers = cluster.ask(0, "peers");
+  ASSERT_TRUE(peers);
+  EXPECT_TRUE((*peers)["peers"][0].value("fingerprint_mismatch", false));
+  EXPECT_NE((*peers)["peers"][0].value("state", ""), "alive");
+}
+
 }  // namespace
 }  // namespace starling::testing
