@@ -216,6 +216,21 @@ TEST(ZmqTransport, ARestartedPeerIsBack) {
   EXPECT_EQ(info.returns, 1u);
 }
 
+TEST(ZmqTransport, AClosedConnectionIsSeenAtOnceAndItsReturnToo) {
+  // Silence takes suspect_after to mean anything; a peer whose process is gone closes its
+  // connection, which the DEALER's monitor reports within milliseconds.
+  LoopbackCluster c(2);
+  ASSERT_TRUE(eventually([&] { return c.all_connected(); }));
+  EXPECT_FALSE(c.nodes[0]->peers().connection_lost(1));
+  c.nodes[1].reset();
+  const auto closed = Clock::now();
+  EXPECT_TRUE(eventually([&] { return c.nodes[0]->peers().connection_lost(1); }, 2000ms));
+  EXPECT_LT(Clock::now() - closed, 500ms);
+  EXPECT_NE(c.nodes[0]->peers().state(1), PeerState::dead);  // silence alone says nothing yet
+  c.nodes[1] = c.start(1);
+  EXPECT_TRUE(eventually([&] { return !c.nodes[0]->peers().connection_lost(1); }, 5000ms));
+}
+
 TEST(ZmqTransport, AnotherModelIsRefused) {
   LoopbackCluster c(2, /*fingerprint_of_last=*/0xBAD);
   std::this_thread::sleep_for(300ms);
