@@ -280,21 +280,50 @@ TEST(Fault, AStalledDynamicNodeIsGivenUpThenRejoinsAndTheClusterFinishesTogether
   stall_and_resume(kDynamicSync);
 }
 
-// A checkpoint that cannot be written (here: its directory replaced by a file, as a full or
-// vanished disk would fail it) neither ends training nor harms the checkpoint before it.
+// One node training alone with a checkpoint every 50 steps. break_checkpoints() makes its
+// checkpoints fail, as a full or vanished disk would: it moves the checkpoint directory away
+// (with the checkpoints written so far) and puts a file in its place; mend_checkpoints()
+// puts the directory back.
+struct CheckpointingNode {
+  LocalCluster cluster;
+  std::filesystem::path dir;
+  std::filesystem::path moved;
+
+  static LocalClusterOptions options() {
+    LocalClusterOptions o;
+    o.nodes = 1;
+    o.training = "model = \"mlp\"\nepochs = 30\ncheckpoint_every = 50\neval_every = 100000";
+    o.sync = "mode = \"local\"";
+    return o;
+  }
+
+  CheckpointingNode()
+      : cluster(options()),
+        dir(cluster.dir() / "run" / "n0" / "checkpoints"),
+        moved(cluster.dir() / "moved") {}
+
+  // Starts the node; true once it has written a checkpoint.
+  bool start_and_checkpoint() {
+    cluster.start(0);
+    return eventually([&] { return !cluster.metrics(0, "checkpoint").empty(); }, 60s);
+  }
+  void break_checkpoints() {
+    std::filesystem::rename(dir, moved);
+    std::ofstream(dir) << "not a directory\n";
+  }
+  void mend_checkpoints() {
+    std::filesystem::remove(dir);
+    std::filesystem::rename(moved, dir);
+  }
+};
+
+// A checkpoint that cannot be written neither ends training nor harms the checkpoint before it.
 TEST(Fault, ACheckpointThatCannotBeWrittenDoesNotEndTraining) {
-  LocalClusterOptions o;
-  o.nodes = 1;
-  o.training = "model = \"mlp\"\nepochs = 30\ncheckpoint_every = 50\neval_every = 100000";
-  o.sync = "mode = \"local\"";
-  LocalCluster cluster(o);
-  cluster.start(0);
-  ASSERT_TRUE(eventually([&] { return !cluster.metrics(0, "checkpoint").empty(); }, 60s))
-      << cluster.log(0);
-  const auto dir = cluster.dir() / "run" / "n0" / "checkpoints";
-  const auto moved = cluster.dir() / "moved";
-  std::filesystem::rename(dir, moved);
-  std::ofstream(dir) << "not a directory\n";
+  CheckpointingNode node;
+  LocalCluster& cluster = node.cluster;
+  const auto& dir = node.dir;
+  ASSERT_TRUE(node.start_and_checkpoint()) << cluster.log(0);
+  node.break_checkpoints();
 
   ASSERT_TRUE(eventually([&] { return !cluster.metrics(0, "checkpoint_failed").empty(); }, 30s))
       << cluster.log(0);
@@ -310,8 +339,7 @@ TEST(Fault, ACheckpointThatCannotBeWrittenDoesNotEndTraining) {
   EXPECT_NE(cluster.log(0).find("training goes on"), std::string::npos) << cluster.log(0);
 
   // The disk comes back: the next checkpoint is written, and status says all is well again.
-  std::filesystem::remove(dir);
-  std::filesystem::rename(moved, dir);
+  node.mend_checkpoints();
   EXPECT_TRUE(eventually(
       [&] {
         auto lines = cluster.metrics(0, "checkpoint");
@@ -330,18 +358,10 @@ TEST(Fault, ACheckpointThatCannotBeWrittenDoesNotEndTraining) {
 // The final checkpoint is the run's result: if it cannot be written the node says so, still
 // writes its summary, and exits with a failure; the checkpoint before it is untouched.
 TEST(Fault, AFinalCheckpointThatCannotBeWrittenFailsTheNode) {
-  LocalClusterOptions o;
-  o.nodes = 1;
-  o.training = "model = \"mlp\"\nepochs = 30\ncheckpoint_every = 50\neval_every = 100000";
-  o.sync = "mode = \"local\"";
-  LocalCluster cluster(o);
-  cluster.start(0);
-  ASSERT_TRUE(eventually([&] { return !cluster.metrics(0, "checkpoint").empty(); }, 60s))
-      << cluster.log(0);
-  const auto dir = cluster.dir() / "run" / "n0" / "checkpoints";
-  const auto moved = cluster.dir() / "moved";
-  std::filesystem::rename(dir, moved);
-  std::ofstream(dir) << "not a directory\n";
+  CheckpointingNode node;
+  LocalCluster& cluster = node.cluster;
+  ASSERT_TRUE(node.start_and_checkpoint()) << cluster.log(0);
+  node.break_checkpoints();
   cluster.signal(0, SIGTERM);
   auto status = cluster.wait_exit(0, 60s);
   ASSERT_TRUE(status && WIFEXITED(*status)) << cluster.log(0);
@@ -352,8 +372,7 @@ TEST(Fault, AFinalCheckpointThatCannotBeWrittenFailsTheNode) {
   EXPECT_TRUE(summary.back()["checkpoint"].is_null());
   EXPECT_TRUE(summary.back()["checkpoint_error"].is_string());
   // The checkpoint written before is whole: a node started on it resumes from it.
-  std::filesystem::remove(dir);
-  std::filesystem::rename(moved, dir);
+  node.mend_checkpoints();
   cluster.start(0);
   EXPECT_TRUE(eventually([&] { return !cluster.metrics(0, "resumed").empty(); }, 60s))
       << cluster.log(0);
