@@ -5,9 +5,10 @@
 // A round: send my snapshot to this round's out-neighbours, wait (until a per-round deadline)
 // for each in-neighbour's message of the same round, and mix. There is no global barrier: a
 // node only ever waits for its own in-neighbours, and never past the deadline, nor for a
-// neighbour that has gone silent (suspect or dead). A neighbour left out gives its weight to
-// this node, so the mixed vector is still a convex combination (the round is complete and
-// atomic either way).
+// neighbour that is dead, paused or whose connection closed (a merely suspect one is waited
+// for: over a slow link, silence is normal; see not_coming). A neighbour left out gives its
+// weight to this node, so the mixed vector is still a convex combination (the round is
+// complete and atomic either way).
 //
 // Wire precision. With f16 the snapshot goes out as binary16 (half the bytes) and what arrives
 // is widened back to float before mixing. For Output::delta (what the daemon applies) the
