@@ -74,8 +74,13 @@ struct ZmqTransport::Impl {
   void configure_common(zmq::socket_t& socket) {
     // ZMTP heartbeats: a connection whose peer stops answering PINGs is closed, so a stalled
     // or vanished host does not keep a half-open TCP connection (and its queue) forever.
+    // Not sooner than twice dead_after: closing a connection drops what is queued on it, and
+    // over a slow link the peer's answers arrive behind a model each way (a timeout of
+    // dead_after alone closed such connections under load, and the rounds then ran apart).
+    // Not much later either: the ring allreduce waits for ZeroMQ to let go of its payloads
+    // for at most 30 s past its deadline, and a closed connection is what frees them.
     int ivl = static_cast<int>(options().heartbeat.count());
-    int timeout = std::max(ivl * 5, static_cast<int>(options().timing.dead_after.count()));
+    int timeout = std::max(ivl * 5, 2 * static_cast<int>(options().timing.dead_after.count()));
     socket.set(zmq::sockopt::heartbeat_ivl, ivl);
     socket.set(zmq::sockopt::heartbeat_timeout, timeout);
     socket.set(zmq::sockopt::heartbeat_ttl, timeout * 2);
