@@ -250,12 +250,15 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
   }
 
   // The caller may reuse its buffers once run() returns: wait until ZeroMQ has let go of every
-  // payload. A connection to a vanished peer is dropped by ZMTP heartbeats within seconds, which
-  // frees what was queued for it, so this wait is bounded; past the margin an invariant broke.
-  if (!in_flight->wait_all(std::max(deadline, Clock::now()) + std::chrono::seconds(30))) {
-    spdlog::critical("ring allreduce {}: the transport still holds payloads 30 s after the "
+  // payload. A connection to a vanished peer is dropped by ZMTP heartbeats after
+  // release_bound() at most, which frees what was queued for it, so this wait is bounded;
+  // past the margin an invariant broke.
+  const auto margin = std::max<Clock::duration>(std::chrono::seconds(30),
+                                                transport_.release_bound() + std::chrono::seconds(5));
+  if (!in_flight->wait_all(std::max(deadline, Clock::now()) + margin)) {
+    spdlog::critical("ring allreduce {}: the transport still holds payloads {} s after the "
                      "deadline; the caller's buffers cannot be released safely",
-                     tag);
+                     tag, std::chrono::duration_cast<std::chrono::seconds>(margin).count());
     std::terminate();
   }
   expect(tag + 1);

@@ -7,6 +7,7 @@
 // failure in the peer table (the receiver's timeout then handles it). Received messages are
 // validated before they reach the mailbox.
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 
 #include "gossip/mailbox.h"
@@ -28,6 +29,9 @@ class Transport {
   virtual void set_progress(std::uint64_t next_round, std::uint64_t step) = 0;
   // Whether heartbeats say this node's training is paused (peers then do not wait for it).
   virtual void set_paused(bool /*paused*/) {}
+  // The longest a sent payload may stay held after its peer vanished (until the connection is
+  // given up and what is queued on it freed); zero when sends never hold payloads.
+  virtual std::chrono::milliseconds release_bound() const { return std::chrono::milliseconds(0); }
 };
 
 }  // namespace starling::gossip

@@ -35,6 +35,11 @@ struct Pending {
   OutgoingMessage message;
 };
 
+// A connection silent this long is closed by ZMTP heartbeats (see configure_common).
+std::chrono::milliseconds zmtp_timeout(const ZmqTransportOptions& o) {
+  return std::max(o.heartbeat * 5, std::chrono::milliseconds(2 * o.timing.dead_after.count()));
+}
+
 }  // namespace
 
 struct ZmqTransport::Impl {
@@ -77,10 +82,10 @@ struct ZmqTransport::Impl {
     // Not sooner than twice dead_after: closing a connection drops what is queued on it, and
     // over a slow link the peer's answers arrive behind a model each way (a timeout of
     // dead_after alone closed such connections under load, and the rounds then ran apart).
-    // Not much later either: the ring allreduce waits for ZeroMQ to let go of its payloads
-    // for at most 30 s past its deadline, and a closed connection is what frees them.
-    int ivl = static_cast<int>(options().heartbeat.count());
-    int timeout = std::max(ivl * 5, 2 * static_cast<int>(options().timing.dead_after.count()));
+    // What is queued on a connection to a vanished peer is freed when it closes: the ring
+    // allreduce waits for that (release_bound()).
+    const int ivl = static_cast<int>(options().heartbeat.count());
+    const int timeout = zmtp_timeout(options()).count();
     socket.set(zmq::sockopt::heartbeat_ivl, ivl);
     socket.set(zmq::sockopt::heartbeat_timeout, timeout);
     socket.set(zmq::sockopt::heartbeat_ttl, timeout * 2);
@@ -561,6 +566,10 @@ void ZmqTransport::send(std::size_t peer, OutgoingMessage message) {
     impl_->queue.push_back(Pending{peer, std::move(message)});
   }
   impl_->wake();
+}
+
+std::chrono::milliseconds ZmqTransport::release_bound() const {
+  return zmtp_timeout(options_) + options_.heartbeat;
 }
 
 void ZmqTransport::set_progress(std::uint64_t next_round, std::uint64_t step) {

@@ -79,6 +79,8 @@ class ZmqTransport final : public Transport {
   PeerTable& peers() override { return peers_; }
   void set_progress(std::uint64_t next_round, std::uint64_t step) override;
   void set_paused(bool paused) override;
+  // The ZMTP heartbeat timeout and one heartbeat more (see zmq_transport.cc).
+  std::chrono::milliseconds release_bound() const override;
 
   std::uint64_t dropped_by_fault_injection() const { return injected_drops_.load(); }
 

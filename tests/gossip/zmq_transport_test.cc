@@ -231,6 +231,15 @@ TEST(ZmqTransport, AClosedConnectionIsSeenAtOnceAndItsReturnToo) {
   EXPECT_TRUE(eventually([&] { return !c.nodes[0]->peers().connection_lost(1); }, 5000ms));
 }
 
+TEST(ZmqTransport, PayloadsAreReleasedWithinTwiceDeadAfterAndAHeartbeat) {
+  // ZMTP closes a silent connection after max(5 heartbeats, 2 dead_after), which frees what
+  // is queued on it; the ring allreduce waits that long for its payloads (plus a margin).
+  LoopbackCluster c(2);  // heartbeat 50 ms, dead_after 500 ms
+  EXPECT_EQ(c.nodes[0]->release_bound(), 1050ms);
+  LoopbackCluster slow(2, kFingerprint, 1000ms);  // heartbeat 1 s, dead_after 10 s
+  EXPECT_EQ(slow.nodes[0]->release_bound(), 21000ms);
+}
+
 TEST(ZmqTransport, AnotherModelIsRefused) {
   LoopbackCluster c(2, /*fingerprint_of_last=*/0xBAD);
   std::this_thread::sleep_for(300ms);
