@@ -1,12 +1,12 @@
 #include "daemon/control_client.h"
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <zmq.hpp>
 
 #include "daemon/runtime_paths.h"
+#include "gossip/socket_monitor.h"
 
 namespace starling::daemon {
 
@@ -38,18 +38,12 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
         socket->set(zmq::sockopt::curve_serverkey, curve->server_keys[i]);
         socket->set(zmq::sockopt::curve_publickey, curve->public_key);
         socket->set(zmq::sockopt::curve_secretkey, curve->secret_key);
-        const std::string monitor_endpoint = "inproc://starling-ctl-monitor-" + std::to_string(i);
-        if (zmq_socket_monitor(socket->handle(), monitor_endpoint.c_str(),
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
-          auto monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
-          monitor->set(zmq::sockopt::linger, 0);
-          monitor->connect(monitor_endpoint);
-          items.push_back({monitor->handle(), 0, ZMQ_POLLIN, 0});
-          item_node.push_back(i);
-          item_is_monitor.push_back(true);
-          monitors[i] = std::move(monitor);
-        }
+        monitors[i] = std::make_unique<zmq::socket_t>(gossip::monitor_socket(
+            context, *socket, "inproc://starling-ctl-monitor-" + std::to_string(i),
+            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL));
+        items.push_back({monitors[i]->handle(), 0, ZMQ_POLLIN, 0});
+        item_node.push_back(i);
+        item_is_monitor.push_back(true);
       }
       socket->connect(endpoints[i]);
       zmq::message_t message(body.data(), body.size());
@@ -82,13 +76,10 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
       if (!(items[k].revents & ZMQ_POLLIN) || items[k].events == 0) continue;
       std::size_t node = item_node[k];
       if (item_is_monitor[k]) {
-        zmq::message_t event, address;
-        if (!monitors[node]->recv(event, zmq::recv_flags::dontwait)) continue;
-        if (event.more()) (void)monitors[node]->recv(address, zmq::recv_flags::none);
-        std::uint16_t id = 0;
-        if (event.size() >= 2) std::memcpy(&id, event.data(), sizeof id);
+        auto id = gossip::next_monitor_event(*monitors[node]);
+        if (!id) continue;
         results[node].error =
-            id & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+            *id & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                 ? "refused: the node does not admit the key starlingctl presented (a node's "
                   "secret key file: --key FILE)"
                 : "refused: the encrypted handshake failed (is the node's public_key in the "

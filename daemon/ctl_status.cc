@@ -1,5 +1,6 @@
 #include "daemon/ctl_status.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 
@@ -35,9 +36,9 @@ std::vector<NodeAnswer> ask_cluster(const topology::ClusterSpec& spec, const std
   std::string key_problem;
   std::vector<std::size_t> asked;  // positions in `indices` that are asked
   std::vector<std::string> endpoints;
-  bool any_encrypted = false;
-  for (std::size_t i : indices) any_encrypted = any_encrypted || control_uses_curve(spec, i);
-  if (any_encrypted) {
+  std::vector<bool> encrypted;
+  for (std::size_t i : indices) encrypted.push_back(control_uses_curve(spec, i));
+  if (std::find(encrypted.begin(), encrypted.end(), true) != encrypted.end()) {
     try {
       KeyPair pair = control_client_key(spec, key_file);
       curve.public_key = pair.public_key;
@@ -47,11 +48,10 @@ std::vector<NodeAnswer> ask_cluster(const topology::ClusterSpec& spec, const std
     }
   }
   for (std::size_t k = 0; k < indices.size(); ++k) {
-    const bool encrypted = control_uses_curve(spec, indices[k]);
-    if (encrypted && !key_problem.empty()) continue;
+    if (encrypted[k] && !key_problem.empty()) continue;
     asked.push_back(k);
     endpoints.push_back(control_endpoint(spec, indices[k]));
-    curve.server_keys.push_back(encrypted ? spec.nodes[indices[k]].public_key : "");
+    curve.server_keys.push_back(encrypted[k] ? spec.nodes[indices[k]].public_key : "");
   }
   auto results = query_nodes(endpoints, {{"cmd", command}}, timeout, &curve);
   std::vector<NodeAnswer> answers(indices.size());

@@ -448,6 +448,19 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
                n.spec.sync.mode, n.spec.training.model, n.trainer->parameter_count(),
                n.trainer->device(), n.trainer->shard_size(), n.trainer->total_steps());
 
+  // This node's CURVE secret key, read once where something needs it: the transport (every
+  // mode but local) and an encrypted control socket (README "Security").
+  std::string secret_key;
+  if (!self.public_key.empty() &&
+      (n.spec.sync.mode != "local" || control_uses_curve(n.spec, n.index))) {
+    try {
+      secret_key = load_secret_key(self);
+    } catch (const KeyError& e) {
+      throw topology::ConfigError(n.spec.file, self.line, 0,
+                                  "node[" + std::to_string(n.index) + "].secret_key_file", e.what());
+    }
+  }
+
   const auto& s = n.spec.sync;
   if (s.mode == "local") {
     n.sync = std::make_unique<LocalSync>();
@@ -464,10 +477,8 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     // Messages carry one fingerprint for the model, the wire precision and the protocol
     // settings every node must share (topology/protocol_fingerprint.h): a node run with an
     // edited copy of the cluster file is refused by the others, with a log line that says so.
-    const std::uint64_t protocol = topology::protocol_fingerprint(n.spec);
-    const std::uint64_t model_and_protocol =
-        n.trainer->fingerprint() ^ (protocol * 0x9E3779B97F4A7C15ull + 0x7F4A7C159E3779B9ull);
-    t.policy.fingerprint = gossip::wire_fingerprint(model_and_protocol, precision);
+    t.policy.fingerprint = gossip::wire_fingerprint(
+        topology::protocol_fingerprint(n.spec, n.trainer->fingerprint()), precision);
     if (precision == gossip::WirePrecision::f16) {
       spdlog::info("{} sends binary16 parameters (wire_precision = \"f16\"): nodes with "
                    "another wire_precision refuse this node's messages as a fingerprint mismatch",
@@ -482,14 +493,9 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     t.timing.never_seen_dead_after =
         std::chrono::milliseconds(std::max(s.startup_timeout_ms, s.dead_after_ms));
     t.faults = options.faults;
-    if (!self.public_key.empty()) {
+    if (!secret_key.empty()) {
       for (const auto& node : n.spec.nodes) t.public_keys.push_back(node.public_key);
-      try {
-        t.secret_key = load_secret_key(self);
-      } catch (const KeyError& e) {
-        throw topology::ConfigError(n.spec.file, self.line, 0,
-                                    "node[" + std::to_string(n.index) + "].secret_key_file", e.what());
-      }
+      t.secret_key = secret_key;
       spdlog::info("CURVE: every connection is encrypted, and only the {} keys of the cluster "
                    "file get in", n.spec.nodes.size());
     }
@@ -548,12 +554,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     // A tcp:// control socket of a keyed cluster answers only the holders of node keys: it
     // can stop and pause training, so it gets the protection the data plane has.
     ControlCurve curve;
-    try {
-      curve.secret_key = load_secret_key(self);
-    } catch (const KeyError& e) {
-      throw topology::ConfigError(n.spec.file, self.line, 0,
-                                  "node[" + std::to_string(n.index) + "].secret_key_file", e.what());
-    }
+    curve.secret_key = secret_key;
     for (const auto& node : n.spec.nodes) curve.admitted.emplace(node.public_key, node.id);
     control_curve = std::move(curve);
     spdlog::info("control socket {} is encrypted (CURVE): it answers holders of the cluster "

@@ -8,10 +8,10 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <set>
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "gossip/socket_monitor.h"
 #include "gossip/zap_handler.h"
 
 namespace starling::gossip {
@@ -46,7 +46,7 @@ struct ZmqTransport::Impl {
   ZmqTransport& owner;
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
-  zmq::socket_t monitor{context, zmq::socket_type::pair};
+  zmq::socket_t monitor;  // the inbox's socket monitor (made in open_sockets)
   std::unique_ptr<ZapHandler> zap;  // CURVE only
   std::vector<std::unique_ptr<zmq::socket_t>> dealers;  // nullptr at self
   // Per dealer, the PAIR end of its socket monitor: a connection that closes means the peer's
@@ -134,14 +134,14 @@ struct ZmqTransport::Impl {
                                          (curve() ? kMaxCurveCommand : 0)));
     router.set(zmq::sockopt::rcvhwm, 10000);
     router.set(zmq::sockopt::linger, 0);
-    if (zmq_socket_monitor(router.handle(), "inproc://starling-inbox-monitor",
-                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
-      throw TransportError(std::string("cannot monitor the inbox: ") + zmq_strerror(zmq_errno()));
+    try {
+      monitor = monitor_socket(context, router, "inproc://starling-inbox-monitor",
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    } catch (const zmq::error_t& e) {
+      throw TransportError(std::string("cannot monitor the inbox: ") + e.what());
     }
-    monitor.set(zmq::sockopt::linger, 0);
-    monitor.connect("inproc://starling-inbox-monitor");
     try {
       router.bind(o.endpoints[o.self]);
     } catch (const zmq::error_t& e) {
@@ -174,16 +174,13 @@ struct ZmqTransport::Impl {
         dealer->set(zmq::sockopt::curve_secretkey, o.secret_key);
       }
       // Before connect, so that no event of the first connection is missed.
-      const std::string monitor_endpoint = "inproc://starling-dealer-monitor-" + std::to_string(i);
-      if (zmq_socket_monitor(dealer->handle(), monitor_endpoint.c_str(),
-                             ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
-        throw TransportError("cannot monitor the connection to " + o.ids[i] + ": " +
-                             zmq_strerror(zmq_errno()));
+      try {
+        dealer_monitors[i] = std::make_unique<zmq::socket_t>(monitor_socket(
+            context, *dealer, "inproc://starling-dealer-monitor-" + std::to_string(i),
+            ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED));
+      } catch (const zmq::error_t& e) {
+        throw TransportError("cannot monitor the connection to " + o.ids[i] + ": " + e.what());
       }
-      auto dealer_monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
-      dealer_monitor->set(zmq::sockopt::linger, 0);
-      dealer_monitor->connect(monitor_endpoint);
-      dealer_monitors[i] = std::move(dealer_monitor);
       try {
         dealer->connect(o.endpoints[i]);
       } catch (const zmq::error_t& e) {
@@ -388,21 +385,15 @@ struct ZmqTransport::Impl {
 
   void receive_monitor() {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
-      zmq::message_t event;
-      if (!monitor.recv(event, zmq::recv_flags::dontwait)) return;
-      zmq::message_t address;
-      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
-      if (event.size() >= 2) {
-        std::uint16_t id = 0;
-        std::memcpy(&id, event.data(), sizeof id);
-        if (id & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
-          owner.peers_.on_handshake_failure();
-          if (owner.peers_.handshake_failures() == 1) {
-            spdlog::warn("a connection to {} failed the ZeroMQ handshake (not a Starling peer?); "
-                         "further failures are only counted",
-                         options().endpoints[options().self]);
-          }
+      auto id = next_monitor_event(monitor);
+      if (!id) return;
+      if (*id & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+        owner.peers_.on_handshake_failure();
+        if (owner.peers_.handshake_failures() == 1) {
+          spdlog::warn("a connection to {} failed the ZeroMQ handshake (not a Starling peer?); "
+                       "further failures are only counted",
+                       options().endpoints[options().self]);
         }
       }
     }
@@ -410,17 +401,12 @@ struct ZmqTransport::Impl {
 
   void receive_dealer_monitor(std::size_t peer) {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
-      zmq::message_t event;
-      if (!dealer_monitors[peer]->recv(event, zmq::recv_flags::dontwait)) return;
-      zmq::message_t address;
-      if (event.more()) (void)dealer_monitors[peer]->recv(address, zmq::recv_flags::none);
-      if (event.size() < 2) continue;
-      std::uint16_t id = 0;
-      std::memcpy(&id, event.data(), sizeof id);
-      if (id & ZMQ_EVENT_DISCONNECTED) {
+      auto id = next_monitor_event(*dealer_monitors[peer]);
+      if (!id) return;
+      if (*id & ZMQ_EVENT_DISCONNECTED) {
         owner.peers_.on_connection(peer, false);
         owner.mailbox_.wake_all();  // a round waiting for this peer stops waiting
-      } else if (id & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      } else if (*id & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         owner.peers_.on_connection(peer, true);
       }
     }

@@ -32,9 +32,10 @@ class Hasher {
 
 }  // namespace
 
-std::uint64_t protocol_fingerprint(const ClusterSpec& spec) {
+std::uint64_t protocol_fingerprint(const ClusterSpec& spec, std::uint64_t model_fingerprint) {
   Hasher h;
   h.add(std::string("starling-protocol-1"));
+  h.add(static_cast<std::int64_t>(model_fingerprint));
   h.add(spec.name);
   h.add(static_cast<std::int64_t>(spec.seed));
   h.add(static_cast<std::int64_t>(spec.nodes.size()));

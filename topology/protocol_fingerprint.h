@@ -19,6 +19,8 @@
 
 namespace starling::topology {
 
-std::uint64_t protocol_fingerprint(const ClusterSpec& spec);
+// The hash of those settings, begun from `model_fingerprint` (the trainer's hash of the
+// model's layout), so that one number stands for the model and the protocol.
+std::uint64_t protocol_fingerprint(const ClusterSpec& spec, std::uint64_t model_fingerprint = 0);
 
 }  // namespace starling::topology
