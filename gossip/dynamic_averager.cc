@@ -44,6 +44,13 @@ std::shared_ptr<const std::vector<Half>> drift_of(std::span<const float> x, std:
   return halves;
 }
 
+// a - b: what a node adds to the model it handed over to take an average.
+std::vector<float> difference(std::span<const float> a, std::span<const float> b) {
+  std::vector<float> out(a.size());
+  for (std::size_t k = 0; k < a.size(); ++k) out[k] = a[k] - b[k];
+  return out;
+}
+
 // r + d: the model a binary16 drift stands for (every node computes it the same way).
 std::shared_ptr<const std::vector<float>> from_drift(std::span<const Half> drift,
                                                      std::span<const float> r) {
@@ -353,9 +360,7 @@ void DynamicAverager::take_average_locked(std::uint64_t balancing,
   DynamicUpdate update;
   update.balancing = balancing;
   update.full_sync = full;
-  update.delta.resize(average->size());
-  const float* s = lock_->snapshot->data();
-  for (std::size_t k = 0; k < average->size(); ++k) update.delta[k] = (*average)[k] - s[k];
+  update.delta = difference(*average, *lock_->snapshot);
   if (full) {
     set_reference_locked(*average);
     ++stats_.reference_updates;
@@ -603,8 +608,7 @@ void DynamicAverager::commit(const Drive& drive, const std::vector<std::size_t>&
   mine.balancing = drive.id;
   mine.full_sync = full;
   mine.set_size = set.size();
-  mine.delta.resize(committed->size());
-  for (std::size_t k = 0; k < committed->size(); ++k) mine.delta[k] = (*committed)[k] - own[k];
+  mine.delta = difference(*committed, own);
   std::lock_guard lock(mutex_);
   latest_ = committed;  // see serve(): later balancings must see the averaged model
   if (full) {
