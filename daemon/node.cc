@@ -434,11 +434,11 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
   if (!self.device.empty()) n.spec.training.device = self.device;
   try {
     n.trainer = std::make_unique<training::Trainer>(n.spec.training, shard);
-  } catch (const training::TrainingError& e) {
-    const std::string message = e.what();
-    if (self.device.empty() || message.rfind("training.device", 0) != 0) throw;
-    throw training::TrainingError(message + " (the device is node " + n.id + "'s own, set at " +
-                                  options.config_path + ":" + std::to_string(self.line) + ")");
+  } catch (const training::DeviceError& e) {
+    if (self.device.empty()) throw;
+    throw training::DeviceError(std::string(e.what()) + " (the device is node " + n.id +
+                                "'s own, set at " + options.config_path + ":" +
+                                std::to_string(self.line) + ")");
   }
   n.device = n.trainer->device();
   n.total_steps = n.trainer->total_steps();

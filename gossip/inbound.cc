@@ -15,7 +15,7 @@ InboundPipeline::InboundPipeline(std::size_t self, InboundPolicy policy, PeerTab
     : self_(self), policy_(std::move(policy)), peers_(peers), mailbox_(mailbox) {}
 
 void InboundPipeline::reject(std::optional<std::size_t> peer, RejectReason reason,
-                             const Header* header) {
+                             const Header* header, std::uint16_t version) {
   if (reason == RejectReason::late) {
     // Expected when a neighbour is slower than our round timeout; counted, not logged.
     if (peer) peers_.on_rejected(*peer, reason);
@@ -32,6 +32,12 @@ void InboundPipeline::reject(std::optional<std::size_t> peer, RejectReason reaso
                   "mode, period, staleness, wire_precision, allreduce, delta, final_rounds and "
                   "final_allreduce",
                   from, header->fingerprint, policy_.fingerprint);
+    return;
+  }
+  if (reason == RejectReason::bad_version) {
+    spdlog::error("refusing {}: it speaks Starling protocol version {}, this node {}; every node "
+                  "of a cluster must run the same Starling release",
+                  from, version, kProtocolVersion);
     return;
   }
   spdlog::warn("rejected a {}message from {}: {} (further rejections of this kind from this "
@@ -54,7 +60,8 @@ InboundAction InboundPipeline::handle(std::optional<std::size_t> transport_sende
   Decoded decoded = decode_message(frames, context);
   if (decoded.error) {
     if (*decoded.error == RejectReason::fingerprint_mismatch) peers_.on_fingerprint_mismatch(peer);
-    reject(peer, *decoded.error, decoded.header_parsed ? &decoded.header : nullptr);
+    reject(peer, *decoded.error, decoded.header_parsed ? &decoded.header : nullptr,
+           decoded.version);
     return action;
   }
   const Header& header = decoded.header;

@@ -39,7 +39,10 @@ class InboundPipeline {
                        std::shared_ptr<const void> owner);
 
  private:
-  void reject(std::optional<std::size_t> peer, RejectReason reason, const Header* header);
+  // Counts the rejection and logs the first of its kind from each peer. `version` is the
+  // sender's protocol version, for a bad_version rejection.
+  void reject(std::optional<std::size_t> peer, RejectReason reason, const Header* header,
+              std::uint16_t version = 0);
 
   std::size_t self_;
   InboundPolicy policy_;

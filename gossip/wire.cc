@@ -148,7 +148,8 @@ Decoded decode_message(std::span<const std::span<const std::byte>> frames,
   std::span<const std::byte> head = frames[0];
   if (head.size() != kHeaderSize) return fail(RejectReason::malformed_header);
   if (get<std::uint32_t>(head, 0) != kMagic) return fail(RejectReason::bad_magic);
-  if (get<std::uint16_t>(head, 4) != kProtocolVersion) return fail(RejectReason::bad_version);
+  out.version = get<std::uint16_t>(head, 4);
+  if (out.version != kProtocolVersion) return fail(RejectReason::bad_version);
   auto raw_type = get<std::uint16_t>(head, 6);
   if (!is_known_type(raw_type)) return fail(RejectReason::unknown_type);
 

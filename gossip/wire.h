@@ -34,7 +34,10 @@ static_assert(std::endian::native == std::endian::little,
 inline constexpr std::uint32_t kMagic = 0x4C525453u;  // bytes 'S' 'T' 'R' 'L'
 // 2: heartbeats carry kHeartbeatPausedBit in aux1 (a version-1 node would read it as a huge
 // step), so nodes of the two versions refuse each other rather than misread it.
-inline constexpr std::uint16_t kProtocolVersion = 2;
+// 3: the header's fingerprint covers the protocol settings (topology/protocol_fingerprint.h),
+// not the model alone, so a version-2 node would report every version-3 peer as running
+// another model; a version mismatch says what is wrong instead.
+inline constexpr std::uint16_t kProtocolVersion = 3;
 inline constexpr std::size_t kHeaderSize = 64;
 
 // Set in a heartbeat's aux1 (above any real step count) while the sender is paused: it is
@@ -116,6 +119,7 @@ struct DecodeContext {
 struct Decoded {
   std::optional<RejectReason> error;  // nullopt: the message is valid
   bool header_parsed = false;         // header fields are filled (error came after parsing them)
+  std::uint16_t version = 0;          // the sender's protocol version, once the magic matched
   Header header;
 };
 

@@ -27,19 +27,19 @@ c10::Device resolve_device(const std::string& name, std::size_t node_index) {
     if (digits.empty() || digits.size() > 4 ||
         !std::all_of(digits.begin(), digits.end(),
                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
-      throw TrainingError("training.device: \"" + name +
+      throw DeviceError("training.device: \"" + name +
                           "\" is not valid; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
     }
     index = std::stoi(digits);
   }
   if (!have_cuda) {
-    throw TrainingError("training.device: \"" + name +
+    throw DeviceError("training.device: \"" + name +
                         "\" asked for, but this LibTorch has no usable CUDA device (CPU-only "
                         "build, no driver, or no GPU); use \"cpu\" or \"auto\"");
   }
   const auto count = static_cast<int>(torch::cuda::device_count());
   if (index >= count) {
-    throw TrainingError("training.device: \"" + name + "\" does not exist; this machine has " +
+    throw DeviceError("training.device: \"" + name + "\" does not exist; this machine has " +
                         std::to_string(count) + " CUDA device(s)");
   }
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));

@@ -10,7 +10,7 @@ namespace starling::training {
 
 // "auto" is a GPU when one is visible, else the CPU: cuda:(node_index mod GPUs), so that the
 // nodes one machine runs (starlingctl up) spread over its GPUs instead of all taking cuda:0.
-// Throws TrainingError naming training.device for a malformed name or a CUDA device that is
+// Throws DeviceError naming training.device for a malformed name or a CUDA device that is
 // not there.
 c10::Device resolve_device(const std::string& name, std::size_t node_index);
 

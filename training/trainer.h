@@ -30,6 +30,13 @@ class TrainingError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A training.device that is malformed or not on this machine: a TrainingError the daemon can
+// tell apart, to say where the device was set (a node's own [[node]] device or training.device).
+class DeviceError : public TrainingError {
+ public:
+  using TrainingError::TrainingError;
+};
+
 // Where the training engine's warnings go (a checkpoint skipped as corrupt, say): standard
 // error until a program routes them into its own log. training/ itself includes no logging
 // library: LibTorch 2 ships its own fmt headers, and a translation unit that saw them and

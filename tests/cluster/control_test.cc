@@ -391,6 +391,10 @@ TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
   zmq::message_t m1(head.data(), head.size()), p1(values.data(), 8);
   forger.send(m1, zmq::send_flags::sndmore);
   forger.send(p1, zmq::send_flags::none);
+  head[4] = std::byte{2};  // a node of the last release (protocol version 2)
+  zmq::message_t m3(head.data(), head.size()), p3(values.data(), 8);
+  forger.send(m3, zmq::send_flags::sndmore);
+  forger.send(p3, zmq::send_flags::none);
   head[1] = std::byte{0};  // wrong magic
   zmq::message_t m2(head.data(), head.size()), p2(values.data(), 8);
   forger.send(m2, zmq::send_flags::sndmore);
@@ -403,6 +407,7 @@ TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
         auto rejected = (*peers)["peers"][0]["rejected"];
         return rejected.value("wrong magic", 0) == 1 &&
                rejected.value("model fingerprint mismatch", 0) == 1 &&
+               rejected.value("wrong protocol version", 0) == 1 &&
                peers->value("handshake_failures", 0) >= 1;
       },
       10s))
@@ -412,6 +417,10 @@ TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
   EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > step; }, 10s));
   std::string log = cluster.log(0);
   EXPECT_NE(log.find("rejected a message from n1: wrong magic"), std::string::npos) << log;
+  EXPECT_NE(log.find("refusing n1: it speaks Starling protocol version 2, this node " +
+                     std::to_string(gossip::kProtocolVersion)),
+            std::string::npos)
+      << log;
   EXPECT_NE(log.find("failed the ZeroMQ handshake"), std::string::npos) << log;
 }
 

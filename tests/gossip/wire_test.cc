@@ -171,6 +171,7 @@ TEST(Wire, RejectsEveryKindOfBadMessage) {
     Frames f = gossip_message(values);
     f.data[0][4] = std::byte{9};
     EXPECT_EQ(reason_of(f), RejectReason::bad_version);
+    EXPECT_EQ(decode_message(f.views(), kContext).version, 9);  // for the refusal's log line
   }
   {
     Frames f = gossip_message(values);

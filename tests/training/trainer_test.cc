@@ -397,6 +397,8 @@ TEST(Trainer, BadConfigurationIsATrainingError) {
   expect_error(spec, {}, "training.device");
   spec.device = "gpu";
   expect_error(spec, {}, "training.device");
+  // The daemon tells a device error from the others by its type, to say where it was set.
+  EXPECT_THROW(Trainer(spec, NodeShard{}), DeviceError);
   spec = synthetic_spec();
   spec.model = "resnet";
   expect_error(spec, {}, "training.model");
