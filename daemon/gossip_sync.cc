@@ -110,11 +110,12 @@ void GossipSync::launch_round(training::Trainer& trainer, bool in_background) {
   trainer.pull_parameters();
   gossip::WireSnapshot snapshot = averager_.snapshot_of(trainer.parameters());
   if (in_background) {
-    in_flight_.emplace(InFlight{snapshot, averager_.begin_exchange(round, snapshot)});
+    in_flight_.emplace(
+        InFlight{snapshot, averager_.begin_exchange(round, snapshot), trainer.step_count()});
     return;
   }
   gossip::RoundExchange exchange = averager_.exchange(round, snapshot);
-  apply(trainer, snapshot, exchange);
+  apply(trainer, snapshot, exchange, trainer.step_count());
 }
 
 void GossipSync::take_sync_requests_locked() {
@@ -191,7 +192,8 @@ void GossipSync::run_collective_round(training::Trainer& trainer, std::uint64_t 
 }
 
 void GossipSync::apply(training::Trainer& trainer, const gossip::WireSnapshot& snapshot,
-                       gossip::RoundExchange& exchange) {
+                       gossip::RoundExchange& exchange, std::int64_t snapshot_step) {
+  const std::int64_t lag_steps = trainer.step_count() - snapshot_step;
   // On CUDA the host span is a mirror last pulled at this round's snapshot; the steps taken
   // since then live on the device. Without this pull the push below would put the snapshot
   // back and drop them (on the CPU the span is the live model and the pull does nothing).
@@ -208,6 +210,7 @@ void GossipSync::apply(training::Trainer& trainer, const gossip::WireSnapshot& s
   {
     std::lock_guard lock(mutex_);
     ++rounds_;
+    apply_lag_steps_ += static_cast<std::uint64_t>(lag_steps);
     neighbours_left_out_ += r.missing.size();
     last_distance_ = r.consensus_distance;
     last_wait_ms_ = waited_ms;
@@ -227,7 +230,8 @@ void GossipSync::apply(training::Trainer& trainer, const gossip::WireSnapshot& s
                   {"left_out", missing},
                   {"self_weight", r.self_weight},
                   {"consensus_distance", r.consensus_distance},
-                  {"waited_ms", waited_ms}});
+                  {"waited_ms", waited_ms},
+                  {"applied_after_steps", lag_steps}});
 }
 
 void GossipSync::settle_in_flight(training::Trainer& trainer, bool wait) {
@@ -242,7 +246,7 @@ void GossipSync::settle_in_flight(training::Trainer& trainer, bool wait) {
   }
   InFlight round = std::move(*in_flight_);
   in_flight_.reset();
-  apply(trainer, round.snapshot, round.pending.exchange);
+  apply(trainer, round.snapshot, round.pending.exchange, round.snapshot_step);
 }
 
 void GossipSync::after_step(training::Trainer& trainer) {
@@ -295,6 +299,8 @@ nlohmann::json GossipSync::status() const {
           {"consensus_distance", last_distance_},
           {"last_wait_ms", last_wait_ms_},
           {"blocked_seconds", blocked_seconds_},
+          {"mean_apply_lag_steps",
+           rounds_ == 0 ? 0.0 : static_cast<double>(apply_lag_steps_) / static_cast<double>(rounds_)},
           {"period", options_.period},
           {"staleness", options_.staleness},
           {"wire_precision", gossip::to_string(options_.precision)},

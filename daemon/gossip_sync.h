@@ -86,6 +86,7 @@ class GossipSync final : public SyncStrategy {
   struct InFlight {
     gossip::WireSnapshot snapshot;
     gossip::PendingRound pending;
+    std::int64_t snapshot_step;  // the trainer's step when the snapshot was taken
   };
 
   // Snapshots the model and starts a round: left in flight when `in_background`, else
@@ -100,8 +101,9 @@ class GossipSync final : public SyncStrategy {
   // Applies the round in flight if its exchange is complete; with `wait`, completes it first
   // (bounded by round_timeout). Training thread only.
   void settle_in_flight(training::Trainer& trainer, bool wait);
+  // Applies a completed round whose snapshot was taken at step `snapshot_step`.
   void apply(training::Trainer& trainer, const gossip::WireSnapshot& snapshot,
-             gossip::RoundExchange& exchange);
+             gossip::RoundExchange& exchange, std::int64_t snapshot_step);
   // Files the sync requests peers sent; requires mutex_.
   void take_sync_requests_locked();
   // Replaces gossip round `round` by a parameter allreduce (or, if it fails, runs the round).
@@ -130,6 +132,9 @@ class GossipSync final : public SyncStrategy {
   double last_distance_ = 0.0;
   double last_wait_ms_ = 0.0;
   double blocked_seconds_ = 0.0;  // training thread waiting for an overlapped round to finish
+  // Steps trained between a round's snapshot and its apply, summed over rounds: how stale the
+  // mixes were (0 with staleness 0). Accuracy falls with it (bench/RESULTS-cluster.md).
+  std::uint64_t apply_lag_steps_ = 0;
   std::map<std::uint64_t, std::string> scheduled_syncs_;  // round -> why
   std::uint64_t last_sync_request_ = 0;  // round of this node's last request (rate limit)
   std::uint64_t allreduces_ok_ = 0;

@@ -79,6 +79,12 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_exp_f16_period4": {"topology": EXPONENTIAL, "sync_extra": F16, "period": 4},
     "starling_gossip_exp_f16_staleness0_period4": {"topology": EXPONENTIAL, "period": 4,
                                                    "sync_extra": F16 + "\nstaleness = 0"},
+    # Every node mixes with all three others (weights 1/4: the exact average, as PMA), in
+    # binary16; and the ring in binary16 (the bytes of exp f32). Not in the default set.
+    "starling_gossip_complete_f16_staleness0": {"topology": "complete",
+                                                "sync_extra": F16 + "\nstaleness = 0"},
+    "starling_gossip_complete_f16": {"topology": "complete", "sync_extra": F16},
+    "starling_gossip_ring_f16_staleness0": {"sync_extra": F16 + "\nstaleness = 0"},
     # Not gossip: Starling's own periodic model averaging (an allreduce of the parameters
     # every 8 steps, what PMA does). It tells a gap between Starling and PMA that comes from
     # the trainers apart from one that comes from gossip. Not in the default set.
@@ -86,7 +92,8 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
                                       "sync_extra": '\nallreduce = "parameters"'},
 }
 DEFAULT_VARIANTS = [v for v in VARIANTS
-                    if not v.startswith("starling_allreduce") and not v.endswith("_period4")]
+                    if not v.startswith("starling_allreduce") and not v.endswith("_period4")
+                    and "complete" not in v and "ring_f16" not in v]
 
 
 def first_reaching(curve, target):
@@ -124,6 +131,11 @@ def spread(values):
     return f"{statistics.median(values):.2f}x [{min(values):.2f}..{max(values):.2f}]"
 
 
+def lag_text(rows, key):
+    lags = [x[key] for x in rows if key in x]
+    return f"(applied {statistics.median(lags):.1f} steps after the snapshot)" if lags else ""
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
@@ -158,6 +170,10 @@ def main():
                                    **options)
                 row[name] = starling_runs.throughput(metrics)
                 row[name.replace("starling_", "") + "_accuracy"] = mean_accuracy(metrics)
+                lags = [s["sync"]["mean_apply_lag_steps"] for s in starling_runs.summaries(metrics)
+                        if "mean_apply_lag_steps" in s.get("sync", {})]
+                if lags:  # steps from a round's snapshot to its apply, mean over nodes
+                    row[name.replace("starling_", "") + "_apply_lag"] = statistics.mean(lags)
             pma = pytorch("pma", args.epochs, seed=seed)
             row["pytorch_pma"] = pytorch_throughput(pma)
             row["pma_accuracy"] = statistics.mean(x["accuracy"] for x in pma)
@@ -184,6 +200,7 @@ def main():
               f"(overhead {100 * (1 - statistics.median(r)):.1f}%);",
               "/ PyTorch PMA", spread(ratio(name, "pytorch_pma")) + ";",
               f"accuracy {100 * median_of(name.replace('starling_', '') + '_accuracy'):.2f}%",
+              lag_text(rows, name.replace("starling_", "") + "_apply_lag"),
               "(minus PMA's, same seed:",
               points_spread([100 * (x[name.replace('starling_', '') + '_accuracy'] - x['pma_accuracy'])
                              for x in rows]) + ")")

@@ -154,6 +154,8 @@ TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
       }
       EXPECT_LT(worst, 1e-4f) << "largest change of the in-flight step: " << step_size;
       EXPECT_GT(step_size, 1e-2f) << "the test's step is too small to tell";
+      // One step trained between the snapshot and the apply, reported for staleness studies.
+      EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 1.0);
     }
   }
 }

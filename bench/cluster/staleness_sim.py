@@ -1,0 +1,126 @@
+"""What a late mix costs, with no network and no time-sharing: an idealised simulation.
+
+Four replicas of the benchmark's model (Fashion-MNIST, the 784-256-256-10 MLP, iid quarters,
+batch 32, lr 0.05, momentum 0.9, cosine to 0, 2 epochs) are trained in one process, step by
+step in lockstep. Every `period` steps each replica snapshots its parameters s_i, and the round
+x_i <- x_i + (sum_j W_ij s_j - s_i) is applied `delay` steps later, exactly as Starling applies
+a round (daemon/gossip_sync.h): delay 0 is staleness 0; with staleness 1 Starling's delay is
+whatever the exchange takes, at most `period` (the `applied_after_steps` of its gossip lines).
+`--damping b` applies b times the correction instead.
+
+W is the exact average ("complete", what PeriodicModelAverager does), the one-peer
+exponential graph (pairs i, i xor 2^(round mod 2)), or the ring with Metropolis weights (1/3).
+
+It separates what staleness costs the algorithm from what a real cluster adds (stragglers,
+lost rounds): bench/RESULTS-cluster.md, "What staleness costs".
+
+    python3 bench/cluster/staleness_sim.py --graph exp --delays 0,1,2,4,8 --seeds 1,2,3
+"""
+import argparse
+import math
+import os
+import sys
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch  # noqa: E402
+
+import fmnist  # noqa: E402
+
+WORLD = 4
+
+
+def mixing_partners(graph, node, round_index):
+    """Who node averages with in this round, itself included; uniform weights over them."""
+    if graph == "complete":
+        return list(range(WORLD))
+    if graph == "exp":
+        return [node, node ^ (1 << (round_index % int(math.log2(WORLD))))]
+    if graph == "ring":
+        return [node, (node + 1) % WORLD, (node - 1) % WORLD]
+    if graph == "none":
+        return [node]
+    raise ValueError(graph)
+
+
+def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05):
+    xtr, ytr, xte, yte = data
+    shards = [fmnist.iid_shard(xtr, ytr, r, WORLD) for r in range(WORLD)]
+    torch.manual_seed(seed)
+    first = fmnist.mlp()
+    models = [fmnist.mlp() for _ in range(WORLD)]
+    for m in models:
+        m.load_state_dict(first.state_dict())
+    optimizers = [torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9) for m in models]
+    steps_per_epoch = len(shards[0][1]) // batch
+    total = int(steps_per_epoch * epochs)
+    orders = [torch.Generator().manual_seed(seed * 100 + r) for r in range(WORLD)]
+    permutation = [None] * WORLD
+    in_flight = None  # (step at which to apply, per-replica corrections)
+    round_index = 0
+    for step in range(total):
+        rate = 0.5 * lr * (1 + math.cos(math.pi * step / total))
+        for r in range(WORLD):
+            if step % steps_per_epoch == 0:
+                permutation[r] = torch.randperm(len(shards[r][1]), generator=orders[r])
+            k = step % steps_per_epoch
+            rows = permutation[r][k * batch:(k + 1) * batch]
+            for group in optimizers[r].param_groups:
+                group["lr"] = rate
+            loss = torch.nn.functional.cross_entropy(models[r](shards[r][0][rows]),
+                                                     shards[r][1][rows])
+            optimizers[r].zero_grad()
+            loss.backward()
+            optimizers[r].step()
+        done = step + 1
+        with torch.no_grad():
+            if in_flight is not None and done == in_flight[0]:
+                for model, correction in zip(models, in_flight[1]):
+                    for p, c in zip(model.parameters(), correction):
+                        p.add_(c, alpha=damping)
+                in_flight = None
+            if done % period == 0:
+                # A round in flight is applied before the next snapshot, as in Starling.
+                assert in_flight is None, "delay must not exceed the period"
+                snapshots = [[p.detach().clone() for p in m.parameters()] for m in models]
+                corrections = []
+                for r in range(WORLD):
+                    partners = mixing_partners(graph, r, round_index)
+                    corrections.append([
+                        sum(snapshots[j][k] for j in partners) / len(partners) - snapshots[r][k]
+                        for k in range(len(snapshots[r]))])
+                round_index += 1
+                if delay == 0:
+                    for model, correction in zip(models, corrections):
+                        for p, c in zip(model.parameters(), correction):
+                            p.add_(c, alpha=damping)
+                else:
+                    in_flight = (done + delay, corrections)
+    return sum(fmnist.accuracy(m, xte, yte) for m in models) / WORLD
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--graph", choices=["complete", "exp", "ring", "none"], default="exp")
+    p.add_argument("--period", type=int, default=8)
+    p.add_argument("--delays", default="0,8", help="comma-separated steps from snapshot to apply")
+    p.add_argument("--damping", type=float, default=1.0)
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--epochs", type=float, default=2.0)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    data = fmnist.load()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for delay in (int(d) for d in args.delays.split(",")):
+        if delay > args.period:
+            p.error(f"delay {delay} exceeds the period {args.period}")
+        accuracies = [train(data, s, args.graph, args.period, delay, args.damping, args.epochs)
+                      for s in seeds]
+        mean = sum(accuracies) / len(accuracies)
+        print(f"graph {args.graph} period {args.period} delay {delay} damping {args.damping}: "
+              f"mean accuracy {100 * mean:.2f}% over seeds {args.seeds} "
+              f"({', '.join(f'{100 * a:.2f}' for a in accuracies)})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
