@@ -299,6 +299,7 @@ nlohmann::json GossipSync::status() const {
           {"consensus_distance", last_distance_},
           {"last_wait_ms", last_wait_ms_},
           {"blocked_seconds", blocked_seconds_},
+          {"apply_lag_steps", apply_lag_steps_},
           {"mean_apply_lag_steps",
            rounds_ == 0 ? 0.0 : static_cast<double>(apply_lag_steps_) / static_cast<double>(rounds_)},
           {"period", options_.period},

@@ -83,6 +83,12 @@ std::string render_prometheus(const nlohmann::json& status, const nlohmann::json
     e.family("starling_gossip_neighbours_left_out_total", "counter",
              "Neighbours left out of a round (late or silent); their weight went to this node.");
     e.sample("starling_gossip_neighbours_left_out_total", number(status["sync"], "neighbours_left_out"));
+    if (status["sync"].contains("apply_lag_steps")) {
+      e.family("starling_gossip_apply_lag_steps_total", "counter",
+               "Steps trained between each round's snapshot and its apply, summed over rounds "
+               "(divide by the rounds' rate for the mean delay; 0 with staleness 0).");
+      e.sample("starling_gossip_apply_lag_steps_total", number(status["sync"], "apply_lag_steps"));
+    }
   }
 
   const auto& list = peers.contains("peers") ? peers["peers"] : nlohmann::json::array();

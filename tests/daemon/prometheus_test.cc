@@ -11,7 +11,7 @@ TEST(Prometheus, RendersStatusAndPeersInTheTextFormat) {
                            {"samples_per_s", 900}, {"lr", 0.05},      {"consensus_distance", 0.01},
                            {"peers_alive", 1},   {"peers_total", 2},  {"paused", false},
                            {"checkpoint_failures", 2},
-                           {"sync", {{"rounds", 15}, {"neighbours_left_out", 2}}}};
+                           {"sync", {{"rounds", 15}, {"neighbours_left_out", 2}, {"apply_lag_steps", 51}}}};
   nlohmann::json peers = {
       {"peers",
        {{{"id", "n1"}, {"state", "alive"}, {"rtt_ms", 0.5}, {"bytes_sent", 1000},
@@ -36,6 +36,7 @@ TEST(Prometheus, RendersStatusAndPeersInTheTextFormat) {
                       ",peer=\"n1\",reason=\"wrong magic\"} 2"),
             std::string::npos);
   EXPECT_NE(text.find("starling_gossip_rounds_total{" + labels + "} 15"), std::string::npos);
+  EXPECT_NE(text.find("starling_gossip_apply_lag_steps_total{" + labels + "} 51"), std::string::npos);
   EXPECT_NE(text.find("starling_checkpoint_failures_total{" + labels + "} 2"), std::string::npos);
   EXPECT_NE(text.find("starling_handshake_failures_total{" + labels + "} 3"), std::string::npos);
   // Every sample line belongs to a family declared before it.
