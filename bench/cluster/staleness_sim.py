@@ -8,8 +8,9 @@ a round (daemon/gossip_sync.h): delay 0 is staleness 0; with staleness 1 Starlin
 whatever the exchange takes, at most `period` (the `applied_after_steps` of its gossip lines).
 `--damping b` applies b times the correction instead.
 
-W is the exact average ("complete", what PeriodicModelAverager does), the one-peer
-exponential graph (pairs i, i xor 2^(round mod 2)), or the ring with Metropolis weights (1/3).
+W is the exact average ("complete", what PeriodicModelAverager does), Starling's one-peer
+exponential graph ("exp": node i averages with node i - 2^(round mod 2)), pairs that swap
+("pairs": i with i xor 2^(round mod 2)), or the ring with Metropolis weights (1/3).
 
 It separates what staleness costs the algorithm from what a real cluster adds (stragglers,
 lost rounds): bench/RESULTS-cluster.md, "What staleness costs".
@@ -34,8 +35,11 @@ def mixing_partners(graph, node, round_index):
     """Who node averages with in this round, itself included; uniform weights over them."""
     if graph == "complete":
         return list(range(WORLD))
-    if graph == "exp":
-        return [node, node ^ (1 << (round_index % int(math.log2(WORLD))))]
+    hop = 1 << (round_index % int(math.log2(WORLD)))
+    if graph == "exp":  # Starling's one-peer exponential graph: receive from node - 2^k
+        return [node, (node - hop) % WORLD]
+    if graph == "pairs":  # the hypercube's dimensions in turn: node and node xor 2^k swap
+        return [node, node ^ hop]
     if graph == "ring":
         return [node, (node + 1) % WORLD, (node - 1) % WORLD]
     if graph == "none":
@@ -101,7 +105,7 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--graph", choices=["complete", "exp", "ring", "none"], default="exp")
+    p.add_argument("--graph", choices=["complete", "exp", "pairs", "ring", "none"], default="exp")
     p.add_argument("--period", type=int, default=8)
     p.add_argument("--delays", default="0,8", help="comma-separated steps from snapshot to apply")
     p.add_argument("--damping", type=float, default=1.0)
