@@ -89,6 +89,10 @@ std::string sync_summary(const nlohmann::json& reply) {
   };
   if (mode == "gossip") {
     std::string text = "round " + num("round", 0);
+    // With overlapped rounds, how stale their mixes were: accuracy falls with it.
+    if (sync.value("staleness", 0) > 0 && sync.value("rounds", 0) > 0) {
+      text += ", applied " + num("mean_apply_lag_steps", 1) + " steps late";
+    }
     if (sync.value("allreduces", 0) > 0) text += ", allreduces " + num("allreduces", 0);
     return text;
   }

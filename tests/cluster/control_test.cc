@@ -138,6 +138,7 @@ TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
   EXPECT_NE(table.find("n0"), std::string::npos) << table;
   EXPECT_NE(table.find("gossip"), std::string::npos) << table;
   EXPECT_NE(table.find("1/1"), std::string::npos) << table;
+  EXPECT_NE(table.find(" steps late"), std::string::npos) << table;  // staleness 1's delay
 
   ASSERT_TRUE(cluster.ask(1, "stop")->value("ok", false));
   auto exit = cluster.wait_exit(1, 30s);
