@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "daemon/control_protocol.h"
 
 namespace starling::daemon {
@@ -34,6 +36,40 @@ TEST(ControlProtocol, RefusesBadRequestsWithMessagesThatSayWhatIsValid) {
             std::string::npos);
   EXPECT_NE(error_of(std::string(kMaxControlRequestBytes + 1, ' ')).find("too large"),
             std::string::npos);
+}
+
+// Whatever arrives on the control socket gets a reply that can be sent: random bytes and
+// mutated requests parse into a request or an error message, never an exception, and the
+// reply (which echoes the message and the request's id) serialises. A reply that could not be
+// dumped (invalid UTF-8 echoed back, say) would take the control thread down.
+TEST(ControlProtocol, RandomAndMutatedRequestsGetAReplyThatSerialises) {
+  std::mt19937 rng(20261126);
+  auto pick = [&rng](std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+  };
+  const std::vector<std::string> valid = {R"({"cmd":"status"})", R"({"cmd":"stop","id":"x"})",
+                                          R"({"cmd":"checkpoint","id":[1,{"a":null}]})"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string frame;
+    if (i % 2 == 0) {
+      for (std::size_t k = pick(48); k > 0; --k) frame += static_cast<char>(pick(256));
+    } else {
+      frame = valid[pick(valid.size())];
+      for (std::size_t k = 1 + pick(3); k > 0; --k) {
+        frame[pick(frame.size())] = static_cast<char>(pick(256));
+      }
+    }
+    std::variant<ControlRequest, std::string> parsed;
+    ASSERT_NO_THROW(parsed = parse_control_request(frame)) << i;
+    nlohmann::json reply;
+    if (auto* request = std::get_if<ControlRequest>(&parsed)) {
+      reply = ok_reply({{"cmd", to_string(request->command)}}, request->id);
+    } else {
+      EXPECT_FALSE(std::get<std::string>(parsed).empty()) << i;
+      reply = error_reply(std::get<std::string>(parsed));
+    }
+    EXPECT_NO_THROW((void)reply.dump()) << "request " << i << " of " << frame.size() << " bytes";
+  }
 }
 
 TEST(ControlProtocol, RepliesCarryOkAndTheRequestId) {
