@@ -2,10 +2,12 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <span>
 
 #include "training/trainer.h"
 
@@ -13,8 +15,8 @@ namespace starling::training {
 namespace {
 
 constexpr int kUnsignedByteType = 0x08;
-// Far above any real dataset, low enough that a foreign header cannot make us allocate
-// terabytes before the size check fails.
+// Far above any real dataset: a header declaring more is refused at once. (Below it, memory
+// still follows the bytes actually read; see read_idx_file.)
 constexpr std::int64_t kMaxPayloadBytes = std::int64_t{1} << 34;
 
 struct GzCloser {
@@ -27,8 +29,11 @@ using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
 }
 
 // Reads exactly out.size() bytes; fewer means the file is truncated (or the gzip stream is).
+// `out` may be a piece of a larger part: `before` bytes of it were read already, and it has
+// `whole` bytes in all (0: out.size()), which the truncation message reports.
 void read_exactly(gzFile_s* file, const std::string& path, std::span<std::uint8_t> out,
-                  const char* part) {
+                  const char* part, std::size_t before = 0, std::size_t whole = 0) {
+  if (whole == 0) whole = out.size();
   std::size_t done = 0;
   while (done < out.size()) {
     const std::size_t chunk = std::min<std::size_t>(out.size() - done, 1u << 30);
@@ -40,8 +45,8 @@ void read_exactly(gzFile_s* file, const std::string& path, std::span<std::uint8_
                      " (" + (message ? message : "zlib error") + ")");
     }
     if (got == 0) {
-      fail(path, std::string("truncated: the ") + part + " needs " + std::to_string(out.size()) +
-                     " bytes but the file ends after " + std::to_string(done));
+      fail(path, std::string("truncated: the ") + part + " needs " + std::to_string(whole) +
+                     " bytes but the file ends after " + std::to_string(before + done));
     }
     done += static_cast<std::size_t>(got);
   }
@@ -81,8 +86,19 @@ IdxArray read_idx_file(const std::string& path, std::size_t expected_rank) {
     array.dims.push_back(dim);
   }
 
-  array.data.resize(static_cast<std::size_t>(total));
-  read_exactly(file.get(), path, array.data, "payload");
+  // The payload grows as it is read, so memory follows the bytes the file really has: a
+  // damaged or foreign header that declares gigabytes costs a truncation error, not gigabytes
+  // of zeroed memory first.
+  const auto declared = static_cast<std::size_t>(total);
+  constexpr std::size_t kPayloadPiece = std::size_t{16} << 20;
+  array.data.reserve(std::min(declared, kPayloadPiece));
+  while (array.data.size() < declared) {
+    const std::size_t done = array.data.size();
+    const std::size_t piece = std::min(declared - done, kPayloadPiece);
+    array.data.resize(done + piece);
+    read_exactly(file.get(), path, std::span(array.data).subspan(done, piece), "payload", done,
+                 declared);
+  }
   std::uint8_t extra = 0;
   if (gzread(file.get(), &extra, 1) != 0) {
     fail(path, "has bytes after the " + std::to_string(total) +

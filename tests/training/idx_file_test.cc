@@ -1,6 +1,7 @@
 // Dataset files: good IDX files load; missing, truncated, foreign and inconsistent ones fail
 // with a TrainingError that names the file at fault.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include <cstdint>
@@ -86,6 +87,26 @@ TEST(IdxFile, TruncatedPayloadIsNamed) {
   const std::string path = dir.file("short.gz");
   write_gz(path, bytes);
   expect_error([&] { read_idx_file(path, 3); }, path, "truncated");
+}
+
+// A damaged header may declare a payload far larger than the file: reading it must fail on
+// the bytes that are there, without first taking the memory the header asks for.
+TEST(IdxFile, AHeaderDeclaringGigabytesCostsATruncationErrorNotTheMemory) {
+  TempDir dir;
+  auto bytes = idx_bytes({1, 1, 1});
+  const std::uint32_t dims[3] = {32768, 256, 256};  // 2 GiB declared, one byte present
+  for (int d = 0; d < 3; ++d) {
+    for (int b = 0; b < 4; ++b) bytes[4 + 4 * d + b] = static_cast<std::uint8_t>(dims[d] >> (24 - 8 * b));
+  }
+  const std::string path = dir.file("liar.gz");
+  write_gz(path, bytes);
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  expect_error([&] { read_idx_file(path, 3); }, path,
+               "truncated: the payload needs 2147483648 bytes but the file ends after 1");
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 256 * 1024)  // kilobytes
+      << "peak memory grew by " << (after.ru_maxrss - before.ru_maxrss) / 1024 << " MiB";
 }
 
 TEST(IdxFile, TruncatedCompressedStreamIsNamed) {
