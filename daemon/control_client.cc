@@ -5,6 +5,7 @@
 #include <memory>
 #include <zmq.hpp>
 
+#include "daemon/json_text.h"
 #include "daemon/runtime_paths.h"
 #include "gossip/socket_monitor.h"
 
@@ -23,7 +24,7 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
   std::vector<zmq::pollitem_t> items;
   std::vector<std::size_t> item_node;
   std::vector<bool> item_is_monitor;
-  const std::string body = request.dump();
+  const std::string body = json_text(request);
   for (std::size_t i = 0; i < endpoints.size(); ++i) {
     auto path = ipc_path(endpoints[i]);
     if (!path.empty() && !std::filesystem::exists(path)) {

@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 
 #include "daemon/control_client.h"
+#include "daemon/json_text.h"
 #include "daemon/runtime_paths.h"
 #include "gossip/zap_handler.h"
 
@@ -74,13 +75,13 @@ struct ControlServer::Impl {
     }
     if (frames.size() != body_index + 1) {
       ++owner.bad_requests_;
-      send(token, error_reply("malformed request: expected exactly one JSON frame").dump());
+      send(token, json_text(error_reply("malformed request: expected exactly one JSON frame")));
       return;
     }
     auto parsed = parse_control_request(frames[body_index].to_string_view());
     if (auto* message = std::get_if<std::string>(&parsed)) {
       ++owner.bad_requests_;
-      send(token, error_reply(*message).dump());
+      send(token, json_text(error_reply(*message)));
       return;
     }
     const auto& request = std::get<ControlRequest>(parsed);
@@ -88,7 +89,7 @@ struct ControlServer::Impl {
     try {
       handler(request, token);
     } catch (const std::exception& e) {
-      send(token, error_reply(std::string("internal error: ") + e.what(), request.id).dump());
+      send(token, json_text(error_reply(std::string("internal error: ") + e.what(), request.id)));
     }
   }
 
@@ -201,7 +202,7 @@ void ControlServer::reply(const ReplyToken& token, nlohmann::json body) {
   if (!token.id.is_null()) body["id"] = token.id;
   {
     std::lock_guard lock(impl_->mutex);
-    impl_->replies.emplace_back(token, body.dump());
+    impl_->replies.emplace_back(token, json_text(body));
   }
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(impl_->wake_fd, &one, sizeof one);

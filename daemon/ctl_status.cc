@@ -6,6 +6,7 @@
 
 #include "daemon/control_client.h"
 #include "daemon/ctl_common.h"
+#include "daemon/json_text.h"
 #include "daemon/curve_keys.h"
 #include "daemon/runtime_paths.h"
 #include "topology/config_error.h"
@@ -176,7 +177,7 @@ int run_control_command(const std::string& command, const std::string& cluster_p
                      {"reply", a.answered ? a.reply : nlohmann::json(nullptr)},
                      {"error", a.answered ? nlohmann::json(nullptr) : nlohmann::json(a.error)}});
     }
-    out << doc.dump(2) << "\n";
+    out << json_text(doc, 2) << "\n";
     return all_ok ? 0 : 1;
   }
   if (command == "status") {
@@ -221,7 +222,7 @@ int run_control_command(const std::string& command, const std::string& cluster_p
       } else {
         nlohmann::json shown = a.reply;
         shown.erase("ok");
-        out << "ok " << shown.dump() << "\n";
+        out << "ok " << json_text(shown) << "\n";
       }
     }
   }

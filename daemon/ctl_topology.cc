@@ -6,6 +6,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "daemon/json_text.h"
 #include "topology/analysis.h"
 #include "topology/cluster_file.h"
 #include "topology/config_error.h"
@@ -124,7 +125,7 @@ int run_topology_command(const std::string& path, bool json, std::ostream& out, 
     auto topo = topology::Topology::compile(spec);
     auto analysis = topo.analyse();
     if (json) {
-      out << to_json(spec, topo, analysis).dump(2) << "\n";
+      out << json_text(to_json(spec, topo, analysis), 2) << "\n";
     } else {
       print_table(spec, topo, analysis, out);
     }

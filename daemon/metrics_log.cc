@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "daemon/json_text.h"
+
 namespace starling::daemon {
 
 MetricsLog::MetricsLog(const std::filesystem::path& path)
@@ -25,7 +27,7 @@ double MetricsLog::seconds() const {
 
 void MetricsLog::write(nlohmann::json line) {
   line["time"] = seconds();
-  std::string text = line.dump() + "\n";
+  std::string text = json_text(line) + "\n";
   std::lock_guard lock(mutex_);
   std::fwrite(text.data(), 1, text.size(), file_);
   std::fflush(file_);

@@ -259,6 +259,39 @@ TEST(Control, ANodesOwnDeviceOverridesTheClustersAndItsErrorSaysWhereItWasSet) {
   std::filesystem::remove_all(dir);
 }
 
+// Paths are bytes: a run directory that is not UTF-8 (here a 0xFF byte) is named in metrics
+// lines and control replies as JSON, with U+FFFD for that byte. Before, JSON serialisation
+// threw at the first line naming the checkpoint: the node reported its final checkpoint as not
+// written and failed.
+TEST(Control, ARunDirectoryThatIsNotUtf8IsWrittenToAndNamed) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-bytes-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "cluster.toml";
+  std::ofstream(file) << "[cluster]\nname = \"b\"\n[topology]\nkind = \"ring\"\n"
+                      << "[[node]]\nid = \"n0\"\nendpoint = \"" << loopback_endpoint() << "\"\n"
+                      << "[training]\nmodel = \"logreg\"\ndataset = \"synthetic\"\n"
+                      << "max_steps = 20\n[sync]\nmode = \"local\"\n";
+  const auto run_dir = dir / "run\xff";
+  const std::string output = run_command(std::string(STARLINGD_PATH) + " --config " +
+                                         file.string() + " --node n0 --run-dir '" +
+                                         run_dir.string() + "' 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
+  std::ifstream metrics(run_dir / "n0" / "metrics.jsonl");
+  nlohmann::json summary;
+  for (std::string line; std::getline(metrics, line);) {
+    auto event = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(event.is_discarded()) << line;
+    if (event.value("event", "") == "summary") summary = event;
+  }
+  ASSERT_TRUE(summary.is_object()) << output;
+  ASSERT_TRUE(summary["checkpoint"].is_string()) << summary.dump();
+  EXPECT_NE(summary["checkpoint"].get<std::string>().find("run\xEF\xBF\xBD/n0/checkpoints/"),
+            std::string::npos)
+      << summary["checkpoint"];
+  std::filesystem::remove_all(dir);
+}
+
 // starlingd --check: the file, the node's place in it, and the dataset's files on this machine,
 // each with its own exit code and a message that names what is wrong.
 TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
