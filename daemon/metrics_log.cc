@@ -15,6 +15,16 @@ MetricsLog::MetricsLog(const std::filesystem::path& path)
     throw std::runtime_error("cannot open metrics file " + path.string() + ": " +
                              std::strerror(errno));
   }
+  // A node that died mid-line (a full disk, a power cut) left a line without its newline; a
+  // restarted node appends to the same file, and its first line would be glued to that
+  // fragment and lost to every reader. End the fragment first: it stays one bad line.
+  if (std::FILE* tail = std::fopen(path.c_str(), "rb")) {
+    if (std::fseek(tail, -1, SEEK_END) == 0 && std::fgetc(tail) != '\n') {
+      std::fputc('\n', file_);
+      std::fflush(file_);
+    }
+    std::fclose(tail);
+  }
 }
 
 MetricsLog::~MetricsLog() {

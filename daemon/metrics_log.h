@@ -12,7 +12,8 @@ namespace starling::daemon {
 
 class MetricsLog {
  public:
-  // Opens `path` for appending; throws std::runtime_error naming the path.
+  // Opens `path` for appending (ending a line a crash left unfinished); throws
+  // std::runtime_error naming the path.
   explicit MetricsLog(const std::filesystem::path& path);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
