@@ -1,5 +1,5 @@
 // starlingd: one node of a Starling cluster. Runs in the foreground (systemd style), logs to
-// stderr, and stops cleanly (after a checkpoint) on SIGTERM or SIGINT.
+// stderr, and stops cleanly (after a checkpoint) on SIGTERM, SIGINT or SIGHUP.
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <unistd.h>
@@ -31,7 +31,8 @@ extern "C" void on_stop_signal(int signal) {
   [[maybe_unused]] auto n = ::write(g_signal_pipe[1], &byte, 1);
 }
 
-// SIGINT and SIGTERM get a handler (installed first thing in main) that hands them to a
+// SIGINT, SIGTERM and SIGHUP (a closed terminal: the node stops with a checkpoint rather than
+// die without one) get a handler (installed first thing in main) that hands them to a
 // watcher thread through a pipe, so a stop request is never lost and never fatal, whichever
 // thread the kernel picks (LibTorch and OpenBLAS start threads of their own before main, so
 // blocking the signals in our threads alone would not do). A request that arrives while the
@@ -46,6 +47,10 @@ class StopSignals {
     action.sa_flags = SA_RESTART;
     ::sigaction(SIGINT, &action, nullptr);
     ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGHUP, &action, nullptr);
+    // A log pipe whose reader went away (`starlingd ... | tee`, tee killed) must not kill
+    // training: the write fails with EPIPE and the line is lost, nothing else.
+    ::signal(SIGPIPE, SIG_IGN);
     thread_ = std::thread([] {
       unsigned char byte = 0;
       while (::read(g_signal_pipe[0], &byte, 1) == 1 && byte != 0) {

@@ -193,6 +193,55 @@ TEST(Control, AStopDuringStartUpEndsTheWaitForPeersAtOnce) {
   }
 }
 
+// A hangup (a closed terminal) stops a node like SIGTERM, with a checkpoint; before, it died
+// on the spot and lost what it trained since its last checkpoint.
+TEST(Control, SighupStopsANodeWithACheckpoint) {
+  LocalClusterOptions o;
+  o.nodes = 1;
+  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
+  o.sync = "mode = \"local\"";
+  LocalCluster cluster(o);
+  cluster.start(0);
+  ASSERT_TRUE(eventually([&] { auto s = cluster.ask(0, "status", 500ms);
+                               return s && s->value("step", 0) > 20; }, 60s))
+      << cluster.log(0);
+  cluster.signal(0, SIGHUP);
+  EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 30s))) << cluster.log(0);
+  auto summaries = cluster.metrics(0, "summary");
+  ASSERT_FALSE(summaries.empty()) << cluster.log(0);
+  EXPECT_FALSE(summaries.back().value("finished", true));
+  EXPECT_TRUE(summaries.back()["checkpoint"].is_string()) << summaries.back().dump();
+}
+
+// Logging into a pipe whose reader is gone: the writes fail, and training goes on to the end
+// (SIGPIPE killed the node at its next log line before).
+TEST(Control, ALogPipeWithoutAReaderDoesNotEndTraining) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-sigpipe-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "cluster.toml";
+  std::ofstream(file) << "[cluster]\nname = \"p\"\n[topology]\nkind = \"ring\"\n"
+                      << "[[node]]\nid = \"n0\"\nendpoint = \"" << loopback_endpoint() << "\"\n"
+                      << "[training]\nmodel = \"logreg\"\ndataset = \"synthetic\"\n"
+                      << "max_steps = 300\neval_every = 50\n[sync]\nmode = \"local\"\n"
+                      << "[run]\ndir = \"" << (dir / "run").string() << "\"\n";
+  // head reads one byte and exits; every later log line meets a pipe with no reader.
+  const std::string output = run_command(
+      "bash -c '" + std::string(STARLINGD_PATH) + " --config " + file.string() +
+      " --node n0 2>&1 | head -c 1 >/dev/null; echo exit=${PIPESTATUS[0]}'");
+  EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
+  std::ifstream metrics(dir / "run" / "n0" / "metrics.jsonl");
+  bool finished = false;
+  for (std::string line; std::getline(metrics, line);) {
+    auto event = nlohmann::json::parse(line, nullptr, false);
+    if (!event.is_discarded() && event.value("event", "") == "summary") {
+      finished = event.value("finished", false);
+    }
+  }
+  EXPECT_TRUE(finished) << output;
+  std::filesystem::remove_all(dir);
+}
+
 // `starlingctl up --run-dir`: a path that cannot be a directory is a clear error (it aborted
 // with an uncaught filesystem_error), and the `latest` link beside the run directory never
 // replaces a user's file of that name (it deleted it).
