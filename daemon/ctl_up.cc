@@ -49,6 +49,12 @@ void install_signal_handlers() {
   sigemptyset(&action.sa_mask);
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
+  // A closed terminal stops the cluster like Ctrl-C: the nodes run in their own process
+  // group, which the hangup does not reach, and would train on with nobody to stop them.
+  ::sigaction(SIGHUP, &action, nullptr);
+  // Output into a pipe whose reader went away (`starlingctl up | head`) must not end
+  // starlingctl and orphan the nodes: the writes fail, and the run goes on.
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 int free_loopback_port() {
@@ -107,6 +113,8 @@ pid_t spawn(const std::string& starlingd, const std::vector<std::string>& args,
   dfl.sa_handler = SIG_DFL;
   ::sigaction(SIGINT, &dfl, nullptr);
   ::sigaction(SIGTERM, &dfl, nullptr);
+  ::sigaction(SIGHUP, &dfl, nullptr);
+  ::sigaction(SIGPIPE, &dfl, nullptr);  // an ignored signal would stay ignored across exec
   int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd >= 0) {
     ::dup2(fd, STDOUT_FILENO);

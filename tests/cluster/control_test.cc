@@ -284,6 +284,40 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
   std::filesystem::remove_all(dir);
 }
 
+// A closed terminal (SIGHUP to starlingctl up) stops every node with a checkpoint, as Ctrl-C
+// does. Before, starlingctl died and the nodes, in their own process group, trained on.
+TEST(Control, UpStopsTheClusterOnAHangup) {
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8";
+  LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-up-hup-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const std::string file = cluster.cluster_file().string();
+  const std::string output = run_command(
+      "bash -c '" + std::string(STARLINGCTL_PATH) + " up " + file + " --starlingd " +
+      STARLINGD_PATH + " --run-dir " + dir.string() + " >/dev/null 2>&1 & up=$!; " +
+      "for i in $(seq 300); do grep -qs train " + (dir / "n1" / "metrics.jsonl").string() +
+      " && break; sleep 0.1; done; kill -HUP $up; wait $up; echo exit=$?'");
+  EXPECT_NE(output.find("exit="), std::string::npos) << output;
+  for (const char* node : {"n0", "n1"}) {
+    std::ifstream metrics(dir / node / "metrics.jsonl");
+    nlohmann::json summary;
+    for (std::string line; std::getline(metrics, line);) {
+      auto event = nlohmann::json::parse(line, nullptr, false);
+      if (!event.is_discarded() && event.value("event", "") == "summary") summary = event;
+    }
+    ASSERT_TRUE(summary.is_object()) << node << " was not stopped: " << output;
+    EXPECT_FALSE(summary.value("finished", true)) << node;
+    EXPECT_TRUE(summary["checkpoint"].is_string()) << node;
+  }
+  // Nodes a broken starlingctl left behind would train on: end them either way.
+  [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
+  std::filesystem::remove_all(dir);
+}
+
 // A node's own device overrides training.device. One it cannot use stops it with exit 3 and a
 // message that says where that device was set (cuda:999 exists on no machine).
 TEST(Control, ANodesOwnDeviceOverridesTheClustersAndItsErrorSaysWhereItWasSet) {
