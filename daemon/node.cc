@@ -19,6 +19,7 @@
 #include "daemon/dynamic_sync.h"
 #include "daemon/gossip_sync.h"
 #include "daemon/metrics_log.h"
+#include "daemon/node_lock.h"
 #include "daemon/prometheus.h"
 #include "daemon/runtime_paths.h"
 #include "daemon/sync_strategy.h"
@@ -76,6 +77,7 @@ struct Node::Impl {
   std::string id;
   std::filesystem::path node_dir;
   std::filesystem::path checkpoint_dir;
+  std::unique_ptr<NodeDirectoryLock> directory_lock;  // taken before anything is written there
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<training::Trainer> trainer;
   // Immutable facts about the trainer, cached so the control thread never touches it.
@@ -425,6 +427,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
                                   "cannot create " + n.checkpoint_dir.string() + ": " + ec.message());
     }
   }
+  n.directory_lock = std::make_unique<NodeDirectoryLock>(n.node_dir);
   n.metrics = std::make_unique<MetricsLog>(n.node_dir / "metrics.jsonl");
 
   training::NodeShard shard{n.index, n.spec.nodes.size(), n.spec.seed};

@@ -16,7 +16,8 @@ enum ExitCode : int {
   kExitFailure = 1,       // an unexpected runtime failure
   kExitConfig = 2,        // invalid cluster file or command line
   kExitTraining = 3,      // dataset or device problem (missing file, empty shard, no CUDA)
-  kExitNetwork = 4,       // cannot bind the data or control endpoint
+  kExitNetwork = 4,       // cannot bind the data or control endpoint, or the node directory
+                          // is another live starlingd's
 };
 
 struct NodeOptions {
@@ -35,7 +36,7 @@ void request_stop_from_signal(int signal);
 class Node {
  public:
   // Loads and checks everything and binds the sockets; throws topology::ConfigError,
-  // training::TrainingError, gossip::TransportError or ControlError.
+  // training::TrainingError, gossip::TransportError, ControlError or NodeBusyError.
   explicit Node(const NodeOptions& options);
   ~Node();
 

@@ -11,6 +11,7 @@
 #include "daemon/control_server.h"
 #include "daemon/curve_keys.h"
 #include "daemon/node.h"
+#include "daemon/node_lock.h"
 #include "gossip/malloc_tuning.h"
 #include "gossip/zmq_transport.h"
 #include "topology/cluster_file.h"
@@ -80,7 +81,8 @@ int main(int argc, char** argv) {
                "the node's output go to <run dir>/<node id>/.\n\n"
                "Exit codes: 0 finished (or stopped on request after a checkpoint), 1 runtime\n"
                "failure, 2 invalid cluster file or arguments, 3 dataset/device problem,\n"
-               "4 cannot bind the data, control or metrics address."};
+               "4 cannot bind the data, control or metrics address, or another starlingd\n"
+               "runs this node with the same run directory."};
   daemon::NodeOptions options;
   std::string log_level;
   bool check_only = false;
@@ -165,6 +167,9 @@ int main(int argc, char** argv) {
     std::cerr << "starlingd: " << e.what() << "\n";
     return daemon::kExitNetwork;
   } catch (const daemon::ControlError& e) {
+    std::cerr << "starlingd: " << e.what() << "\n";
+    return daemon::kExitNetwork;
+  } catch (const daemon::NodeBusyError& e) {
     std::cerr << "starlingd: " << e.what() << "\n";
     return daemon::kExitNetwork;
   } catch (const std::exception& e) {

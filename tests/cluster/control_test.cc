@@ -284,6 +284,42 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
   std::filesystem::remove_all(dir);
 }
 
+// The same node started twice into the same run directory (by systemd and by hand, say): the
+// second exits with code 4 naming the first one's pid, and writes nothing there. In local mode
+// nothing else stopped it before: it trained beside the first, into the same checkpoints and
+// metrics, and took over the first one's ipc control socket.
+TEST(Control, ASecondDaemonForTheSameNodeDirectoryIsRefused) {
+  LocalClusterOptions o;
+  o.nodes = 1;
+  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
+  o.sync = "mode = \"local\"";
+  LocalCluster cluster(o);
+  cluster.start(0);
+  ASSERT_TRUE(eventually([&] { auto s = cluster.ask(0, "status", 500ms);
+                               return s && s->value("step", 0) > 10; }, 60s))
+      << cluster.log(0);
+  const auto metrics = cluster.dir() / "run" / "n0" / "metrics.jsonl";
+  const auto size_before = std::filesystem::file_size(metrics);
+  const std::string output = run_command(std::string(STARLINGD_PATH) + " --config " +
+                                         cluster.cluster_file().string() +
+                                         " --node n0 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("exit=4"), std::string::npos) << output;
+  EXPECT_NE(output.find("another starlingd (pid "), std::string::npos) << output;
+  // The first one still answers and trains; the second wrote no line into its metrics.
+  auto status = cluster.ask(0, "status", 1000ms);
+  ASSERT_TRUE(status) << "the first daemon lost its control socket";
+  std::ifstream in(metrics);
+  int starts = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto event = nlohmann::json::parse(line, nullptr, false);
+    starts += !event.is_discarded() && event.value("event", "") == "start";
+  }
+  EXPECT_EQ(starts, 1);
+  EXPECT_GE(std::filesystem::file_size(metrics), size_before);
+  cluster.signal(0, SIGTERM);
+  EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 30s))) << cluster.log(0);
+}
+
 // A closed terminal (SIGHUP to starlingctl up) stops every node with a checkpoint, as Ctrl-C
 // does. Before, starlingctl died and the nodes, in their own process group, trained on.
 TEST(Control, UpStopsTheClusterOnAHangup) {
