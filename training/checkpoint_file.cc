@@ -141,14 +141,22 @@ void write_file_durably(const std::filesystem::path& path, std::span<const std::
 }
 
 std::vector<std::uint8_t> read_whole_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  // Only a regular file has a size to trust: a directory opens for reading too, and the end
+  // offset ext4 reports for it (2^63 - 1) made this allocate until std::bad_alloc.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw TrainingError(path.string() + ": " +
+                        (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
+  }
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) throw TrainingError(path.string() + ": cannot determine size: " + ec.message());
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw TrainingError(path.string() + ": cannot open");
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw TrainingError(path.string() + ": cannot determine size");
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(bytes.data()), size);
-  if (in.gcount() != size) throw TrainingError(path.string() + ": read failed");
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  if (static_cast<std::uintmax_t>(in.gcount()) != size) {
+    throw TrainingError(path.string() + ": read failed (the file changed while it was read)");
+  }
   return bytes;
 }
 
@@ -177,6 +185,10 @@ std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& dir) 
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return entries;
   for (const auto& item : std::filesystem::directory_iterator(dir, ec)) {
+    // Checkpoints are regular files; anything else with such a name is not one, and pruning
+    // must not touch it either.
+    std::error_code type_error;
+    if (!item.is_regular_file(type_error)) continue;
     if (auto step = step_from_checkpoint_name(item.path().filename().string())) {
       entries.push_back({*step, item.path()});
     }

@@ -31,6 +31,7 @@ CheckpointSections decode_checkpoint(std::span<const std::uint8_t> file, const s
 // of the directory. Throws TrainingError with the path and errno text.
 void write_file_durably(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
 
+// Throws TrainingError naming `path` if it is missing, not a regular file, or unreadable.
 std::vector<std::uint8_t> read_whole_file(const std::filesystem::path& path);
 
 // Checkpoint names encode the step, so the newest is found without opening files:

@@ -76,6 +76,17 @@ TEST(CheckpointFile, DurableWriteReplacesAtomically) {
                TrainingError);
 }
 
+TEST(CheckpointFile, ReadingSomethingThatIsNotARegularFileIsATrainingError) {
+  TempDir dir;
+  try {
+    read_whole_file(dir.path());
+    FAIL() << "a directory was read as a file";
+  } catch (const TrainingError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_whole_file(dir.path() / "absent"), TrainingError);
+}
+
 TEST(CheckpointFile, NamesListingAndPruning) {
   EXPECT_EQ(checkpoint_file_name(1234), "ckpt-000000001234.starling");
   EXPECT_EQ(step_from_checkpoint_name("ckpt-000000001234.starling"), 1234);
@@ -86,6 +97,7 @@ TEST(CheckpointFile, NamesListingAndPruning) {
     write_file_durably(dir.path() / checkpoint_file_name(step), std::vector<std::uint8_t>{1});
   }
   std::ofstream(dir.file("unrelated.txt")) << "x";
+  std::filesystem::create_directory(dir.path() / checkpoint_file_name(500));  // not a file
   auto listed = list_checkpoints(dir.path());
   ASSERT_EQ(listed.size(), 4u);
   EXPECT_EQ(listed[0].step, 100);
@@ -96,6 +108,7 @@ TEST(CheckpointFile, NamesListingAndPruning) {
   EXPECT_EQ(listed[0].step, 100);
   EXPECT_EQ(listed[1].step, 20);
   EXPECT_TRUE(std::filesystem::exists(dir.file("unrelated.txt")));
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path() / checkpoint_file_name(500)));
   EXPECT_TRUE(list_checkpoints(dir.path() / "absent").empty());
 }
 

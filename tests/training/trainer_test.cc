@@ -10,6 +10,7 @@
 
 #include "one_epoch_spec.h"
 #include "temp_dir.h"
+#include "training/checkpoint_file.h"
 #include "training/trainer.h"
 
 namespace starling::training {
@@ -310,6 +311,9 @@ TEST(Trainer, CorruptOrTruncatedCheckpointsAreSkipped) {
   // Newest: one flipped byte in the middle of the parameters. Second newest: truncated.
   flip_byte(paths[2], std::filesystem::file_size(paths[2]) / 2);
   std::filesystem::resize_file(paths[1], std::filesystem::file_size(paths[1]) - 100);
+  // Newer than all: a directory with a checkpoint's name is no checkpoint (reading it as one
+  // ended the node with std::bad_alloc).
+  std::filesystem::create_directory(dir.path() / checkpoint_file_name(1000));
 
   std::vector<std::string> warnings;
   struct SinkForThisTest {  // reset however the test ends: the sink refers to `warnings`
