@@ -101,6 +101,44 @@ bool control_uses_curve(const topology::ClusterSpec& spec, std::size_t node) {
   return has_curve_keys(spec) && control_endpoint(spec, node).rfind("tcp://", 0) == 0;
 }
 
+namespace {
+
+// "tcp://HOST:PORT" -> whether HOST is this machine's loopback (127.0.0.0/8, ::1, localhost,
+// or ZeroMQ's name for the loopback interface).
+bool loopback_tcp_host(const std::string& endpoint) {
+  std::string host = endpoint.substr(6);  // after "tcp://"
+  const auto colon = host.rfind(':');
+  if (colon != std::string::npos) host.resize(colon);
+  return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "::1" ||
+         host == "localhost" || host == "lo";
+}
+
+}  // namespace
+
+std::vector<std::string> unprotected_endpoint_warnings(const topology::ClusterSpec& spec,
+                                                       std::size_t node) {
+  std::vector<std::string> warnings;
+  if (has_curve_keys(spec)) return warnings;
+  const auto exposed = [](const std::string& endpoint) {
+    return endpoint.rfind("tcp://", 0) == 0 && !loopback_tcp_host(endpoint);
+  };
+  const std::string data = spec.nodes.at(node).endpoint;
+  if (spec.sync.mode != "local" && exposed(data)) {  // local mode binds no data endpoint
+    warnings.push_back("the data endpoint " + data + " is not on loopback and the cluster has no "
+                       "CURVE keys: anyone who can reach it can send this node models to mix "
+                       "in; give every node a public_key and secret_key_file (README "
+                       "\"Security\")");
+  }
+  const std::string control = control_endpoint(spec, node);
+  if (exposed(control)) {
+    warnings.push_back("the control endpoint " + control + " is not on loopback and the cluster "
+                       "has no CURVE keys: anyone who can reach it can stop or pause this node; "
+                       "give every node keys, or use an ipc:// control endpoint (README "
+                       "\"Security\")");
+  }
+  return warnings;
+}
+
 KeyPair control_client_key(const topology::ClusterSpec& spec, const std::string& key_file) {
   if (!key_file.empty()) {
     KeyPair pair = read_secret_key_file(key_file);

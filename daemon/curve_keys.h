@@ -3,6 +3,7 @@
 // public half listed in the cluster file, the secret half in a file only its owner can read.
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "topology/cluster_spec.h"
 
@@ -36,6 +37,14 @@ bool has_curve_keys(const topology::ClusterSpec& spec);
 // Whether node `node`'s control socket is encrypted: its cluster has keys and its control
 // endpoint is tcp:// (an ipc:// one lies in a directory only its user may enter).
 bool control_uses_curve(const topology::ClusterSpec& spec, std::size_t node);
+
+// What a node without CURVE keys exposes beyond this host: one warning per tcp:// endpoint of
+// node `node` (data, unless it trains alone in local mode; control) whose host is not a
+// loopback address, saying who could use it
+// for what. Empty for a keyed cluster, and for loopback and ipc:// endpoints. starlingd logs
+// them at start: an open port is the operator's choice, but not one to make unknowingly.
+std::vector<std::string> unprotected_endpoint_warnings(const topology::ClusterSpec& spec,
+                                                       std::size_t node);
 
 // The key pair starlingctl presents to the nodes' encrypted control sockets (README
 // "Security"): the secret key in `key_file` when given, which must belong to one of the

@@ -451,6 +451,10 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
                n.spec.sync.mode, n.spec.training.model, n.trainer->parameter_count(),
                n.trainer->device(), n.trainer->shard_size(), n.trainer->total_steps());
 
+  for (const std::string& warning : unprotected_endpoint_warnings(n.spec, n.index)) {
+    spdlog::warn("{}", warning);
+  }
+
   // This node's CURVE secret key, read once where something needs it: the transport (every
   // mode but local) and an encrypted control socket (README "Security").
   std::string secret_key;
