@@ -193,18 +193,52 @@ TEST(Control, AStopDuringStartUpEndsTheWaitForPeersAtOnce) {
   }
 }
 
-// A hangup (a closed terminal) stops a node like SIGTERM, with a checkpoint; before, it died
-// on the spot and lost what it trained since its last checkpoint.
-TEST(Control, SighupStopsANodeWithACheckpoint) {
+// One node training alone (local mode) for long enough to be interrupted, started and past
+// its first steps.
+void start_one_long_local_node(LocalCluster& cluster) {
+  cluster.start(0);
+  ASSERT_TRUE(eventually([&] { auto s = cluster.ask(0, "status", 500ms);
+                               return s && s->value("step", 0) > 10; }, 60s))
+      << cluster.log(0);
+}
+
+LocalClusterOptions one_long_local_node() {
   LocalClusterOptions o;
   o.nodes = 1;
   o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
   o.sync = "mode = \"local\"";
-  LocalCluster cluster(o);
-  cluster.start(0);
-  ASSERT_TRUE(eventually([&] { auto s = cluster.ask(0, "status", 500ms);
-                               return s && s->value("step", 0) > 20; }, 60s))
-      << cluster.log(0);
+  return o;
+}
+
+// A one-node cluster file (local mode, logreg on synthetic data) in `dir`, with `extra` lines
+// in its [training] table, for tests that run starlingd themselves.
+std::filesystem::path write_one_local_node_file(const std::filesystem::path& dir,
+                                                const std::string& extra) {
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "cluster.toml";
+  std::ofstream(file) << "[cluster]\nname = \"one\"\n[topology]\nkind = \"ring\"\n"
+                      << "[[node]]\nid = \"n0\"\nendpoint = \"" << loopback_endpoint() << "\"\n"
+                      << "[training]\nmodel = \"logreg\"\ndataset = \"synthetic\"\n" << extra
+                      << "\n[sync]\nmode = \"local\"\n";
+  return file;
+}
+
+// The last summary line of a metrics.jsonl, or null when there is none.
+nlohmann::json last_summary_in(const std::filesystem::path& metrics) {
+  std::ifstream in(metrics);
+  nlohmann::json summary;
+  for (std::string line; std::getline(in, line);) {
+    auto event = nlohmann::json::parse(line, nullptr, false);
+    if (!event.is_discarded() && event.value("event", "") == "summary") summary = event;
+  }
+  return summary;
+}
+
+// A hangup (a closed terminal) stops a node like SIGTERM, with a checkpoint; before, it died
+// on the spot and lost what it trained since its last checkpoint.
+TEST(Control, SighupStopsANodeWithACheckpoint) {
+  LocalCluster cluster(one_long_local_node());
+  start_one_long_local_node(cluster);
   cluster.signal(0, SIGHUP);
   EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 30s))) << cluster.log(0);
   auto summaries = cluster.metrics(0, "summary");
@@ -218,27 +252,15 @@ TEST(Control, SighupStopsANodeWithACheckpoint) {
 TEST(Control, ALogPipeWithoutAReaderDoesNotEndTraining) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("starling-sigpipe-test-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const auto file = dir / "cluster.toml";
-  std::ofstream(file) << "[cluster]\nname = \"p\"\n[topology]\nkind = \"ring\"\n"
-                      << "[[node]]\nid = \"n0\"\nendpoint = \"" << loopback_endpoint() << "\"\n"
-                      << "[training]\nmodel = \"logreg\"\ndataset = \"synthetic\"\n"
-                      << "max_steps = 300\neval_every = 50\n[sync]\nmode = \"local\"\n"
-                      << "[run]\ndir = \"" << (dir / "run").string() << "\"\n";
+  const auto file = write_one_local_node_file(dir, "max_steps = 300\neval_every = 50");
   // head reads one byte and exits; every later log line meets a pipe with no reader.
   const std::string output = run_command(
-      "bash -c '" + std::string(STARLINGD_PATH) + " --config " + file.string() +
-      " --node n0 2>&1 | head -c 1 >/dev/null; echo exit=${PIPESTATUS[0]}'");
+      "bash -c '" + std::string(STARLINGD_PATH) + " --config " + file.string() + " --node n0" +
+      " --run-dir " + (dir / "run").string() +
+      " 2>&1 | head -c 1 >/dev/null; echo exit=${PIPESTATUS[0]}'");
   EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
-  std::ifstream metrics(dir / "run" / "n0" / "metrics.jsonl");
-  bool finished = false;
-  for (std::string line; std::getline(metrics, line);) {
-    auto event = nlohmann::json::parse(line, nullptr, false);
-    if (!event.is_discarded() && event.value("event", "") == "summary") {
-      finished = event.value("finished", false);
-    }
-  }
-  EXPECT_TRUE(finished) << output;
+  EXPECT_TRUE(last_summary_in(dir / "run" / "n0" / "metrics.jsonl").value("finished", false))
+      << output;
   std::filesystem::remove_all(dir);
 }
 
@@ -289,15 +311,8 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
 // nothing else stopped it before: it trained beside the first, into the same checkpoints and
 // metrics, and took over the first one's ipc control socket.
 TEST(Control, ASecondDaemonForTheSameNodeDirectoryIsRefused) {
-  LocalClusterOptions o;
-  o.nodes = 1;
-  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
-  o.sync = "mode = \"local\"";
-  LocalCluster cluster(o);
-  cluster.start(0);
-  ASSERT_TRUE(eventually([&] { auto s = cluster.ask(0, "status", 500ms);
-                               return s && s->value("step", 0) > 10; }, 60s))
-      << cluster.log(0);
+  LocalCluster cluster(one_long_local_node());
+  start_one_long_local_node(cluster);
   const auto metrics = cluster.dir() / "run" / "n0" / "metrics.jsonl";
   const auto size_before = std::filesystem::file_size(metrics);
   const std::string output = run_command(std::string(STARLINGD_PATH) + " --config " +
@@ -339,12 +354,7 @@ TEST(Control, UpStopsTheClusterOnAHangup) {
       " && break; sleep 0.1; done; kill -HUP $up; wait $up; echo exit=$?'");
   EXPECT_NE(output.find("exit="), std::string::npos) << output;
   for (const char* node : {"n0", "n1"}) {
-    std::ifstream metrics(dir / node / "metrics.jsonl");
-    nlohmann::json summary;
-    for (std::string line; std::getline(metrics, line);) {
-      auto event = nlohmann::json::parse(line, nullptr, false);
-      if (!event.is_discarded() && event.value("event", "") == "summary") summary = event;
-    }
+    const nlohmann::json summary = last_summary_in(dir / node / "metrics.jsonl");
     ASSERT_TRUE(summary.is_object()) << node << " was not stopped: " << output;
     EXPECT_FALSE(summary.value("finished", true)) << node;
     EXPECT_TRUE(summary["checkpoint"].is_string()) << node;
@@ -385,24 +395,13 @@ TEST(Control, ANodesOwnDeviceOverridesTheClustersAndItsErrorSaysWhereItWasSet) {
 TEST(Control, ARunDirectoryThatIsNotUtf8IsWrittenToAndNamed) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("starling-bytes-test-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const auto file = dir / "cluster.toml";
-  std::ofstream(file) << "[cluster]\nname = \"b\"\n[topology]\nkind = \"ring\"\n"
-                      << "[[node]]\nid = \"n0\"\nendpoint = \"" << loopback_endpoint() << "\"\n"
-                      << "[training]\nmodel = \"logreg\"\ndataset = \"synthetic\"\n"
-                      << "max_steps = 20\n[sync]\nmode = \"local\"\n";
+  const auto file = write_one_local_node_file(dir, "max_steps = 20");
   const auto run_dir = dir / "run\xff";
   const std::string output = run_command(std::string(STARLINGD_PATH) + " --config " +
                                          file.string() + " --node n0 --run-dir '" +
                                          run_dir.string() + "' 2>&1; echo exit=$?");
   EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
-  std::ifstream metrics(run_dir / "n0" / "metrics.jsonl");
-  nlohmann::json summary;
-  for (std::string line; std::getline(metrics, line);) {
-    auto event = nlohmann::json::parse(line, nullptr, false);
-    ASSERT_FALSE(event.is_discarded()) << line;
-    if (event.value("event", "") == "summary") summary = event;
-  }
+  const nlohmann::json summary = last_summary_in(run_dir / "n0" / "metrics.jsonl");
   ASSERT_TRUE(summary.is_object()) << output;
   ASSERT_TRUE(summary["checkpoint"].is_string()) << summary.dump();
   EXPECT_NE(summary["checkpoint"].get<std::string>().find("run\xEF\xBF\xBD/n0/checkpoints/"),
