@@ -1,8 +1,9 @@
 #pragma once
 // NodeDirectoryLock: one starlingd per node directory (<run dir>/<node id>/). Two daemons
-// running the same node into the same directory would interleave its checkpoints and metrics,
-// and in local mode nothing else stops the second one: it would even take over the first
-// one's ipc control socket, since ZeroMQ replaces a socket file it binds over. The lock is an
+// running the same node into the same directory would interleave its checkpoints and metrics.
+// The endpoints catch most such starts (a bound port, a control socket where a live node
+// answers), but not all: in local mode, from a copy of the cluster file with another control
+// endpoint, nothing else stopped the second one. The lock is an
 // flock(2) on <node dir>/starlingd.lock, held for the life of the process, so a crash or a
 // SIGKILL releases it and a restarted node never finds a stale lock. The file holds the pid of
 // the holder, for the message.
