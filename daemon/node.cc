@@ -28,6 +28,7 @@
 #include "topology/config_error.h"
 #include "topology/protocol_fingerprint.h"
 #include "topology/topology.h"
+#include "training/checkpoint_file.h"
 #include "training/trainer.h"
 
 namespace starling::daemon {
@@ -429,6 +430,12 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
   }
   n.directory_lock = std::make_unique<NodeDirectoryLock>(n.node_dir);
   n.metrics = std::make_unique<MetricsLog>(n.node_dir / "metrics.jsonl");
+  // Holding the lock, this process is the only one that writes checkpoints here: a temporary
+  // file is what a crash left mid-write, and would otherwise stay for good.
+  for (const auto& unfinished : training::remove_unfinished_checkpoints(n.checkpoint_dir)) {
+    spdlog::warn("removed {}: a checkpoint left unfinished when a node died writing it",
+                 unfinished.string());
+  }
 
   training::NodeShard shard{n.index, n.spec.nodes.size(), n.spec.seed};
   // A node's own device ([[node]] device) overrides training.device; nothing else in the

@@ -198,6 +198,20 @@ std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& dir) 
   return entries;
 }
 
+std::vector<std::filesystem::path> remove_unfinished_checkpoints(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> removed;
+  std::error_code ec;
+  for (const auto& item : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = item.path().filename().string();
+    const auto marker = name.find(kTempMarker);
+    if (marker == std::string::npos || !step_from_checkpoint_name(name.substr(0, marker))) continue;
+    std::error_code type_error, remove_error;
+    if (!item.is_regular_file(type_error)) continue;
+    if (std::filesystem::remove(item.path(), remove_error)) removed.push_back(item.path());
+  }
+  return removed;
+}
+
 void prune_checkpoints(const std::filesystem::path& dir, std::int64_t keep) {
   std::error_code ec;
   const auto entries = list_checkpoints(dir);

@@ -34,6 +34,12 @@ void write_file_durably(const std::filesystem::path& path, std::span<const std::
 // Throws TrainingError naming `path` if it is missing, not a regular file, or unreadable.
 std::vector<std::uint8_t> read_whole_file(const std::filesystem::path& path);
 
+// Removes the temporary files write_file_durably leaves in `dir` when its process dies
+// mid-write (checkpoint names with ".tmp.<pid>" appended), and returns their paths. Only for
+// a directory no live process writes checkpoints into: starlingd calls it while it holds the
+// node directory's lock. Anything else in `dir` is left alone.
+std::vector<std::filesystem::path> remove_unfinished_checkpoints(const std::filesystem::path& dir);
+
 // Checkpoint names encode the step, so the newest is found without opening files:
 // "ckpt-000000001234.starling".
 std::string checkpoint_file_name(std::int64_t step);

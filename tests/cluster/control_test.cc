@@ -419,6 +419,25 @@ TEST(Control, ARunDirectoryThatIsNotUtf8IsWrittenToAndNamed) {
   std::filesystem::remove_all(dir);
 }
 
+// A node that died while writing a checkpoint left its temporary file; the next start of the
+// node removes it and says so (they piled up, one per crash mid-write, before).
+TEST(Control, AStartRemovesTheCheckpointACrashLeftUnfinished) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-unfinished-test-" + std::to_string(::getpid()));
+  const auto file = write_one_local_node_file(dir, "max_steps = 20");
+  const auto checkpoints = dir / "run" / "n0" / "checkpoints";
+  std::filesystem::create_directories(checkpoints);
+  const auto unfinished = checkpoints / "ckpt-000000000010.starling.tmp.99999";
+  std::ofstream(unfinished) << "half a checkpoint";
+  const std::string output = run_command(std::string(STARLINGD_PATH) + " --config " +
+                                         file.string() + " --node n0 --run-dir " +
+                                         (dir / "run").string() + " 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
+  EXPECT_FALSE(std::filesystem::exists(unfinished));
+  EXPECT_NE(output.find("removed " + unfinished.string()), std::string::npos) << output;
+  std::filesystem::remove_all(dir);
+}
+
 // starlingd --check: the file, the node's place in it, and the dataset's files on this machine,
 // each with its own exit code and a message that names what is wrong.
 TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {

@@ -87,6 +87,25 @@ TEST(CheckpointFile, ReadingSomethingThatIsNotARegularFileIsATrainingError) {
   EXPECT_THROW(read_whole_file(dir.path() / "absent"), TrainingError);
 }
 
+// What a crash mid-write leaves (the temporary file of write_file_durably) is removed at the
+// next start; checkpoints, other files and other temporary-looking names stay.
+TEST(CheckpointFile, UnfinishedCheckpointsAreRemovedAndNothingElse) {
+  TempDir dir;
+  write_file_durably(dir.path() / checkpoint_file_name(10), std::vector<std::uint8_t>{1});
+  const auto unfinished = dir.path() / (checkpoint_file_name(20) + ".tmp.4242");
+  std::ofstream(unfinished) << "half a checkpoint";
+  std::ofstream(dir.file("notes.tmp.1")) << "x";
+  std::filesystem::create_directory(dir.path() / (checkpoint_file_name(30) + ".tmp.7"));
+  const auto removed = remove_unfinished_checkpoints(dir.path());
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], unfinished);
+  EXPECT_FALSE(std::filesystem::exists(unfinished));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / checkpoint_file_name(10)));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("notes.tmp.1")));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / (checkpoint_file_name(30) + ".tmp.7")));
+  EXPECT_TRUE(remove_unfinished_checkpoints(dir.path() / "absent").empty());
+}
+
 TEST(CheckpointFile, NamesListingAndPruning) {
   EXPECT_EQ(checkpoint_file_name(1234), "ckpt-000000001234.starling");
   EXPECT_EQ(step_from_checkpoint_name("ckpt-000000001234.starling"), 1234);
