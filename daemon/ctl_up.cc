@@ -23,6 +23,7 @@
 #include "daemon/ctl_common.h"
 #include "daemon/ctl_status.h"
 #include "daemon/default_cluster.h"
+#include "daemon/exit_codes.h"
 #include "topology/cluster_file.h"
 #include "topology/config_error.h"
 #include "topology/topology.h"
@@ -138,6 +139,14 @@ std::string describe_exit(int status) {
 }
 
 bool clean_exit(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+// starlingd's exit codes for what stops a node before it trains: the cluster file or command
+// line (2), the dataset or device (3), an address or node directory in use (4).
+bool failed_to_start(int status) {
+  if (!WIFEXITED(status)) return false;
+  const int code = WEXITSTATUS(status);
+  return code == kExitConfig || code == kExitTraining || code == kExitNetwork;
+}
 
 std::string tail(const fs::path& path, std::size_t lines) {
   std::ifstream in(path);
@@ -318,8 +327,18 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
   bool stopping = false;
   Clock::time_point stop_deadline{};
   std::vector<bool> reported(children.size(), false);
+  auto stop_all = [&](const std::string& why) {
+    stopping = true;
+    stop_deadline = Clock::now() + options.stop_grace;
+    out << "\n" << why << "stopping all nodes (each writes a checkpoint first)...\n";
+    printed_lines = 0;
+    for (const auto& c : children) {
+      if (!c.exited) ::kill(c.pid, SIGTERM);
+    }
+  };
   while (true) {
     reap(children);
+    std::string could_not_start;
     for (std::size_t i = 0; i < children.size(); ++i) {
       if (children[i].exited && !reported[i]) {
         reported[i] = true;
@@ -328,19 +347,18 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
               << "); last lines of " << children[i].log.string() << ":\n"
               << tail(children[i].log, 8);
           printed_lines = 0;  // do not overwrite the error with the next table
+          if (failed_to_start(children[i].status)) could_not_start = children[i].node;
         }
       }
     }
     if (all_exited(children)) break;
-    if (received_signal.load() != 0 && !stopping) {
-      stopping = true;
-      stop_deadline = Clock::now() + options.stop_grace;
-      out << "\nstopping all nodes (each writes a checkpoint first)...\n";
-      printed_lines = 0;
-      for (const auto& c : children) {
-        if (!c.exited) ::kill(c.pid, SIGTERM);
-      }
+    // A node that crashes mid-run is a fault the cluster rides out. One that could not start
+    // (its file, its data or its address) is a mistake in this run: the others would wait
+    // for it until their startup timeout, so the run ends now, with its log on screen.
+    if (!could_not_start.empty() && !stopping) {
+      stop_all("node " + could_not_start + " could not start; ");
     }
+    if (received_signal.load() != 0 && !stopping) stop_all("");
     if (stopping && Clock::now() >= stop_deadline) {
       for (const auto& c : children) {
         if (!c.exited) {

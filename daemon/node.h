@@ -6,19 +6,10 @@
 #include <optional>
 #include <string>
 
+#include "daemon/exit_codes.h"
 #include "gossip/zmq_transport.h"
 
 namespace starling::daemon {
-
-// Process exit codes of starlingd (also listed in its --help).
-enum ExitCode : int {
-  kExitOk = 0,            // finished training, or stopped on request after a checkpoint
-  kExitFailure = 1,       // an unexpected runtime failure
-  kExitConfig = 2,        // invalid cluster file or command line
-  kExitTraining = 3,      // dataset or device problem (missing file, empty shard, no CUDA)
-  kExitNetwork = 4,       // cannot bind the data or control endpoint, or the node directory
-                          // is another live starlingd's
-};
 
 struct NodeOptions {
   std::string config_path;

@@ -373,6 +373,32 @@ TEST(Control, UpStopsTheClusterOnAHangup) {
   std::filesystem::remove_all(dir);
 }
 
+// A node that cannot start (here: its data address is not on this machine, exit 4) ends the
+// run at once, with its log on screen. Before, `up` went on showing it as unreachable while the
+// other nodes waited for it until their startup timeout (ten minutes here).
+TEST(Control, UpEndsTheRunWhenANodeCannotStart) {
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 20";
+  o.sync = "mode = \"gossip\"\nstartup_timeout_ms = 600000";
+  o.endpoints = {"tcp://192.0.2.1:7961"};  // TEST-NET-1: never an address of this machine
+  LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("starling-up-fail-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const auto started = std::chrono::steady_clock::now();
+  const std::string output = run_command(
+      "timeout 40 " + std::string(STARLINGCTL_PATH) + " up " + cluster.cluster_file().string() +
+      " --starlingd " + STARLINGD_PATH + " --run-dir " + dir.string() + " 2>&1; echo exit=$?");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s) << output;
+  EXPECT_NE(output.find("exit=1"), std::string::npos) << output;
+  EXPECT_NE(output.find("node n0 could not start; stopping all nodes"), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("cannot bind its data endpoint"), std::string::npos) << output;
+  [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
+  std::filesystem::remove_all(dir);
+}
+
 // A node's own device overrides training.device. One it cannot use stops it with exit 3 and a
 // message that says where that device was set (cuda:999 exists on no machine).
 TEST(Control, ANodesOwnDeviceOverridesTheClustersAndItsErrorSaysWhereItWasSet) {
