@@ -1,5 +1,9 @@
 #include "daemon/metrics_log.h"
 
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -10,25 +14,21 @@ namespace starling::daemon {
 
 MetricsLog::MetricsLog(const std::filesystem::path& path)
     : path_(path), start_(std::chrono::steady_clock::now()) {
-  file_ = std::fopen(path.c_str(), "a");
-  if (!file_) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
     throw std::runtime_error("cannot open metrics file " + path.string() + ": " +
                              std::strerror(errno));
   }
   // A node that died mid-line (a full disk, a power cut) left a line without its newline; a
   // restarted node appends to the same file, and its first line would be glued to that
   // fragment and lost to every reader. End the fragment first: it stays one bad line.
-  if (std::FILE* tail = std::fopen(path.c_str(), "rb")) {
-    if (std::fseek(tail, -1, SEEK_END) == 0 && std::fgetc(tail) != '\n') {
-      std::fputc('\n', file_);
-      std::fflush(file_);
-    }
-    std::fclose(tail);
-  }
+  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  char last = '\n';
+  if (size > 0 && ::pread(fd_, &last, 1, size - 1) == 1) fragment_ = last != '\n';
 }
 
 MetricsLog::~MetricsLog() {
-  if (file_) std::fclose(file_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 double MetricsLog::seconds() const {
@@ -37,10 +37,24 @@ double MetricsLog::seconds() const {
 
 void MetricsLog::write(nlohmann::json line) {
   line["time"] = seconds();
-  std::string text = json_text(line) + "\n";
   std::lock_guard lock(mutex_);
-  std::fwrite(text.data(), 1, text.size(), file_);
-  std::fflush(file_);
+  // One write(2) per line on an O_APPEND descriptor: no buffer to flush, and a line is either
+  // whole or, on a full disk, a fragment. After a fragment the next line starts on a line of
+  // its own, so what is lost is the line that did not fit, not also the next one.
+  const std::string text = (fragment_ ? "\n" : "") + json_text(line) + "\n";
+  const ssize_t written = ::write(fd_, text.data(), text.size());
+  if (written == static_cast<ssize_t>(text.size())) {
+    fragment_ = false;
+    return;
+  }
+  // Nothing written leaves the file as it was; part of it leaves a fragment.
+  if (written > 0) fragment_ = text[static_cast<std::size_t>(written) - 1] != '\n';
+  ++failed_writes_;
+  if (failed_writes_ == 1) {
+    spdlog::warn("cannot write to {}: {}; metrics lines are lost until it can be written again "
+                 "(further failures are not logged)",
+                 path_.string(), written < 0 ? std::strerror(errno) : "short write");
+  }
 }
 
 }  // namespace starling::daemon

@@ -1,9 +1,9 @@
 #pragma once
 // MetricsLog: a node's metrics as JSON lines (one object per line, each with "event" and
-// "time" in seconds since the node started), appended and flushed line by line so a crash
-// loses at most the line being written, and any tool can tail or plot them.
+// "time" in seconds since the node started), appended with one write(2) per line so a crash
+// or a full disk loses at most the line being written, and any tool can tail or plot them.
 #include <chrono>
-#include <cstdio>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -19,15 +19,22 @@ class MetricsLog {
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
 
-  // Adds "time" and writes one line. Thread-safe.
+  // Adds "time" and writes one line. Thread-safe. A line that cannot be written (a full
+  // disk) is lost, logged the first time, and counted; the lines after it stay whole.
   void write(nlohmann::json line);
+  std::uint64_t failed_writes() const {
+    std::lock_guard lock(mutex_);
+    return failed_writes_;
+  }
   double seconds() const;  // since construction
   const std::filesystem::path& path() const { return path_; }
 
  private:
   std::filesystem::path path_;
-  std::FILE* file_ = nullptr;
-  std::mutex mutex_;
+  int fd_ = -1;
+  mutable std::mutex mutex_;
+  bool fragment_ = false;  // the file ends in a partial line (guarded by mutex_)
+  std::uint64_t failed_writes_ = 0;
   std::chrono::steady_clock::time_point start_;
 };
 

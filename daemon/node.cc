@@ -145,6 +145,7 @@ struct Node::Impl {
            {"lr", lr},
            {"last_checkpoint", last_checkpoint},
            {"checkpoint_failures", checkpoint_failures},
+           {"metrics_write_failures", metrics ? metrics->failed_writes() : 0},
            {"checkpoint_error", checkpoint_error.empty() ? nlohmann::json(nullptr)
                                                          : nlohmann::json(checkpoint_error)}};
     }

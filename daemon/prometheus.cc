@@ -75,6 +75,9 @@ std::string render_prometheus(const nlohmann::json& status, const nlohmann::json
   e.family("starling_checkpoint_failures_total", "counter",
            "Scheduled checkpoints that could not be written (training went on).");
   e.sample("starling_checkpoint_failures_total", number(status, "checkpoint_failures"));
+  e.family("starling_metrics_write_failures_total", "counter",
+           "metrics.jsonl lines that could not be written (a full disk); each is lost.");
+  e.sample("starling_metrics_write_failures_total", number(status, "metrics_write_failures"));
   e.family("starling_paused", "gauge", "1 while training is paused by a control request.");
   e.sample("starling_paused", status.value("paused", false) ? 1.0 : 0.0);
   if (status.contains("sync") && status["sync"].contains("rounds")) {

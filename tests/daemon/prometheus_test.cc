@@ -11,6 +11,7 @@ TEST(Prometheus, RendersStatusAndPeersInTheTextFormat) {
                            {"samples_per_s", 900}, {"lr", 0.05},      {"consensus_distance", 0.01},
                            {"peers_alive", 1},   {"peers_total", 2},  {"paused", false},
                            {"checkpoint_failures", 2},
+                           {"metrics_write_failures", 4},
                            {"sync", {{"rounds", 15}, {"neighbours_left_out", 2}, {"apply_lag_steps", 51}}}};
   nlohmann::json peers = {
       {"peers",
@@ -38,6 +39,7 @@ TEST(Prometheus, RendersStatusAndPeersInTheTextFormat) {
   EXPECT_NE(text.find("starling_gossip_rounds_total{" + labels + "} 15"), std::string::npos);
   EXPECT_NE(text.find("starling_gossip_apply_lag_steps_total{" + labels + "} 51"), std::string::npos);
   EXPECT_NE(text.find("starling_checkpoint_failures_total{" + labels + "} 2"), std::string::npos);
+  EXPECT_NE(text.find("starling_metrics_write_failures_total{" + labels + "} 4"), std::string::npos);
   EXPECT_NE(text.find("starling_handshake_failures_total{" + labels + "} 3"), std::string::npos);
   // Every sample line belongs to a family declared before it.
   std::istringstream lines(text);
