@@ -1,5 +1,7 @@
 #include "gossip/gossip_averager.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -240,7 +242,14 @@ WireSnapshot GossipAverager::snapshot_of(std::span<const float> model) const {
   WireSnapshot snapshot;
   if (precision_ == WirePrecision::f16) {
     auto halves = std::make_shared<std::vector<Half>>(model.size());
-    floats_to_halves(model, *halves);
+    if (!floats_to_halves(model, *halves) && !said_unsendable_.exchange(true)) {
+      // The neighbours refuse such a message as non-finite and leave this node out of their
+      // rounds; say why here, where it can be fixed (they can only say that they refuse it).
+      spdlog::warn("this node's model has parameters that binary16 cannot carry (NaN, Inf, or "
+                   "|x| >= 65520), so its neighbours refuse its wire_precision = \"f16\" "
+                   "messages and mix without it; use wire_precision = \"f32\" if the model "
+                   "has not diverged (said once)");
+    }
     snapshot.halves = std::move(halves);
   } else {
     snapshot.floats = std::make_shared<const std::vector<float>>(model.begin(), model.end());

@@ -20,6 +20,7 @@
 //
 // Round numbers are tags on the wire. A node that fell behind (restarted, stalled) catches up
 // by jumping to the round its live neighbours report (catch_up).
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -146,6 +147,8 @@ class GossipAverager {
   MessageType message_type_;  // gossip_params or gossip_params_f16
   std::uint64_t last_round_ = 0;
   bool ran_ = false;
+  // Whether this node has said that its model cannot go out in binary16 (logged once).
+  mutable std::atomic<bool> said_unsendable_{false};
 };
 
 // Mixes `inputs` with `weights` into `out`: out = sum_k weights[k] * inputs[k] (minus

@@ -5,7 +5,8 @@
 //
 // Float to half rounds to nearest, ties to even (what the F16C instruction does with
 // _MM_FROUND_TO_NEAREST_INT); a finite float beyond the half range (|x| >= 65520) becomes
-// +-Inf, which every receiver refuses as non-finite; NaN stays NaN. Half to float is exact.
+// +-Inf, which every receiver refuses as non-finite (floats_to_halves reports it, so the sender
+// can say so); NaN stays NaN. Half to float is exact.
 // The fastest kernel the CPU has is used (F16C, else portable bit arithmetic); both give
 // bit-identical results for every input but NaN payloads.
 #include <cstddef>
@@ -19,8 +20,9 @@ using Half = std::uint16_t;  // the raw binary16 bits, little-endian on the wire
 Half float_to_half(float value);
 float half_to_float(Half value);
 
-// out[k] = float_to_half(in[k]); sizes must match.
-void floats_to_halves(std::span<const float> in, std::span<Half> out);
+// out[k] = float_to_half(in[k]); sizes must match. Returns whether every half is finite:
+// false when an input is NaN or Inf, or beyond the half range (what receivers would refuse).
+bool floats_to_halves(std::span<const float> in, std::span<Half> out);
 // out[k] = half_to_float(in[k]); sizes must match.
 void halves_to_floats(std::span<const Half> in, std::span<float> out);
 
@@ -31,9 +33,9 @@ bool all_finite_halves(std::span<const std::byte> bytes);
 namespace detail {
 // The kernels behind the functions above, exposed so tests can compare them.
 bool cpu_has_f16c();
-void floats_to_halves_portable(const float* in, Half* out, std::size_t n);
+bool floats_to_halves_portable(const float* in, Half* out, std::size_t n);
 void halves_to_floats_portable(const Half* in, float* out, std::size_t n);
-void floats_to_halves_f16c(const float* in, Half* out, std::size_t n);  // needs cpu_has_f16c()
+bool floats_to_halves_f16c(const float* in, Half* out, std::size_t n);  // needs cpu_has_f16c()
 void halves_to_floats_f16c(const Half* in, float* out, std::size_t n);  // needs cpu_has_f16c()
 }  // namespace detail
 

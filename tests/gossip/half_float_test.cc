@@ -112,6 +112,33 @@ TEST(HalfFloat, SpanConversionsHandleEveryLengthAndRefuseMismatchedSizes) {
   EXPECT_THROW(halves_to_floats(two, three), std::invalid_argument);
 }
 
+// The conversion says whether everything it produced is finite, so a sender can tell that its
+// neighbours will refuse the message: a value beyond the half range, NaN or Inf, at any place
+// (the vector kernel's blocks of 8 and the tail), in both kernels.
+TEST(HalfFloat, ConversionReportsValuesBinary16CannotCarry) {
+  const float unsendable[] = {65520.0f, -1e6f, std::numeric_limits<float>::infinity(),
+                              std::numeric_limits<float>::quiet_NaN()};
+  for (std::size_t n : {1u, 7u, 8u, 9u, 33u}) {
+    for (std::size_t at = 0; at < n; ++at) {
+      for (float bad : unsendable) {
+        std::vector<float> in(n, 0.5f);
+        std::vector<Half> out(n);
+        EXPECT_TRUE(floats_to_halves(in, out));
+        EXPECT_TRUE(detail::floats_to_halves_portable(in.data(), out.data(), n));
+        in[at] = bad;
+        EXPECT_FALSE(floats_to_halves(in, out)) << n << " " << at << " " << bad;
+        EXPECT_FALSE(detail::floats_to_halves_portable(in.data(), out.data(), n));
+        if (detail::cpu_has_f16c()) {
+          EXPECT_FALSE(detail::floats_to_halves_f16c(in.data(), out.data(), n)) << n << " " << at;
+        }
+      }
+    }
+  }
+  std::vector<float> largest{65504.0f, -65504.0f, 65519.0f};  // still finite halves
+  std::vector<Half> out(3);
+  EXPECT_TRUE(floats_to_halves(largest, out));
+}
+
 TEST(HalfFloat, AllFiniteHalvesFindsNaNAndInfAnywhereAtAnyAlignment) {
   std::vector<Half> values(101, 0x3C00);
   values[50] = 0x7BFF;  // the largest finite half
