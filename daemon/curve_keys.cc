@@ -1,6 +1,7 @@
 #include "daemon/curve_keys.h"
 
 #include "daemon/runtime_paths.h"
+#include "topology/cluster_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -103,12 +104,9 @@ bool control_uses_curve(const topology::ClusterSpec& spec, std::size_t node) {
 
 namespace {
 
-// "tcp://HOST:PORT" -> whether HOST is this machine's loopback (127.0.0.0/8, ::1, localhost,
+// Whether a tcp:// endpoint's host is this machine's loopback (127.0.0.0/8, ::1, localhost,
 // or ZeroMQ's name for the loopback interface).
-bool loopback_tcp_host(const std::string& endpoint) {
-  std::string host = endpoint.substr(6);  // after "tcp://"
-  const auto colon = host.rfind(':');
-  if (colon != std::string::npos) host.resize(colon);
+bool loopback_host(const std::string& host) {
   return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "::1" ||
          host == "localhost" || host == "lo";
 }
@@ -120,7 +118,8 @@ std::vector<std::string> unprotected_endpoint_warnings(const topology::ClusterSp
   std::vector<std::string> warnings;
   if (has_curve_keys(spec)) return warnings;
   const auto exposed = [](const std::string& endpoint) {
-    return endpoint.rfind("tcp://", 0) == 0 && !loopback_tcp_host(endpoint);
+    const auto host = topology::tcp_endpoint_host(endpoint);
+    return host && !loopback_host(*host);
   };
   const std::string data = spec.nodes.at(node).endpoint;
   if (spec.sync.mode != "local" && exposed(data)) {  // local mode binds no data endpoint

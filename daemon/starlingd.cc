@@ -71,6 +71,19 @@ class StopSignals {
   std::thread thread_;
 };
 
+// The exit code for what ended a node (daemon/exit_codes.h): the operator's input, the data
+// or device, an address or node directory another process holds, or anything else.
+int exit_code_for(const std::exception& e) {
+  if (dynamic_cast<const topology::ConfigError*>(&e)) return daemon::kExitConfig;
+  if (dynamic_cast<const training::TrainingError*>(&e)) return daemon::kExitTraining;
+  if (dynamic_cast<const gossip::TransportError*>(&e) ||
+      dynamic_cast<const daemon::ControlError*>(&e) ||
+      dynamic_cast<const daemon::NodeBusyError*>(&e)) {
+    return daemon::kExitNetwork;
+  }
+  return daemon::kExitFailure;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,23 +170,8 @@ int main(int argc, char** argv) {
   try {
     daemon::Node node(options);
     return node.run();
-  } catch (const topology::ConfigError& e) {
-    std::cerr << "starlingd: " << e.what() << "\n";
-    return daemon::kExitConfig;
-  } catch (const training::TrainingError& e) {
-    std::cerr << "starlingd: " << e.what() << "\n";
-    return daemon::kExitTraining;
-  } catch (const gossip::TransportError& e) {
-    std::cerr << "starlingd: " << e.what() << "\n";
-    return daemon::kExitNetwork;
-  } catch (const daemon::ControlError& e) {
-    std::cerr << "starlingd: " << e.what() << "\n";
-    return daemon::kExitNetwork;
-  } catch (const daemon::NodeBusyError& e) {
-    std::cerr << "starlingd: " << e.what() << "\n";
-    return daemon::kExitNetwork;
   } catch (const std::exception& e) {
     std::cerr << "starlingd: " << e.what() << "\n";
-    return daemon::kExitFailure;
+    return exit_code_for(e);
   }
 }

@@ -20,6 +20,13 @@ const std::vector<std::string>& implemented_sync_modes() {
   return modes;
 }
 
+std::optional<std::string> tcp_endpoint_host(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return std::nullopt;
+  const auto colon = endpoint.rfind(':');  // the port's; "tcp:" has one at 3
+  if (colon <= 6) return std::nullopt;
+  return endpoint.substr(6, colon - 6);
+}
+
 namespace {
 
 int line_of(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
@@ -232,11 +239,10 @@ std::optional<std::string> endpoint_problem(const std::string& endpoint) {
     return std::nullopt;
   }
   if (endpoint.rfind("tcp://", 0) == 0) {
-    auto colon = endpoint.rfind(':');
-    if (colon <= 6) return "tcp:// needs host:port";
-    std::string host = endpoint.substr(6, colon - 6);
-    std::string port = endpoint.substr(colon + 1);
-    if (host.empty()) return "tcp:// needs a host";
+    const auto found = tcp_endpoint_host(endpoint);
+    if (!found) return "tcp:// needs host:port";
+    const std::string& host = *found;
+    std::string port = endpoint.substr(endpoint.rfind(':') + 1);
     // Peers connect to this endpoint, so it must name an address, not a wildcard or an
     // interface pattern: a host name, an IPv4 address or a bracketed IPv6 one.
     if (host == "*") return "\"*\" is not an address peers can connect to; use this node's address";

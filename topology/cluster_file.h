@@ -5,6 +5,7 @@
 //
 // Only per-field and per-section checks happen here; properties of the whole graph
 // (connectivity, sizes that a graph kind requires, weight sums) are checked by compile_topology.
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,5 +21,9 @@ ClusterSpec parse_cluster_text(std::string_view text, const std::string& source_
 
 // The sync modes this build implements; others are refused with a message naming these.
 const std::vector<std::string>& implemented_sync_modes();
+
+// The host of a "tcp://host:port" endpoint (an IPv6 address keeps its brackets), or nullopt
+// for an ipc:// endpoint or a tcp:// one without host:port.
+std::optional<std::string> tcp_endpoint_host(const std::string& endpoint);
 
 }  // namespace starling::topology
