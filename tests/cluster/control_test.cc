@@ -17,6 +17,7 @@
 #include "gossip/wire.h"
 #include "support/local_cluster.h"
 #include "support/ports.h"
+#include "training/temp_dir.h"
 
 namespace starling::testing {
 namespace {
@@ -251,8 +252,8 @@ TEST(Control, SighupStopsANodeWithACheckpoint) {
 // Logging into a pipe whose reader is gone: the writes fail, and training goes on to the end
 // (SIGPIPE killed the node at its next log line before).
 TEST(Control, ALogPipeWithoutAReaderDoesNotEndTraining) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-sigpipe-test-" + std::to_string(::getpid()));
+  training::testing::TempDir scratch;
+  const auto dir = scratch.path();
   const auto file = write_one_local_node_file(dir, "max_steps = 300\neval_every = 50");
   // head reads one byte and exits; every later log line meets a pipe with no reader.
   const std::string output = run_command(
@@ -262,7 +263,6 @@ TEST(Control, ALogPipeWithoutAReaderDoesNotEndTraining) {
   EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
   EXPECT_TRUE(last_summary_in(dir / "run" / "n0" / "metrics.jsonl").value("finished", false))
       << output;
-  std::filesystem::remove_all(dir);
 }
 
 // `starlingctl up --run-dir`: a path that cannot be a directory is a clear error (it aborted
@@ -352,9 +352,8 @@ TEST(Control, UpStopsTheClusterOnAHangup) {
   o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
   o.sync = "mode = \"gossip\"\nperiod = 8";
   LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-up-hup-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  training::testing::TempDir scratch;  // `up` puts its `latest` link beside the run directory
+  const auto dir = scratch.path() / "run";
   const std::string file = cluster.cluster_file().string();
   const std::string output = run_command(
       "bash -c '" + std::string(STARLINGCTL_PATH) + " up " + file + " --starlingd " +
@@ -370,7 +369,6 @@ TEST(Control, UpStopsTheClusterOnAHangup) {
   }
   // Nodes a broken starlingctl left behind would train on: end them either way.
   [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
-  std::filesystem::remove_all(dir);
 }
 
 // A node that cannot start (here: its data address is not on this machine, exit 4) ends the
@@ -383,9 +381,8 @@ TEST(Control, UpEndsTheRunWhenANodeCannotStart) {
   o.sync = "mode = \"gossip\"\nstartup_timeout_ms = 600000";
   o.endpoints = {"tcp://192.0.2.1:7961"};  // TEST-NET-1: never an address of this machine
   LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-up-fail-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  training::testing::TempDir scratch;  // `up` puts its `latest` link beside the run directory
+  const auto dir = scratch.path() / "run";
   const auto started = std::chrono::steady_clock::now();
   const std::string output = run_command(
       "timeout 40 " + std::string(STARLINGCTL_PATH) + " up " + cluster.cluster_file().string() +
@@ -396,7 +393,6 @@ TEST(Control, UpEndsTheRunWhenANodeCannotStart) {
       << output;
   EXPECT_NE(output.find("cannot bind its data endpoint"), std::string::npos) << output;
   [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
-  std::filesystem::remove_all(dir);
 }
 
 // A node's own device overrides training.device. One it cannot use stops it with exit 3 and a
@@ -428,8 +424,8 @@ TEST(Control, ANodesOwnDeviceOverridesTheClustersAndItsErrorSaysWhereItWasSet) {
 // threw at the first line naming the checkpoint: the node reported its final checkpoint as not
 // written and failed.
 TEST(Control, ARunDirectoryThatIsNotUtf8IsWrittenToAndNamed) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-bytes-test-" + std::to_string(::getpid()));
+  training::testing::TempDir scratch;
+  const auto dir = scratch.path();
   const auto file = write_one_local_node_file(dir, "max_steps = 20");
   const auto run_dir = dir / "run\xff";
   const std::string output = run_command(std::string(STARLINGD_PATH) + " --config " +
@@ -442,14 +438,13 @@ TEST(Control, ARunDirectoryThatIsNotUtf8IsWrittenToAndNamed) {
   EXPECT_NE(summary["checkpoint"].get<std::string>().find("run\xEF\xBF\xBD/n0/checkpoints/"),
             std::string::npos)
       << summary["checkpoint"];
-  std::filesystem::remove_all(dir);
 }
 
 // A node that died while writing a checkpoint left its temporary file; the next start of the
 // node removes it and says so (they piled up, one per crash mid-write, before).
 TEST(Control, AStartRemovesTheCheckpointACrashLeftUnfinished) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-unfinished-test-" + std::to_string(::getpid()));
+  training::testing::TempDir scratch;
+  const auto dir = scratch.path();
   const auto file = write_one_local_node_file(dir, "max_steps = 20");
   const auto checkpoints = dir / "run" / "n0" / "checkpoints";
   std::filesystem::create_directories(checkpoints);
@@ -461,7 +456,6 @@ TEST(Control, AStartRemovesTheCheckpointACrashLeftUnfinished) {
   EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
   EXPECT_FALSE(std::filesystem::exists(unfinished));
   EXPECT_NE(output.find("removed " + unfinished.string()), std::string::npos) << output;
-  std::filesystem::remove_all(dir);
 }
 
 // starlingd --check: the file, the node's place in it, and the dataset's files on this machine,

@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "daemon/metrics_log.h"
+#include "training/temp_dir.h"
 
 namespace starling::daemon {
 namespace {
@@ -24,9 +24,8 @@ std::vector<std::string> lines_of(const std::filesystem::path& path) {
 // A node that died mid-line left a fragment; the restarted node's lines must not be glued to
 // it: every line but the fragment parses, and the fragment stays a line of its own.
 TEST(MetricsLog, ARestartAfterACrashMidLineKeepsEveryNewLineWhole) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-metrics-log-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  training::testing::TempDir scratch;
+  const auto& dir = scratch.path();
   const auto path = dir / "metrics.jsonl";
   std::ofstream(path) << "{\"event\":\"start\"}\n{\"event\":\"train\",\"st";  // the crash
   {
@@ -42,16 +41,14 @@ TEST(MetricsLog, ARestartAfterACrashMidLineKeepsEveryNewLineWhole) {
   EXPECT_EQ(lines[1], "{\"event\":\"train\",\"st");
   EXPECT_EQ(nlohmann::json::parse(lines[2]).value("event", ""), "resumed");
   EXPECT_EQ(nlohmann::json::parse(lines[3]).value("event", ""), "train");
-  std::filesystem::remove_all(dir);
 }
 
 // A full disk, simulated with a file size limit (writes past it fail with EFBIG, as they fail
 // with ENOSPC on a full disk): the line that did not fit is lost, counted, and the lines
 // written once there is room again are whole, not glued to the fragment it left.
 TEST(MetricsLog, AFullDiskLosesTheLineThatDidNotFitAndNoOther) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-metrics-log-full-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  training::testing::TempDir scratch;
+  const auto& dir = scratch.path();
   const auto path = dir / "metrics.jsonl";
   {
     MetricsLog log(path);
@@ -77,13 +74,11 @@ TEST(MetricsLog, AFullDiskLosesTheLineThatDidNotFitAndNoOther) {
   EXPECT_EQ(nlohmann::json::parse(lines[0]).value("event", ""), "start");
   EXPECT_EQ(lines[1].size(), 10u);  // the fragment, a line of its own
   EXPECT_EQ(nlohmann::json::parse(lines[2]).value("event", ""), "eval");
-  std::filesystem::remove_all(dir);
 }
 
 TEST(MetricsLog, ANewFileStartsWithItsFirstLine) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-metrics-log-new-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  training::testing::TempDir scratch;
+  const auto& dir = scratch.path();
   {
     MetricsLog log(dir / "metrics.jsonl");
     log.write({{"event", "start"}});
@@ -91,7 +86,6 @@ TEST(MetricsLog, ANewFileStartsWithItsFirstLine) {
   const auto lines = lines_of(dir / "metrics.jsonl");
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(nlohmann::json::parse(lines[0]).value("event", ""), "start");
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
