@@ -205,9 +205,8 @@ void start_one_long_local_node(LocalCluster& cluster) {
 }
 
 LocalClusterOptions one_long_local_node() {
-  LocalClusterOptions o;
+  LocalClusterOptions o = long_pair();
   o.nodes = 1;
-  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
   o.sync = "mode = \"local\"";
   return o;
 }
