@@ -6,7 +6,14 @@
 // the decision to build one rests on a number. It has no fault handling: a dead neighbour
 // makes it exit with an error, and it trusts its peers' chunk sizes.
 //
+// --transfer-only measures the floor of any allreduce over TCP on this machine: the same
+// chunks, in the same order and with the same dependencies (a chunk is forwarded only once it
+// has arrived), but no reduction, no checksum and no result. Every allreduce of B bytes on N
+// members must move 2(N-1)/N B through each member's sockets (Patarasuk & Yuan 2009), so no
+// implementation that sends uncompressed floats over loopback TCP can beat this time.
+//
 //   raw_ring_probe --rank R --ports P0,P1,... --bytes B [--iterations I] [--no-checksum]
+//                  [--transfer-only] [--socket-buffer-bytes S]
 // Rank r listens on 127.0.0.1:Pr and connects to rank r+1; prints one JSON line.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -58,18 +65,27 @@ sockaddr_in loopback(int port) {
 
 // Connects to the right neighbour and accepts the left one (each within 30 s); both sockets
 // nonblocking.
-std::pair<int, int> connect_ring(int rank, const std::vector<int>& ports) {
+// socket_buffer_bytes > 0 sets SO_SNDBUF and SO_RCVBUF (before connecting, so that TCP's
+// window scaling sees them); 0 leaves the kernel's autotuning.
+std::pair<int, int> connect_ring(int rank, const std::vector<int>& ports, int socket_buffer_bytes) {
   const int world = static_cast<int>(ports.size());
   const int listener = socket(AF_INET, SOCK_STREAM, 0);
   const int one = 1;
   setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in own = loopback(ports[rank]);
+  auto size_buffers = [socket_buffer_bytes](int s) {
+    if (socket_buffer_bytes <= 0) return;
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &socket_buffer_bytes, sizeof socket_buffer_bytes);
+    setsockopt(s, SOL_SOCKET, SO_RCVBUF, &socket_buffer_bytes, sizeof socket_buffer_bytes);
+  };
+  size_buffers(listener);  // accepted sockets inherit them
   if (bind(listener, reinterpret_cast<sockaddr*>(&own), sizeof own) != 0) fail("bind");
   if (listen(listener, 4) != 0) fail("listen");
   int right = -1;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (right < 0) {
     right = socket(AF_INET, SOCK_STREAM, 0);
+    size_buffers(right);
     sockaddr_in peer = loopback(ports[(rank + 1) % world]);
     if (connect(right, reinterpret_cast<sockaddr*>(&peer), sizeof peer) != 0) {
       close(right);
@@ -92,9 +108,10 @@ std::pair<int, int> connect_ring(int rank, const std::vector<int>& ports) {
 
 class RawRing {
  public:
-  RawRing(int rank, int world, int left, int right, std::size_t chunk_floats, bool checksum)
+  RawRing(int rank, int world, int left, int right, std::size_t chunk_floats, bool checksum,
+          bool transfer_only)
       : rank_(rank), world_(world), left_(left), right_(right), chunk_(chunk_floats),
-        checksum_(checksum) {}
+        checksum_(checksum && !transfer_only), transfer_only_(transfer_only) {}
 
   // out = mean over ranks of in. `partial` holds reduce-scatter partial sums that are still
   // being sent (out cannot: all-gather chunks arrive into it), `scratch` what arrives.
@@ -133,7 +150,9 @@ class RawRing {
                                                     (hi - lo) * sizeof(float), &finite);
           if (seen != header_.crc || !finite) throw std::runtime_error("a chunk failed its checksum");
         }
-        if (reducing) {
+        if (transfer_only_) {
+          if (step + 1 < steps) queue(into, hi - lo, crc);  // moved on as it came
+        } else if (reducing) {
           const bool last = step == world_ - 2;
           float* o = (last ? out.data() : partial_.data()) + lo;
           const float* mine = in.data() + lo;
@@ -237,6 +256,7 @@ class RawRing {
   int rank_, world_, left_, right_;
   std::size_t chunk_;
   bool checksum_;
+  bool transfer_only_;
   std::vector<std::size_t> begin_;
   std::vector<float> partial_, scratch_;
   std::deque<Send> sends_;
@@ -251,7 +271,8 @@ int main(int argc, char** argv) {
   int rank = 0, iterations = 10, warmup = 2;
   std::vector<int> ports;
   std::size_t bytes = 16 << 20, chunk_bytes = 1 << 20;
-  bool no_checksum = false;
+  bool no_checksum = false, transfer_only = false;
+  int socket_buffer_bytes = 0;
   app.add_option("--rank", rank)->required();
   app.add_option("--ports", ports, "every rank's listening port, in ring order")
       ->required()->delimiter(',');
@@ -260,6 +281,10 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup);
   app.add_option("--chunk-bytes", chunk_bytes);
   app.add_flag("--no-checksum", no_checksum, "skip the checksum and NaN/Inf scan (upper bound)");
+  app.add_flag("--transfer-only", transfer_only,
+               "move the ring's bytes only: no reduction, no checksum, no result (the floor)");
+  app.add_option("--socket-buffer-bytes", socket_buffer_bytes,
+                 "SO_SNDBUF and SO_RCVBUF; 0: the kernel's autotuning");
   CLI11_PARSE(app, argc, argv);
   const int world = static_cast<int>(ports.size());
   if (world < 2 || rank < 0 || rank >= world) {
@@ -267,9 +292,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    auto [left, right] = connect_ring(rank, ports);
+    auto [left, right] = connect_ring(rank, ports, socket_buffer_bytes);
     RawRing ring(rank, world, left, right, std::max<std::size_t>(1, chunk_bytes / sizeof(float)),
-                 !no_checksum);
+                 !no_checksum, transfer_only);
     const std::size_t n = bytes / sizeof(float);
     std::vector<float> in(n), out(n);
     for (std::size_t k = 0; k < n; ++k) in[k] = static_cast<float>(k % 1024) * static_cast<float>(rank + 1);
@@ -281,7 +306,7 @@ int main(int argc, char** argv) {
       if (it >= warmup) seconds.push_back(s);
     }
     const double mean_rank = (world + 1) / 2.0;
-    for (std::size_t k = 0; k < n; k += 997) {
+    for (std::size_t k = 0; !transfer_only && k < n; k += 997) {
       const double expected = static_cast<double>(k % 1024) * mean_rank;
       if (std::abs(out[k] - expected) > 1e-3 * std::max(1.0, expected)) {
         std::cerr << "raw_ring_probe: wrong result at " << k << "\n";
@@ -291,7 +316,8 @@ int main(int argc, char** argv) {
     std::sort(seconds.begin(), seconds.end());
     const double median = seconds[seconds.size() / 2];
     std::cout << nlohmann::json({{"rank", rank}, {"world", world}, {"bytes", bytes},
-                                 {"checksum", !no_checksum}, {"median_s", median},
+                                 {"checksum", !no_checksum && !transfer_only},
+                                 {"transfer_only", transfer_only}, {"median_s", median},
                                  {"algbw_gbps", static_cast<double>(bytes) / median / 1e9}})
                      .dump()
               << std::endl;
