@@ -31,16 +31,21 @@ std::uint32_t checksum_of(std::span<const float> values) {
   return payload_checksum(std::as_bytes(values));
 }
 
-// x - r in binary16, a block at a time (no model-sized float temporary).
+// x - r in binary16, a block at a time (no model-sized float temporary). Null when a
+// difference is beyond binary16 (NaN, Inf, or |d| >= 65520): it would reach the receivers as
+// Inf, which they refuse, so callers send float32 instead.
 std::shared_ptr<const std::vector<Half>> drift_of(std::span<const float> x, std::span<const float> r) {
   constexpr std::size_t kBlock = 1024;
   auto halves = std::make_shared<std::vector<Half>>(x.size());
   float block[kBlock];
+  bool representable = true;
   for (std::size_t start = 0; start < x.size(); start += kBlock) {
     const std::size_t n = std::min(kBlock, x.size() - start);
     for (std::size_t k = 0; k < n; ++k) block[k] = x[start + k] - r[start + k];
-    floats_to_halves(std::span<const float>(block, n), std::span<Half>(halves->data() + start, n));
+    representable &= floats_to_halves(std::span<const float>(block, n),
+                                      std::span<Half>(halves->data() + start, n));
   }
+  if (!representable) return nullptr;
   return halves;
 }
 
@@ -337,16 +342,27 @@ void DynamicAverager::reply_locked(std::shared_ptr<const std::vector<float>> sna
   OutgoingMessage reply;
   reply.tag = lock_->balancing;
   reply.aux0 = request.attempt;
+  std::shared_ptr<const std::vector<Half>> drift;
   if (options_.precision == WirePrecision::f16 && request.reference_id == reference_id_) {
+    drift = drift_of(*lock_->snapshot, reference_);
+    if (!drift) say_drift_too_wide();
+  }
+  if (drift) {
     reply.type = MessageType::model_reply_f16;
     reply.aux1 = reference_id_;
-    auto drift = drift_of(*lock_->snapshot, reference_);
     reply.payload = make_payload(*drift, drift);
   } else {
     reply.type = MessageType::model_reply;
     reply.payload = make_payload(*lock_->snapshot, lock_->snapshot);
   }
   transport_.send(lock_->driver, std::move(reply));
+}
+
+void DynamicAverager::say_drift_too_wide() {
+  if (said_drift_too_wide_.exchange(true)) return;
+  spdlog::warn("this node's model is further from its reference than binary16 can carry "
+               "(|x - r| >= 65520, or not finite), so it sends that model or average in "
+               "float32 instead of wire_precision = \"f16\" (said once)");
 }
 
 void DynamicAverager::reply_if_overdue_locked() {
@@ -575,10 +591,16 @@ void DynamicAverager::commit(const Drive& drive, const std::vector<std::size_t>&
   const std::uint64_t flags = full ? kFullSync : 0;
   // What everyone takes: the average itself, or with f16 the value r + q(a - r) that every
   // member rebuilds bit for bit from the binary16 update.
+  // A drift binary16 cannot carry (a member far from the reference) is sent as the average
+  // itself, in float32, to every member: the driver takes what the members take.
   std::shared_ptr<const std::vector<float>> committed;
   std::optional<OutgoingMessage> as_drift;
+  std::shared_ptr<const std::vector<Half>> drift;
   if (options_.precision == WirePrecision::f16) {
-    auto drift = drift_of(average, drive.reference);
+    drift = drift_of(average, drive.reference);
+    if (!drift) say_drift_too_wide();
+  }
+  if (drift) {
     committed = from_drift(*drift, drive.reference);
     as_drift.emplace();
     as_drift->type = MessageType::model_update_f16;
@@ -591,7 +613,7 @@ void DynamicAverager::commit(const Drive& drive, const std::vector<std::size_t>&
   std::optional<OutgoingMessage> as_model;  // built only if a member needs it (one checksum pass)
   for (std::size_t m : set) {
     if (m == self) continue;
-    if (drive.sent_drift.count(m)) {
+    if (as_drift && drive.sent_drift.count(m)) {
       transport_.send(m, *as_drift);
       continue;
     }

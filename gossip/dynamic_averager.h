@@ -229,6 +229,9 @@ class DynamicAverager {
   std::optional<Lock> lock_;
   std::deque<DynamicUpdate> updates_;
   DynamicStats stats_;
+  // Logs, once, that binary16 could not carry a drift and float32 went instead.
+  void say_drift_too_wide();
+  std::atomic<bool> said_drift_too_wide_{false};
   std::atomic<bool> violation_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> leaving_{false};

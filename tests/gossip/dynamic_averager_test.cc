@@ -322,6 +322,32 @@ TEST(DynamicAveraging, AMemberWithAnotherReferenceSendsItsWholeModelAndEndsWithT
   EXPECT_LT(bytes_to(0, 1), dim * sizeof(float));
 }
 
+TEST(DynamicAveraging, DriftsBeyondBinaryHalfTravelAsFloat32AndEveryoneTakesTheAverage) {
+  // Ring of 4 with f16, reference 0: node 1's model is 3e5 away (its drift would be Inf in
+  // binary16), and so is the average (75,000.25 > 65,504). Node 1 answers with its float32
+  // model and the driver sends the average in float32; before, node 1's reply was refused as
+  // non-finite and left out, and the driver took r + Inf.
+  const std::size_t n = 4, dim = 512;
+  Cluster c(n, dim, 1e9, 10s, WirePrecision::f16);
+  std::vector<std::vector<float>> models = {constant(dim, 0.2f), constant(dim, 3e5f),
+                                            constant(dim, 0.3f), constant(dim, 0.5f)};
+  for (std::size_t i = 0; i < n; ++i) c.nodes[i]->check(models[i]);
+  c.nodes[0]->set_delta(1e-6);
+  c.nodes[0]->check(models[0]);
+  auto updates = c.settle();
+  const float mean = (0.2f + 3e5f + 0.3f + 0.5f) / 4;
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(updates[i].size(), 1u) << "node " << i << " took no average";
+    EXPECT_TRUE(updates[i][0].full_sync);
+    EXPECT_EQ(c.nodes[i]->reference(), c.nodes[0]->reference()) << "node " << i;
+    for (std::size_t k = 0; k < dim; k += 97) {
+      const float taken = models[i][k] + updates[i][0].delta[k];
+      ASSERT_TRUE(std::isfinite(taken)) << "node " << i;
+      EXPECT_NEAR(taken, mean, 0.05f) << "node " << i;
+    }
+  }
+}
+
 TEST(DynamicAveraging, BackToBackBalancingsSeeTheAveragedModel) {
   // Node 0 drives a full synchronization of 4 nodes; then node 2 drives another before anyone
   // checks again. Members must answer the second with the average of the first, or the old
