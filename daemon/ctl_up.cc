@@ -189,6 +189,17 @@ void reap(std::vector<Child>& children) {
   }
 }
 
+// A node that has exited cannot answer: the table says how it ended (its log was printed
+// when it did) rather than the generic "unreachable: no control socket".
+void mark_exited(const std::vector<Child>& children, std::vector<NodeAnswer>& answers) {
+  for (auto& answer : answers) {
+    if (answer.answered) continue;
+    for (const auto& c : children) {
+      if (c.node == answer.node && c.exited) answer.error = "exited (" + describe_exit(c.status) + ")";
+    }
+  }
+}
+
 bool all_exited(const std::vector<Child>& children) {
   for (const auto& c : children) {
     if (!c.exited) return false;
@@ -373,6 +384,7 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
     auto every = tty ? std::chrono::seconds(1) : std::chrono::seconds(10);
     if (!stopping && now - last_print >= every) {
       auto answers = ask_cluster(spec, "status", {}, std::chrono::milliseconds(800));
+      mark_exited(children, answers);
       std::ostringstream table;
       table << "[" << fixed_digits(std::chrono::duration<double>(now - start).count(), 0)
             << " s]\n";

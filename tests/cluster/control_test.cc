@@ -370,6 +370,38 @@ TEST(Control, UpStopsTheClusterOnAHangup) {
   [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
 }
 
+// A node that dies mid-run is a fault the others ride out, and up's live table says how it
+// ended. Before, the table showed it as "unreachable: no control socket" like a node that
+// hangs. (Without a terminal, up prints the table every 10 s: this test takes about 15 s.)
+TEST(Control, UpShowsANodeThatDiedAsExitedNotUnreachable) {
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8";
+  LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
+  training::testing::TempDir scratch;  // `up` puts its `latest` link beside the run directory
+  const auto dir = scratch.path() / "run";
+  const auto log = scratch.path() / "up.out";
+  const std::string output = run_command(
+      "bash -c '" + std::string(STARLINGCTL_PATH) + " up " + cluster.cluster_file().string() +
+      " --starlingd " + STARLINGD_PATH + " --run-dir " + dir.string() + " >" + log.string() +
+      " 2>&1 & up=$!; for i in $(seq 300); do grep -qs train " +
+      (dir / "n1" / "metrics.jsonl").string() + " && break; sleep 0.1; done; " +
+      "pkill -KILL -f -- \"[-]-node n1 --run-dir " + dir.string() + "\"; " +
+      "for i in $(seq 300); do grep -qs \"exited (\" " + log.string() +
+      " && break; sleep 0.1; done; kill -TERM $up; wait $up; cat " + log.string() + "'");
+  EXPECT_NE(output.find("node n1 failed (killed by Killed)"), std::string::npos) << output;
+  // The last live table (each begins "[<seconds> s]"), printed after the kill, shows n1 as
+  // exited and nobody as unreachable.
+  const auto last_table = output.rfind(" s]\n");
+  ASSERT_NE(last_table, std::string::npos) << output;
+  const std::string table =
+      output.substr(last_table, output.find("stopping all nodes", last_table) - last_table);
+  EXPECT_NE(table.find("exited (killed by Killed)"), std::string::npos) << output;
+  EXPECT_EQ(table.find("unreachable"), std::string::npos) << output;
+  [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
+}
+
 // A node that cannot start (here: its data address is not on this machine, exit 4) ends the
 // run at once, with its log on screen. Before, `up` went on showing it as unreachable while the
 // other nodes waited for it until their startup timeout (ten minutes here).
