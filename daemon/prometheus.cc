@@ -5,6 +5,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+#include <atomic>
+#include <chrono>
+#include <spdlog/spdlog.h>
 #include <sstream>
 
 namespace starling::daemon {
@@ -145,24 +148,69 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 struct MetricsServer::Impl : std::enable_shared_from_this<MetricsServer::Impl> {
+  // Every open connection holds a file descriptor of the daemon's. Idle connections (a client
+  // that connects and never asks; a flood of them) would otherwise take the daemon's last
+  // descriptors: its control socket then cannot accept, ZeroMQ aborts the process, and
+  // checkpoints cannot be opened. A scraper asks at once and needs one connection, so a few
+  // suffice; beyond them, new clients wait in the kernel's backlog, which costs the daemon
+  // nothing, until a connection ends (each within kRequestTimeout).
+  static constexpr std::size_t kMaxConnections = 8;
+  static constexpr std::chrono::seconds kRequestTimeout{5};
+  // After a failed accept (e.g. the process is out of descriptors), try again this much later
+  // instead of at once: an immediate retry fails the same way, in a loop that takes a core.
+  static constexpr std::chrono::milliseconds kAcceptRetry{100};
+
   asio::io_context& io;
   tcp::acceptor acceptor;
+  asio::steady_timer accept_retry;
   Render render;
+  std::size_t open = 0;        // connections being served (io thread only)
+  bool accepting = false;      // an async_accept is pending (io thread only)
+  bool said_accept_error = false;
+  std::atomic<bool> stopped{false};
 
-  Impl(asio::io_context& context, Render r) : io(context), acceptor(context), render(std::move(r)) {}
+  Impl(asio::io_context& context, Render r)
+      : io(context), acceptor(context), accept_retry(context), render(std::move(r)) {}
 
   void accept() {
+    if (stopped || accepting || open >= kMaxConnections) return;
+    accepting = true;
     acceptor.async_accept([self = shared_from_this()](const boost::system::error_code& ec,
                                                       tcp::socket socket) {
-      if (ec == asio::error::operation_aborted) return;
-      if (!ec) self->serve(std::make_shared<tcp::socket>(std::move(socket)));
+      self->accepting = false;
+      if (ec == asio::error::operation_aborted || self->stopped) return;
+      if (ec) {
+        if (!self->said_accept_error) {
+          self->said_accept_error = true;
+          spdlog::warn("metrics endpoint: cannot accept a connection ({}); retrying every {} ms "
+                       "(said once)",
+                       ec.message(), kAcceptRetry.count());
+        }
+        self->accept_retry.expires_after(kAcceptRetry);
+        self->accept_retry.async_wait([self](const boost::system::error_code& wait_ec) {
+          if (!wait_ec) self->accept();
+        });
+        return;
+      }
+      self->serve(std::make_shared<tcp::socket>(std::move(socket)));
+      self->accept();
+    });
+  }
+
+  // Counts a connection as open until every handler that refers to the returned token is
+  // gone (the request failed or timed out, or the response was written), then accepts again.
+  std::shared_ptr<void> hold_connection() {
+    ++open;
+    return std::shared_ptr<void>(nullptr, [self = shared_from_this()](void*) {
+      --self->open;
       self->accept();
     });
   }
 
   void serve(std::shared_ptr<tcp::socket> socket) {
+    auto connection = hold_connection();
     auto buffer = std::make_shared<asio::streambuf>(8192);  // bounds the request size
-    auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::seconds(5));
+    auto timer = std::make_shared<asio::steady_timer>(io, kRequestTimeout);
     timer->async_wait([socket](const boost::system::error_code& ec) {
       if (!ec) {
         boost::system::error_code ignored;
@@ -171,8 +219,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<MetricsServer::Impl> {
     });
     asio::async_read_until(
         *socket, *buffer, "\r\n\r\n",
-        [self = shared_from_this(), socket, buffer, timer](const boost::system::error_code& ec,
-                                                           std::size_t) {
+        [self = shared_from_this(), socket, buffer, timer, connection](
+            const boost::system::error_code& ec, std::size_t) {
           timer->cancel();
           if (ec) return;
           std::istream in(buffer.get());
@@ -192,8 +240,18 @@ struct MetricsServer::Impl : std::enable_shared_from_this<MetricsServer::Impl> {
               "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
               "\r\nContent-Length: " + std::to_string(body.size()) +
               "\r\nConnection: close\r\n\r\n" + body);
+          // A client that does not read its response is closed by the same deadline.
+          timer->expires_after(kRequestTimeout);
+          timer->async_wait([socket](const boost::system::error_code& wait_ec) {
+            if (!wait_ec) {
+              boost::system::error_code ignored;
+              socket->close(ignored);
+            }
+          });
           asio::async_write(*socket, asio::buffer(*response),
-                            [socket, response](const boost::system::error_code&, std::size_t) {
+                            [socket, response, timer, connection](const boost::system::error_code&,
+                                                                  std::size_t) {
+                              timer->cancel();
                               boost::system::error_code ignored;
                               socket->shutdown(tcp::socket::shutdown_both, ignored);
                             });
@@ -219,7 +277,9 @@ MetricsServer::MetricsServer(asio::io_context& io, const std::string& address, R
 }
 
 MetricsServer::~MetricsServer() {
+  impl_->stopped = true;  // handlers destroyed with the io_context must not accept again
   boost::system::error_code ignored;
+  impl_->accept_retry.cancel();
   impl_->acceptor.close(ignored);
 }
 

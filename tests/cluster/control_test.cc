@@ -343,6 +343,59 @@ TEST(Control, ASecondDaemonForTheSameNodeDirectoryIsRefused) {
   EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 30s))) << cluster.log(0);
 }
 
+// Connections to the metrics endpoint that never send a request (a flood of them, or a
+// misconfigured scraper) cannot take the daemon's file descriptors. Before, the server
+// accepted every one and kept it for 5 s: at the descriptor limit it spun on failed accepts
+// on a core, its control socket could not accept, and libzmq aborted the process on the next
+// control request, with no checkpoint. The daemon runs under a hard limit of 128 descriptors
+// here, which it cannot raise, and 300 idle connections are opened.
+TEST(Control, IdleMetricsConnectionsLeaveTheDaemonItsDescriptors) {
+  LocalClusterOptions o = one_long_local_node();
+  o.metrics = true;
+  LocalCluster cluster(o);  // for its cluster file; the daemon is started under ulimit below
+  const std::string pid = run_command(
+      "bash -c 'ulimit -n 128 && exec " + std::string(STARLINGD_PATH) + " --config " +
+      cluster.cluster_file().string() + " --node n0 >" + (cluster.dir() / "n0.log").string() +
+      " 2>&1' & echo -n $!");
+  ASSERT_FALSE(pid.empty());
+  ASSERT_TRUE(eventually([&] { auto s = cluster.ask(0, "status", 500ms);
+                               return s && s->value("step", 0) > 10; }, 60s));
+  const auto descriptors = [&] {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator("/proc/" + pid + "/fd", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      ++n;
+    }
+    return n;
+  };
+  const std::size_t before = descriptors();
+  std::vector<int> idle;
+  for (int k = 0; k < 300; ++k) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(cluster.metrics_port(0)));
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << k;
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(1s);  // time for the server to accept what it would
+  EXPECT_LE(descriptors(), before + 8) << "descriptors held with 300 idle metrics connections";
+  // The node still answers, and can still open and write a checkpoint.
+  auto checkpoint = cluster.ask(0, "checkpoint", 30s);
+  ASSERT_TRUE(checkpoint && checkpoint->value("ok", false))
+      << (checkpoint ? checkpoint->dump() : "no answer") << "\n"
+      << run_command("tail -5 " + (cluster.dir() / "n0.log").string());
+  for (int fd : idle) ::close(fd);
+  // Once the idle clients are gone, a scrape is answered again.
+  EXPECT_TRUE(eventually([&] {
+    return http_get(cluster.metrics_port(0), "/metrics").rfind("HTTP/1.1 200 OK", 0) == 0;
+  }, 20s));
+  ::kill(std::stoi(pid), SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !std::filesystem::exists("/proc/" + pid); }, 30s));
+}
+
 // A closed terminal (SIGHUP to starlingctl up) stops every node with a checkpoint, as Ctrl-C
 // does. Before, starlingctl died and the nodes, in their own process group, trained on.
 TEST(Control, UpStopsTheClusterOnAHangup) {
