@@ -73,6 +73,7 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_exp": {"topology": EXPONENTIAL},
     "starling_gossip_exp_staleness0": {"topology": EXPONENTIAL, "sync_extra": "\nstaleness = 0"},
     "starling_gossip_exp_f16": {"topology": EXPONENTIAL, "sync_extra": F16},
+    "starling_gossip_exp_f16_ipc": {"topology": EXPONENTIAL, "sync_extra": F16, "transport": "ipc"},
     "starling_gossip_exp_f16_staleness0": {"topology": EXPONENTIAL,
                                            "sync_extra": F16 + "\nstaleness = 0"},
     # Every 4 steps with binary16: the bytes of float32 every 8. Not in the default set.
