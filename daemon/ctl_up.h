@@ -1,6 +1,6 @@
 #pragma once
 // `starlingctl up [FILE]`: starts one starlingd per node of a cluster file on this machine,
-// shows live progress, stops them all on Ctrl-C or SIGTERM, and ends with a summary.
+// shows live progress, stops them all on Ctrl-C, SIGTERM or SIGHUP, and ends with a summary.
 // Without FILE it runs the embedded default cluster (default_cluster.h).
 #include <chrono>
 #include <iosfwd>

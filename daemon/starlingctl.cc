@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
   int stop_grace = 60;
   auto* up = app.add_subcommand(
       "up", "Start one starlingd per node of FILE on this machine, show live progress, stop them "
-            "all on Ctrl-C or SIGTERM, and print a summary. Without FILE: the embedded default "
-            "(4 nodes on a ring, mlp on Fashion-MNIST, gossip every 8 steps). Exits non-zero if "
-            "a node failed.");
+            "all on Ctrl-C, SIGTERM or SIGHUP, and print a summary. Without FILE: the embedded "
+            "default (4 nodes on a ring, mlp on Fashion-MNIST, gossip every 8 steps). Exits "
+            "non-zero if a node failed.");
   up->add_option("FILE", up_options.cluster_path, "cluster file (default: the embedded default)");
   up->add_option("--run-dir", up_options.run_dir,
                  "where node output goes (default: runs/<cluster>-<timestamp>)");
