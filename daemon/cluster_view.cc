@@ -167,21 +167,61 @@ gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,
   return result;
 }
 
+namespace {
+
+// The live nodes (self included) whose heartbeats say they have trained as far as this node:
+// the ones at their own final allreduce. A node still training (restarted from an older
+// checkpoint after the first attempt failed) is not waited for again.
+std::vector<std::size_t> finished_live_members(gossip::Transport& transport, std::int64_t step) {
+  std::vector<std::size_t> members;
+  for (std::size_t m : live_members(transport)) {
+    if (m == transport.self() ||
+        transport.peers().reported_step(m) >= static_cast<std::uint64_t>(step)) {
+      members.push_back(m);
+    }
+  }
+  return members;
+}
+
+}  // namespace
+
 void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transport& transport,
                    MetricsLog& metrics, std::vector<float>& scratch) {
-  // Built here for its own timeout; its window was opened by the strategy long before.
-  gossip::RingAllreduce ring(transport, gossip::AllreduceOptions{kFinalAllreduceTimeout, 0, true}, tag);
-  auto members = live_members(transport);
-  auto result = average_parameters(ring, trainer, tag, members, scratch);
-  metrics.write({{"event", "final_allreduce"},
-                 {"ok", result.ok},
-                 {"members", members.size()},
-                 {"error", result.error},
-                 {"seconds", std::chrono::duration<double>(result.elapsed).count()}});
-  if (result.ok) {
-    spdlog::info("final allreduce of {} nodes done", members.size());
-  } else {
-    spdlog::warn("final allreduce failed ({}); keeping this node's own model", result.error);
+  const auto deadline = Clock::now() + kFinalAllreduceTimeout;
+  const std::int64_t step = trainer.step_count();
+  std::vector<std::size_t> members = live_members(transport);
+  for (std::uint64_t attempt = 0;; ++attempt) {
+    // Every attempt has its own tag. A failed attempt fails for every member (the one that
+    // gives up tells the others), so the survivors count attempts alike.
+    const std::uint64_t attempt_tag = tag + attempt;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    gossip::RingAllreduce ring(transport, gossip::AllreduceOptions{left, 0, true}, attempt_tag);
+    auto result = average_parameters(ring, trainer, attempt_tag, members, scratch);
+    metrics.write({{"event", "final_allreduce"},
+                   {"ok", result.ok},
+                   {"attempt", attempt},
+                   {"members", members.size()},
+                   {"error", result.error},
+                   {"seconds", std::chrono::duration<double>(result.elapsed).count()}});
+    if (result.ok) {
+      spdlog::info("final allreduce of {} nodes done", members.size());
+      return;
+    }
+    if (attempt + 1 >= kFinalAllreduceAttempts || Clock::now() + kFinalRetryPatience >= deadline) {
+      spdlog::warn("final allreduce failed ({}); keeping this node's own model", result.error);
+      return;
+    }
+    // Wait until this node's view of who is left changes (a dead member stops being alive
+    // after suspect_after_ms), or at most kFinalRetryPatience, then try again without it.
+    const auto failed = members;
+    const auto patience = Clock::now() + kFinalRetryPatience;
+    do {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      members = finished_live_members(transport, step);
+    } while (members == failed && Clock::now() < patience);
+    spdlog::warn("final allreduce of {} nodes failed ({}); trying again with the {} live nodes "
+                 "that have finished training",
+                 failed.size(), result.error, members.size());
   }
 }
 

@@ -75,9 +75,13 @@ gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,
 // collective `tag`, so every node evaluates (and keeps) the same, averaged model. Nodes finish
 // at different times (a node held up in balancings can finish tens of seconds after the
 // first), so this collective waits up to kFinalAllreduceTimeout for the last one; a node that
-// dies is still left out at once. Logged as "final_allreduce"; on failure the node keeps its
-// own model.
+// dies is still left out at once. A failed attempt (a member died in it) is tried again, up
+// to kFinalAllreduceAttempts times within the timeout, among the live nodes that have finished
+// training, so the survivors still end on one model. Each attempt is logged as
+// "final_allreduce"; when none succeeds the node keeps its own model.
 inline constexpr std::chrono::seconds kFinalAllreduceTimeout{120};
+inline constexpr std::uint64_t kFinalAllreduceAttempts = 8;  // well within RingAllreduce::kWindow
+inline constexpr std::chrono::seconds kFinalRetryPatience{3};
 void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transport& transport,
                    MetricsLog& metrics, std::vector<float>& scratch);
 

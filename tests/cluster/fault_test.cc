@@ -264,6 +264,42 @@ TEST(Fault, AStoppedDynamicNodeLeavesAtOnceAndTheOthersFinishOnOneModel) {
   expect_one_final_model(cluster, {0, 1, 3});
 }
 
+// A member that dies inside the final allreduce. n2 is held (SIGSTOP) near the end, so the
+// others finish and enter the final allreduce with it, still alive for them (suspect only
+// after 5 s); then it is killed. The attempt fails for all, and the three survivors try
+// again among themselves and end on one model. Before, each kept its own.
+TEST(Fault, AMemberKilledInTheFinalAllreduceLeavesTheOthersOnOneModel) {
+  constexpr int kSteps = 400;
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nmax_steps = " + std::to_string(kSteps) + "\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_allreduce = true\nheartbeat_ms = 100\n"
+           "suspect_after_ms = 5000\ndead_after_ms = 10000\nround_timeout_ms = 50";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= kSteps - 80; }, 60s)) << cluster.log(2);
+  cluster.signal(2, SIGSTOP);
+  for (std::size_t i : {0u, 1u, 3u}) {
+    ASSERT_TRUE(eventually([&] { return step_of(cluster, i) >= kSteps; }, 30s)) << cluster.log(i);
+  }
+  std::this_thread::sleep_for(300ms);  // into the final allreduce, waiting for n2
+  for (std::size_t i : {0u, 1u, 3u}) {
+    EXPECT_TRUE(cluster.metrics(i, "final_allreduce").empty()) << "the attempt did not wait for n2";
+  }
+  cluster.signal(2, SIGKILL);
+  EXPECT_TRUE(cluster.wait_exit(2, 10s));
+  for (std::size_t i : {0u, 1u, 3u}) {
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
+  }
+  for (std::size_t i : {0u, 1u, 3u}) {
+    auto attempts = cluster.metrics(i, "final_allreduce");
+    ASSERT_EQ(attempts.size(), 2u) << cluster.log(i);
+    EXPECT_FALSE(attempts[0].value("ok", true));
+    EXPECT_EQ(attempts[0].value("members", 0), 4);
+  }
+  expect_one_final_model(cluster, {0, 1, 3});
+}
+
 TEST(Fault, APausedAllreduceMemberIsNotWaitedForAndRejoinsOnResume) {
   pause_and_resume("mode = \"allreduce\"");
 }
