@@ -36,7 +36,11 @@ def iterations_for(size):
 
 
 def starling_allreduce(world, sizes, transport):
-    d = tempfile.mkdtemp(prefix=f"starling-ar{world}-")
+    with tempfile.TemporaryDirectory(prefix=f"starling-ar{world}-") as d:
+        return starling_allreduce_in(d, world, sizes, transport)
+
+
+def starling_allreduce_in(d, world, sizes, transport):
     lines = ["[cluster]", 'name = "ar"', "[topology]", 'kind = "ring"']
     ports = starling_runs.free_ports(world)
     for i in range(world):
@@ -91,15 +95,15 @@ def raw_ring_probe(world, sizes, flags=()):
 def gloo_allreduce(world, sizes):
     results = {}
     for size in sizes:
-        out = tempfile.mkdtemp(prefix=f"starling-gloo{world}-")
-        subprocess.run(["/usr/bin/python3", os.path.join(HERE, "gloo_allreduce.py"), "--world",
-                        str(world), "--port", str(starling_runs.free_ports(1)[0]), "--sizes", str(size),
-                        "--iterations", str(iterations_for(size)), "--out", out],
-                       check=True, capture_output=True)
-        rows = []
-        for name in os.listdir(out):
-            with open(os.path.join(out, name)) as f:
-                rows += json.load(f)
+        with tempfile.TemporaryDirectory(prefix=f"starling-gloo{world}-") as out:
+            subprocess.run(["/usr/bin/python3", os.path.join(HERE, "gloo_allreduce.py"), "--world",
+                            str(world), "--port", str(starling_runs.free_ports(1)[0]), "--sizes",
+                            str(size), "--iterations", str(iterations_for(size)), "--out", out],
+                           check=True, capture_output=True)
+            rows = []
+            for name in os.listdir(out):
+                with open(os.path.join(out, name)) as f:
+                    rows += json.load(f)
         results[size] = max(r["median_s"] for r in rows)
     return results
 

@@ -36,16 +36,16 @@ TRAINING = ('model = "mlp"\nbatch_size = 32\nlr = 0.05\nmomentum = 0.9\nthreads 
 
 
 def pytorch(mode, epochs, eval_every=0, stop_at=0.0, schedule="cosine", seed=1):
-    out = tempfile.mkdtemp(prefix=f"starling-bench-pytorch-{mode}-")
-    cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_peers.py"), "--mode", mode,
-           "--port", str(starling_runs.free_ports(1)[0]), "--epochs", str(epochs),
-           "--eval-every", str(eval_every), "--stop-at", str(stop_at), "--schedule", schedule,
-           "--seed", str(seed), "--out", out]
-    subprocess.run(cmd, capture_output=True, text=True, check=True)
-    ranks = []
-    for name in sorted(os.listdir(out)):
-        with open(os.path.join(out, name)) as f:
-            ranks.append(json.load(f))
+    with tempfile.TemporaryDirectory(prefix=f"starling-bench-pytorch-{mode}-") as out:
+        cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_peers.py"), "--mode", mode,
+               "--port", str(starling_runs.free_ports(1)[0]), "--epochs", str(epochs),
+               "--eval-every", str(eval_every), "--stop-at", str(stop_at), "--schedule", schedule,
+               "--seed", str(seed), "--out", out]
+        subprocess.run(cmd, capture_output=True, text=True, check=True)
+        ranks = []
+        for name in sorted(os.listdir(out)):
+            with open(os.path.join(out, name)) as f:
+                ranks.append(json.load(f))
     return ranks
 
 

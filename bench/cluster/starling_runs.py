@@ -1,6 +1,7 @@
 """Runs a Starling cluster (one starlingd per node, on loopback) and reads its metrics."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -52,6 +53,9 @@ def curve_keys(nodes, directory):
 def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp", seed=1,
                 curve=False):
     """Runs the cluster to completion; returns per-node metrics (lists of JSON events).
+    keep: a run directory to use and leave in place; without it the run uses a temporary one
+    and removes it once the metrics are read (each holds checkpoints: hundreds of benchmark
+    runs would fill /tmp), unless the run fails, when it is kept and named in the error.
     curve: every node gets a CURVE key pair (encrypted, authenticated connections)."""
     run_dir = keep or tempfile.mkdtemp(prefix=f"starling-bench-{name}-")
     os.makedirs(run_dir, exist_ok=True)
@@ -61,12 +65,17 @@ def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp
         f.write(cluster_text(name, nodes, topology, training, sync, run_dir, transport, seed,
                              node_lines))
     with open(os.path.join(run_dir, "up.log"), "w") as log:
-        subprocess.run([STARLINGCTL, "up", path, "--run-dir", run_dir], stdout=log,
-                       stderr=subprocess.STDOUT, check=True)
+        done = subprocess.run([STARLINGCTL, "up", path, "--run-dir", run_dir], stdout=log,
+                              stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"starlingctl up exited with {done.returncode}; run directory kept: "
+                           f"{run_dir}")
     metrics = []
     for i in range(nodes):
         with open(os.path.join(run_dir, f"n{i}", "metrics.jsonl")) as f:
             metrics.append([json.loads(line) for line in f if line.strip()])
+    if keep is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return metrics
 
 

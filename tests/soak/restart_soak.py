@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,7 +100,9 @@ def soak(name, rng, chaos_seconds, deadline, stall_share):
     if one_model:
         ok = ok and len(set(accuracies)) == 1
     print(f"{name:18} {'ok' if ok else 'FAILED':7} kills {kills}  stalls {stalls}  exits {exits}  accuracies {accuracies}  "
-          f"{time.time() - began:.0f} s  {run_dir}", flush=True)
+          f"{time.time() - began:.0f} s  {run_dir if not ok else ''}", flush=True)
+    if ok:  # a failed run's directory (logs, metrics, checkpoints) is kept for its post-mortem
+        shutil.rmtree(run_dir, ignore_errors=True)
     return ok
 
 
