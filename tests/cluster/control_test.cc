@@ -396,20 +396,35 @@ TEST(Control, IdleMetricsConnectionsLeaveTheDaemonItsDescriptors) {
   EXPECT_TRUE(eventually([&] { return !std::filesystem::exists("/proc/" + pid); }, 30s));
 }
 
+// `starlingctl up` of a cluster file, as the up tests run it: its run directory lies in a
+// temporary directory (up puts its `latest` link beside it), and whatever it leaves running is
+// ended with the test (nodes a broken starlingctl left behind would train on).
+class UpRun {
+ public:
+  explicit UpRun(const LocalCluster& cluster) : cluster_file_(cluster.cluster_file()) {}
+  ~UpRun() {
+    [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir().string() + "'");
+  }
+  std::filesystem::path dir() const { return scratch_.path() / "run"; }
+  const std::filesystem::path& scratch() const { return scratch_.path(); }
+  std::string command() const {
+    return std::string(STARLINGCTL_PATH) + " up " + cluster_file_.string() + " --starlingd " +
+           STARLINGD_PATH + " --run-dir " + dir().string();
+  }
+
+ private:
+  std::filesystem::path cluster_file_;
+  training::testing::TempDir scratch_;
+};
+
 // A closed terminal (SIGHUP to starlingctl up) stops every node with a checkpoint, as Ctrl-C
 // does. Before, starlingctl died and the nodes, in their own process group, trained on.
 TEST(Control, UpStopsTheClusterOnAHangup) {
-  LocalClusterOptions o;
-  o.nodes = 2;
-  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
-  o.sync = "mode = \"gossip\"\nperiod = 8";
-  LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
-  training::testing::TempDir scratch;  // `up` puts its `latest` link beside the run directory
-  const auto dir = scratch.path() / "run";
-  const std::string file = cluster.cluster_file().string();
+  LocalCluster cluster(long_pair());  // only for its cluster file; `up` starts the nodes itself
+  UpRun up(cluster);
+  const auto dir = up.dir();
   const std::string output = run_command(
-      "bash -c '" + std::string(STARLINGCTL_PATH) + " up " + file + " --starlingd " +
-      STARLINGD_PATH + " --run-dir " + dir.string() + " >/dev/null 2>&1 & up=$!; " +
+      "bash -c '" + up.command() + " >/dev/null 2>&1 & up=$!; " +
       "for i in $(seq 300); do grep -qs train " + (dir / "n1" / "metrics.jsonl").string() +
       " && break; sleep 0.1; done; kill -HUP $up; wait $up; echo exit=$?'");
   EXPECT_NE(output.find("exit="), std::string::npos) << output;
@@ -419,25 +434,18 @@ TEST(Control, UpStopsTheClusterOnAHangup) {
     EXPECT_FALSE(summary.value("finished", true)) << node;
     EXPECT_TRUE(summary["checkpoint"].is_string()) << node;
   }
-  // Nodes a broken starlingctl left behind would train on: end them either way.
-  [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
 }
 
 // A node that dies mid-run is a fault the others ride out, and up's live table says how it
 // ended. Before, the table showed it as "unreachable: no control socket" like a node that
 // hangs. (Without a terminal, up prints the table every 10 s: this test takes about 15 s.)
 TEST(Control, UpShowsANodeThatDiedAsExitedNotUnreachable) {
-  LocalClusterOptions o;
-  o.nodes = 2;
-  o.training = "model = \"mlp\"\nepochs = 50\neval_every = 100000";
-  o.sync = "mode = \"gossip\"\nperiod = 8";
-  LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
-  training::testing::TempDir scratch;  // `up` puts its `latest` link beside the run directory
-  const auto dir = scratch.path() / "run";
-  const auto log = scratch.path() / "up.out";
+  LocalCluster cluster(long_pair());  // only for its cluster file; `up` starts the nodes itself
+  UpRun up(cluster);
+  const auto dir = up.dir();
+  const auto log = up.scratch() / "up.out";
   const std::string output = run_command(
-      "bash -c '" + std::string(STARLINGCTL_PATH) + " up " + cluster.cluster_file().string() +
-      " --starlingd " + STARLINGD_PATH + " --run-dir " + dir.string() + " >" + log.string() +
+      "bash -c '" + up.command() + " >" + log.string() +
       " 2>&1 & up=$!; for i in $(seq 300); do grep -qs train " +
       (dir / "n1" / "metrics.jsonl").string() + " && break; sleep 0.1; done; " +
       "pkill -KILL -f -- \"[-]-node n1 --run-dir " + dir.string() + "\"; " +
@@ -452,7 +460,6 @@ TEST(Control, UpShowsANodeThatDiedAsExitedNotUnreachable) {
       output.substr(last_table, output.find("stopping all nodes", last_table) - last_table);
   EXPECT_NE(table.find("exited (killed by Killed)"), std::string::npos) << output;
   EXPECT_EQ(table.find("unreachable"), std::string::npos) << output;
-  [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
 }
 
 // A node that cannot start (here: its data address is not on this machine, exit 4) ends the
@@ -465,18 +472,14 @@ TEST(Control, UpEndsTheRunWhenANodeCannotStart) {
   o.sync = "mode = \"gossip\"\nstartup_timeout_ms = 600000";
   o.endpoints = {"tcp://192.0.2.1:7961"};  // TEST-NET-1: never an address of this machine
   LocalCluster cluster(o);  // only for its cluster file; `up` starts the nodes itself
-  training::testing::TempDir scratch;  // `up` puts its `latest` link beside the run directory
-  const auto dir = scratch.path() / "run";
+  UpRun up(cluster);
   const auto started = std::chrono::steady_clock::now();
-  const std::string output = run_command(
-      "timeout 40 " + std::string(STARLINGCTL_PATH) + " up " + cluster.cluster_file().string() +
-      " --starlingd " + STARLINGD_PATH + " --run-dir " + dir.string() + " 2>&1; echo exit=$?");
+  const std::string output = run_command("timeout 40 " + up.command() + " 2>&1; echo exit=$?");
   EXPECT_LT(std::chrono::steady_clock::now() - started, 30s) << output;
   EXPECT_NE(output.find("exit=1"), std::string::npos) << output;
   EXPECT_NE(output.find("node n0 could not start; stopping all nodes"), std::string::npos)
       << output;
   EXPECT_NE(output.find("cannot bind its data endpoint"), std::string::npos) << output;
-  [[maybe_unused]] auto ignored = run_command("pkill -f -- '[-]-run-dir " + dir.string() + "'");
 }
 
 // A node's own device overrides training.device. One it cannot use stops it with exit 3 and a
