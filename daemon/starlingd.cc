@@ -87,7 +87,11 @@ class StopSignals {
 // The exit code for what ended a node (daemon/exit_codes.h): the operator's input, the data
 // or device, an address or node directory another process holds, or anything else.
 int exit_code_for(const std::exception& e) {
-  if (dynamic_cast<const topology::ConfigError*>(&e)) return daemon::kExitConfig;
+  // The cluster file no longer matches the run directory: not worth a restart either.
+  if (dynamic_cast<const topology::ConfigError*>(&e) ||
+      dynamic_cast<const training::IncompatibleCheckpointError*>(&e)) {
+    return daemon::kExitConfig;
+  }
   if (dynamic_cast<const training::TrainingError*>(&e)) return daemon::kExitTraining;
   if (dynamic_cast<const gossip::TransportError*>(&e) ||
       dynamic_cast<const daemon::ControlError*>(&e) ||
@@ -107,7 +111,8 @@ int main(int argc, char** argv) {
                "cluster file's [sync] section says. Logs to stderr; metrics, checkpoints and\n"
                "the node's output go to <run dir>/<node id>/.\n\n"
                "Exit codes: 0 finished (or stopped on request after a checkpoint), 1 runtime\n"
-               "failure, 2 invalid cluster file or arguments, 3 dataset/device problem,\n"
+               "failure, 2 invalid cluster file or arguments (or a run directory whose\n"
+               "checkpoints are of another model or shard), 3 dataset/device problem,\n"
                "4 cannot bind the data, control or metrics address, or another starlingd\n"
                "runs this node with the same run directory."};
   daemon::NodeOptions options;

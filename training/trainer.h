@@ -37,6 +37,14 @@ class DeviceError : public TrainingError {
   using TrainingError::TrainingError;
 };
 
+// An intact checkpoint (its checksum verifies) of another model or data shard than this
+// trainer's: the configuration has changed under a run directory. Skipping it would train
+// from scratch beside it, and pruning would then delete it, so loading stops instead.
+class IncompatibleCheckpointError : public TrainingError {
+ public:
+  using TrainingError::TrainingError;
+};
+
 // Where the training engine's warnings go (a checkpoint skipped as corrupt, say): standard
 // error until a program routes them into its own log. training/ itself includes no logging
 // library: LibTorch 2 ships its own fmt headers, and a translation unit that saw them and
@@ -146,7 +154,9 @@ class Trainer {
   // between steps: between compute_gradients() and apply_gradients() it throws logic_error.
   std::string save_checkpoint(const std::string& dir, const CheckpointExtras& extras = {});
   // Loads the newest checkpoint in `dir` whose checksum and contents verify; files that do not
-  // are skipped with a warning naming them. nullopt when there is none.
+  // (a crash mid-write, a flipped byte) are skipped with a warning naming them. nullopt when
+  // there is none. Throws IncompatibleCheckpointError, loading nothing, when the newest intact
+  // one is of another model or shard.
   std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::string& dir);
 
  private:

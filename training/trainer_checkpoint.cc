@@ -52,10 +52,13 @@ struct Identity {
   std::int64_t shard_size;
 };
 
-// Every check a checkpoint must pass before any of it is applied; throws TrainingError.
+// Every check a checkpoint must pass before any of it is applied. Throws
+// IncompatibleCheckpointError when it is of another model or shard, TrainingError when its
+// contents are impossible.
 void check_compatible(const Identity& s, const TrainerState& state, const std::string& path) {
   auto mismatch = [&](const std::string& what, const std::string& theirs, const std::string& ours) {
-    throw TrainingError(path + ": " + what + " is " + theirs + " but this trainer's is " + ours);
+    throw IncompatibleCheckpointError(path + ": " + what + " is " + theirs +
+                                      " but this trainer's is " + ours);
   };
   if (state.fingerprint != s.fingerprint) {
     mismatch("model fingerprint", std::to_string(state.fingerprint), std::to_string(s.fingerprint));
@@ -132,6 +135,12 @@ std::optional<LoadedCheckpoint> Trainer::load_latest_checkpoint(const std::strin
     try {
       state = decode_state(decode_checkpoint(read_whole_file(entry.path), path), path);
       check_compatible(identity, state, path);
+    } catch (const IncompatibleCheckpointError& e) {
+      throw IncompatibleCheckpointError(
+          std::string(e.what()) + ". The checkpoints in " + dir +
+          " are of another model or data shard than this node's configuration gives it (its "
+          "model, or the number of nodes, changed); resuming would train from scratch beside "
+          "them and pruning would delete them. Use another run directory, or move them away");
     } catch (const TrainingError& e) {
       warn("skipping checkpoint " + path + ": " + e.what());
       continue;

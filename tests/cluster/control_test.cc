@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <zmq.hpp>
 
@@ -262,6 +263,49 @@ TEST(Control, ALogPipeWithoutAReaderDoesNotEndTraining) {
   EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
   EXPECT_TRUE(last_summary_in(dir / "run" / "n0" / "metrics.jsonl").value("finished", false))
       << output;
+}
+
+// The same node directory run again with another model: the node stops with exit 2 and a
+// message naming the checkpoints, which stay as they were. Before, it skipped them, trained
+// from scratch beside them, and pruning deleted them (or its own final checkpoint, numbered
+// by a smaller step), while its summary named that checkpoint as written.
+TEST(Control, CheckpointsOfAnotherModelStopTheNodeAndAreKept) {
+  training::testing::TempDir scratch;
+  const auto file = write_one_local_node_file(scratch.path(), "max_steps = 20");
+  const auto run_dir = scratch.path() / "run";
+  const std::string starlingd = std::string(STARLINGD_PATH) + " --node n0 --run-dir " +
+                                run_dir.string() + " --config ";
+  std::string output = run_command(starlingd + file.string() + " 2>&1; echo exit=$?");
+  ASSERT_NE(output.find("exit=0"), std::string::npos) << output;
+  auto names = [&] {
+    std::set<std::string> found;
+    for (const auto& e : std::filesystem::directory_iterator(run_dir / "n0" / "checkpoints")) {
+      found.insert(e.path().filename().string());
+    }
+    return found;
+  };
+  const auto before = names();
+  ASSERT_FALSE(before.empty());
+
+  std::ifstream original(file);
+  std::stringstream text;
+  text << original.rdbuf();
+  const std::string edited = std::regex_replace(text.str(), std::regex("\"logreg\""), "\"mlp\"");
+  ASSERT_NE(edited, text.str());
+  const auto mlp_file = scratch.path() / "mlp.toml";
+  std::ofstream(mlp_file) << edited;
+  output = run_command("timeout 60 " + starlingd + mlp_file.string() + " 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
+  EXPECT_NE(output.find("are of another model or data shard"), std::string::npos) << output;
+  EXPECT_NE(output.find((run_dir / "n0" / "checkpoints").string()), std::string::npos) << output;
+  EXPECT_EQ(names(), before);
+  // Nothing was trained: the metrics hold the first run's single start.
+  std::ifstream metrics(run_dir / "n0" / "metrics.jsonl");
+  int starts = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    starts += line.find("\"event\":\"start\"") != std::string::npos;
+  }
+  EXPECT_EQ(starts, 1);
 }
 
 // `starlingctl up --run-dir`: a path that cannot be a directory is a clear error (it aborted

@@ -339,7 +339,11 @@ TEST(Trainer, CorruptOrTruncatedCheckpointsAreSkipped) {
   EXPECT_EQ(none.step_count(), 0);
 }
 
-TEST(Trainer, CheckpointOfAnotherModelOrShardIsSkipped) {
+// An intact checkpoint of another model or shard stops the load, and nothing is loaded or
+// removed. (It used to be skipped like a corrupt one: the node then trained from scratch in
+// the same directory, and pruning deleted the other model's checkpoints, or, numbered by a
+// smaller step, the node's own final one.)
+TEST(Trainer, CheckpointOfAnotherModelOrShardIsRefusedAndLeftInPlace) {
   TempDir dir;
   auto spec = synthetic_spec();
   {
@@ -347,12 +351,27 @@ TEST(Trainer, CheckpointOfAnotherModelOrShardIsSkipped) {
     mlp.step();
     mlp.save_checkpoint(dir.path().string());
   }
+  const auto files = list_checkpoints(dir.path());
+  ASSERT_EQ(files.size(), 1u);
   spec.model = "logreg";
   Trainer logreg(spec, NodeShard{});
-  EXPECT_FALSE(logreg.load_latest_checkpoint(dir.path().string()).has_value());
+  const auto before = copy_of(logreg.parameters());
+  try {
+    logreg.load_latest_checkpoint(dir.path().string());
+    ADD_FAILURE() << "a checkpoint of another model was not refused";
+  } catch (const IncompatibleCheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("model fingerprint"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.path().string()), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(bitwise_equal(before, logreg.parameters()));
+  EXPECT_EQ(logreg.step_count(), 0);
   spec.model = "mlp";
   Trainer other_shard(spec, NodeShard{0, 2, 1});
-  EXPECT_FALSE(other_shard.load_latest_checkpoint(dir.path().string()).has_value());
+  EXPECT_THROW(other_shard.load_latest_checkpoint(dir.path().string()), IncompatibleCheckpointError);
+  EXPECT_EQ(list_checkpoints(dir.path()).size(), 1u);
+  // A corrupt newer file in front of it is still skipped, and the refusal still comes.
+  std::ofstream(dir.path() / checkpoint_file_name(99)) << "not a checkpoint";
+  EXPECT_THROW(logreg.load_latest_checkpoint(dir.path().string()), IncompatibleCheckpointError);
 }
 
 TEST(Trainer, KeepsTheNewestCheckpoints) {
