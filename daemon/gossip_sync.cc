@@ -222,6 +222,12 @@ void GossipSync::apply(training::Trainer& trainer, const gossip::WireSnapshot& s
     request_sync("consensus distance " + std::to_string(r.consensus_distance) + " above bound " +
                  std::to_string(options_.consensus_bound));
   }
+  const auto now = Clock::now();
+  const bool log_round = options_.round_metrics_interval.count() == 0 || !missing.empty() ||
+                         !last_round_line_ ||
+                         now - *last_round_line_ >= options_.round_metrics_interval;
+  if (!log_round) return;
+  last_round_line_ = now;
   metrics_.write({{"event", "gossip"},
                   {"step", trainer.step_count()},
                   {"round", r.round},

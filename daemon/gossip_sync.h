@@ -52,6 +52,9 @@ struct GossipSyncOptions {
   // A node whose consensus distance exceeds this asks the cluster for one ring allreduce of
   // the parameters (0: never).
   double consensus_bound = 0.0;
+  // At most one `gossip` metrics line per interval, besides rounds that left a neighbour out
+  // (zero: every round). The counters in status and the summary count every round.
+  std::chrono::milliseconds round_metrics_interval{0};
 };
 
 // Fallback to allreduce: a node that sees its consensus distance above consensus_bound, or is
@@ -120,6 +123,8 @@ class GossipSync final : public SyncStrategy {
   // Touched by the training thread only (no worker: the exchange of a round in flight is
   // polled between steps, and finished at the next sync point).
   std::optional<InFlight> in_flight_;
+  // When the last `gossip` metrics line was written.
+  std::optional<std::chrono::steady_clock::time_point> last_round_line_;
 
   // status() is called from the control thread: what it reads is guarded by mutex_.
   mutable std::mutex mutex_;

@@ -675,6 +675,8 @@ void parse_run_section(TableReader& root, ClusterSpec& spec) {
   spec.run.dir = r.string("dir", "");
   spec.run.log_level =
       r.choice("log_level", spec.run.log_level, {"trace", "debug", "info", "warn", "error"});
+  spec.run.round_metrics_interval_ms =
+      r.integer("round_metrics_interval_ms", spec.run.round_metrics_interval_ms, 0, 86400000);
   r.reject_unknown_keys();
 }
 

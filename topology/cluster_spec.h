@@ -116,6 +116,10 @@ struct SyncSpec {
 struct RunSpec {
   std::string dir;  // node output goes to <dir>/<node id>; empty: ./runs/<cluster name>
   std::string log_level = "info";
+  // At most one `gossip` line in metrics.jsonl per this many ms, besides the rounds that left a
+  // neighbour out (always written); 0: one per round. A round every 8 steps is hundreds of
+  // lines a second on a fast node: over days, gigabytes.
+  std::int64_t round_metrics_interval_ms = 0;
   int line = 0;
 };
 

@@ -124,6 +124,32 @@ TEST(GossipCluster, HalfPrecisionWireHalvesTheBytesAndTheReplicasStillAgree) {
   EXPECT_LT(*hi - *lo, 0.003);
 }
 
+// `[run] round_metrics_interval_ms` bounds how many `gossip` lines a node writes (a round every
+// 8 steps is hundreds a second on a fast node), while status and the summary still count every
+// round, and rounds that left a neighbour out are always written.
+TEST(GossipCluster, RoundMetricsIntervalBoundsTheGossipLines) {
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.training = "model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 100\nmax_steps = 800\n"
+               "eval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8";
+  o.run = "round_metrics_interval_ms = 60000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  for (std::size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
+    auto summary = summary_of(cluster, i);
+    ASSERT_FALSE(summary.is_null()) << cluster.log(i);
+    EXPECT_GE(summary["sync"].value("rounds", 0), 100) << summary.dump();
+    const auto lines = cluster.metrics(i, "gossip");
+    ASSERT_FALSE(lines.empty());  // the first round is always written
+    for (std::size_t k = 1; k < lines.size(); ++k) {
+      EXPECT_FALSE(lines[k]["left_out"].empty()) << "a round within the interval was written: "
+                                                 << lines[k].dump();
+    }
+  }
+}
+
 // The final allreduce meets every node at the same round even when rounds run far past the
 // allreduce window (here about 120 rounds), and leaves one model everywhere.
 TEST(GossipCluster, FinalAllreduceLeavesOneModel) {

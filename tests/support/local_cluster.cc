@@ -24,7 +24,8 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
   std::ostringstream text;
   text << "[cluster]\nname = \"" << options.name << "\"\nseed = 1\n\n[topology]\n"
        << options.topology << "\n\n[training]\n" << options.training << "\n\n[sync]\n"
-       << options.sync << "\n\n[run]\ndir = \"" << (dir_ / "run").string() << "\"\n";
+       << options.sync << "\n\n[run]\ndir = \"" << (dir_ / "run").string() << "\"\n"
+       << options.run << "\n";
   controls_ = options.controls;
   controls_.resize(options.nodes);
   for (std::size_t i = 0; i < options.nodes; ++i) {

@@ -20,6 +20,7 @@ struct LocalClusterOptions {
   std::string topology = "kind = \"ring\"";  // body of [topology]
   std::string training;                      // body of [training]
   std::string sync;                          // body of [sync]
+  std::string run;                           // more lines for [run] (after its dir)
   std::string name = "test";
   bool metrics = false;  // give every node a Prometheus endpoint on a free loopback port
   std::vector<std::string> node_lines;  // more lines for node i's [[node]] table (e.g. keys)

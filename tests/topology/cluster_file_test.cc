@@ -73,6 +73,7 @@ round_timeout_ms = 500
 [run]
 dir = "/tmp/x"
 log_level = "debug"
+round_metrics_interval_ms = 1000
 )";
   ClusterSpec spec = parse_cluster_text(text, "full.toml");
   EXPECT_EQ(spec.training.model, "cnn");
@@ -88,6 +89,7 @@ log_level = "debug"
   EXPECT_EQ(spec.sync.round_timeout_ms, 500);
   EXPECT_EQ(spec.run.dir, "/tmp/x");
   EXPECT_EQ(spec.run.log_level, "debug");
+  EXPECT_EQ(spec.run.round_metrics_interval_ms, 1000);
 }
 
 TEST(ClusterFile, ParsesShardPartition) {
