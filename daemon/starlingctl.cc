@@ -69,7 +69,10 @@ int main(int argc, char** argv) {
   for (auto& c : control) {
     c.app = app.add_subcommand(c.name, descriptions.at(c.name));
     c.app->add_option("FILE", c.file, "cluster file (default: runs/latest/cluster.toml)");
-    c.app->add_option("-n,--node", c.nodes, "only these nodes (repeatable; default: all)");
+    // One value per --node: otherwise `status --node n0 cluster.toml` took the file for a
+    // second node and then said that no cluster file was given.
+    c.app->add_option("-n,--node", c.nodes, "only this node (repeat for more; default: all)")
+        ->allow_extra_args(false);
     c.app->add_flag("--json", c.json, "print JSON for scripts");
     c.app->add_option("--timeout-ms", c.timeout_ms,
                       "how long to wait for answers (a checkpoint is written at the node's next "
@@ -86,7 +89,8 @@ int main(int argc, char** argv) {
       "sync", "Ask a gossip cluster for one ring allreduce of the parameters of all live nodes "
               "(one node schedules it a few rounds ahead and tells the others)");
   sync->add_option("FILE", sync_file, "cluster file (default: runs/latest/cluster.toml)");
-  sync->add_option("-n,--node", sync_nodes, "ask this node (default: the first that answers)");
+  sync->add_option("-n,--node", sync_nodes, "ask this node (default: the first that answers)")
+      ->allow_extra_args(false);
   sync->add_option("--timeout-ms", sync_timeout_ms, "how long to wait for an answer")
       ->check(CLI::Range(10, 600000));
   std::string sync_key_file;

@@ -70,4 +70,20 @@ TEST(StarlingctlTopology, MissingFileIsAClearError) {
       << result.output;
 }
 
+// --node takes one value per occurrence. It took every word after it: `status --node n9 FILE`
+// read FILE as a second node and then said that no cluster file was given.
+TEST(StarlingctlCommands, NodeTakesOneValueSoTheFileAfterItIsTheFile) {
+  const std::string file = STARLING_SOURCE_DIR "/configs/ring4.toml";
+  Result unknown = run(std::string(STARLINGCTL_PATH) + " status --node n9 " + file);
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.output.find(file + ": no node \"n9\" in this cluster"), std::string::npos)
+      << unknown.output;
+  // Two nodes are two --node options; nothing answers here, so each is shown unreachable.
+  Result two = run(std::string(STARLINGCTL_PATH) + " status --timeout-ms 50 -n n0 -n n1 " + file);
+  EXPECT_EQ(two.status, 1) << two.output;
+  EXPECT_NE(two.output.find("n0 "), std::string::npos) << two.output;
+  EXPECT_NE(two.output.find("n1 "), std::string::npos) << two.output;
+  EXPECT_EQ(two.output.find("n2 "), std::string::npos) << two.output;
+}
+
 }  // namespace
