@@ -225,6 +225,18 @@ std::filesystem::path write_one_local_node_file(const std::filesystem::path& dir
   return file;
 }
 
+// Writes a copy of the cluster file `file` to `to` with every match of `pattern` replaced;
+// false when nothing matched (the copy would not be an edit).
+bool write_edited_copy(const std::filesystem::path& file, const std::string& pattern,
+                       const std::string& replacement, const std::filesystem::path& to) {
+  std::ifstream original(file);
+  std::stringstream text;
+  text << original.rdbuf();
+  const std::string edited = std::regex_replace(text.str(), std::regex(pattern), replacement);
+  std::ofstream(to) << edited;
+  return edited != text.str();
+}
+
 // The last summary line of a metrics.jsonl, or null when there is none.
 nlohmann::json last_summary_in(const std::filesystem::path& metrics) {
   std::ifstream in(metrics);
@@ -287,13 +299,8 @@ TEST(Control, CheckpointsOfAnotherModelStopTheNodeAndAreKept) {
   const auto before = names();
   ASSERT_FALSE(before.empty());
 
-  std::ifstream original(file);
-  std::stringstream text;
-  text << original.rdbuf();
-  const std::string edited = std::regex_replace(text.str(), std::regex("\"logreg\""), "\"mlp\"");
-  ASSERT_NE(edited, text.str());
   const auto mlp_file = scratch.path() / "mlp.toml";
-  std::ofstream(mlp_file) << edited;
+  ASSERT_TRUE(write_edited_copy(file, "\"logreg\"", "\"mlp\"", mlp_file));
   output = run_command("timeout 60 " + starlingd + mlp_file.string() + " 2>&1; echo exit=$?");
   EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
   EXPECT_NE(output.find("are of another model or data shard"), std::string::npos) << output;
@@ -358,13 +365,8 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
 TEST(Control, ASecondDaemonForTheSameNodeDirectoryIsRefused) {
   LocalCluster cluster(one_long_local_node());
   start_one_long_local_node(cluster);
-  std::ifstream original(cluster.cluster_file());
-  std::stringstream text;
-  text << original.rdbuf();
-  const std::string edited = std::regex_replace(text.str(), std::regex("n0\\.sock"), "other.sock");
-  ASSERT_NE(edited, text.str());
   const auto edited_file = cluster.dir() / "edited.toml";
-  std::ofstream(edited_file) << edited;
+  ASSERT_TRUE(write_edited_copy(cluster.cluster_file(), "n0\\.sock", "other.sock", edited_file));
   const auto metrics = cluster.dir() / "run" / "n0" / "metrics.jsonl";
   const auto size_before = std::filesystem::file_size(metrics);
   // Bounded: a second daemon that is not refused would train for minutes.
