@@ -6,10 +6,13 @@
 #include "daemon/curve_keys.h"
 #include "daemon/ctl_topology.h"
 #include "daemon/ctl_up.h"
+#include "daemon/file_limit.h"
 
 using namespace starling;
 
 int main(int argc, char** argv) {
+  // `status` of a large cluster asks every node at once, a socket each.
+  starling::daemon::raise_open_file_limit();
   CLI::App app{"starlingctl: inspect and operate Starling training clusters.\n"
                "FILE is a cluster file; where it is optional, the default is the cluster of the\n"
                "last `starlingctl up` (runs/latest/cluster.toml).\n\n"

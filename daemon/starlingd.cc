@@ -2,7 +2,6 @@
 // stderr, and stops cleanly (after a checkpoint) on SIGTERM, SIGINT or SIGHUP.
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -11,6 +10,7 @@
 
 #include "daemon/control_server.h"
 #include "daemon/curve_keys.h"
+#include "daemon/file_limit.h"
 #include "daemon/node.h"
 #include "daemon/node_lock.h"
 #include "gossip/malloc_tuning.h"
@@ -31,18 +31,6 @@ extern "C" void on_stop_signal(int signal) {
   // Async-signal-safe: one byte naming the signal; the watcher thread does the rest.
   auto byte = static_cast<unsigned char>(signal);
   [[maybe_unused]] auto n = ::write(g_signal_pipe[1], &byte, 1);
-}
-
-// Raises the soft limit on open files to the hard one (1024 to 524288 under systemd's
-// defaults). Every connection to the data port, the control socket or the metrics endpoint
-// holds a descriptor; at the soft limit libzmq aborts the process when its ipc listener
-// cannot accept, and checkpoints cannot be opened. Nothing here uses select(), so
-// descriptors above 1024 are safe.
-void raise_open_file_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
-  limit.rlim_cur = limit.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &limit);
 }
 
 // SIGINT, SIGTERM and SIGHUP (a closed terminal: the node stops with a checkpoint rather than
@@ -105,7 +93,10 @@ int exit_code_for(const std::exception& e) {
 
 int main(int argc, char** argv) {
   gossip::tune_malloc_for_large_messages();
-  raise_open_file_limit();
+  // At the soft limit, libzmq aborts the node when its ipc listener cannot accept, and
+  // checkpoints cannot be opened: every connection to the data port, the control socket or
+  // the metrics endpoint holds a descriptor.
+  daemon::raise_open_file_limit();
   CLI::App app{"starlingd: one node of a Starling decentralized training cluster.\n"
                "Trains its shard of the data and averages parameters with its peers as the\n"
                "cluster file's [sync] section says. Logs to stderr; metrics, checkpoints and\n"

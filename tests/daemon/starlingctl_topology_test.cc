@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include <unistd.h>
+
 namespace {
 
 struct Result {
@@ -84,6 +86,37 @@ TEST(StarlingctlCommands, NodeTakesOneValueSoTheFileAfterItIsTheFile) {
   EXPECT_NE(two.output.find("n0 "), std::string::npos) << two.output;
   EXPECT_NE(two.output.find("n1 "), std::string::npos) << two.output;
   EXPECT_EQ(two.output.find("n2 "), std::string::npos) << two.output;
+}
+
+// `status` asks every node at once, a socket each. Under a soft limit of 256 open files (the
+// hard one stays higher), 300 nodes whose control ports refuse connections must all be shown
+// as unreachable for that reason. Before, starlingctl kept the soft limit, and the nodes past
+// it were reported with "Too many open files".
+TEST(StarlingctlCommands, StatusOfManyNodesIsNotLimitedByTheSoftFileLimit) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("starling-many-nodes-" + std::to_string(::getpid()) + ".toml");
+  {
+    std::ofstream out(path);
+    out << "[cluster]\nname = \"many\"\n[topology]\nkind = \"ring\"\n";
+    for (int i = 0; i < 300; ++i) {
+      // Nothing listens on 127.0.0.2, so every connection is refused at once.
+      out << "[[node]]\nid = \"n" << i << "\"\nendpoint = \"tcp://127.0.0.1:" << 20000 + i
+          << "\"\ncontrol = \"tcp://127.0.0.2:" << 40000 + i << "\"\n";
+    }
+  }
+  Result hard = run("bash -c 'ulimit -Hn'");
+  if (std::stol(hard.output) < 1024) GTEST_SKIP() << "hard limit on open files below 1024";
+  Result result = run("bash -c 'ulimit -Sn 256 && " + std::string(STARLINGCTL_PATH) +
+                      " status --timeout-ms 300 " + path.string() + "'");
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_EQ(result.output.find("Too many open files"), std::string::npos) << result.output;
+  std::size_t rows = 0;
+  for (std::size_t pos = result.output.find("unreachable"); pos != std::string::npos;
+       pos = result.output.find("unreachable", pos + 1)) {
+    ++rows;
+  }
+  EXPECT_EQ(rows, 300u) << result.output;
+  std::filesystem::remove(path);
 }
 
 }  // namespace
