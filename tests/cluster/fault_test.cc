@@ -266,7 +266,7 @@ TEST(Fault, AStoppedDynamicNodeLeavesAtOnceAndTheOthersFinishOnOneModel) {
 
 // A member that dies inside the final allreduce. n2 is held (SIGSTOP) near the end, so the
 // others finish and enter the final allreduce with it, still alive for them (suspect only
-// after 5 s); then it is killed. The attempt fails for all, and the three survivors try
+// after 8 s, a wide margin over the second or two they take to finish); then it is killed. The attempt fails for all, and the three survivors try
 // again among themselves and end on one model. Before, each kept its own.
 TEST(Fault, AMemberKilledInTheFinalAllreduceLeavesTheOthersOnOneModel) {
   constexpr int kSteps = 400;
@@ -274,7 +274,7 @@ TEST(Fault, AMemberKilledInTheFinalAllreduceLeavesTheOthersOnOneModel) {
   o.nodes = 4;
   o.training = "model = \"mlp\"\nmax_steps = " + std::to_string(kSteps) + "\neval_every = 100000";
   o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_allreduce = true\nheartbeat_ms = 100\n"
-           "suspect_after_ms = 5000\ndead_after_ms = 10000\nround_timeout_ms = 50";
+           "suspect_after_ms = 8000\ndead_after_ms = 16000\nround_timeout_ms = 50";
   LocalCluster cluster(o);
   cluster.start_all();
   ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= kSteps - 80; }, 60s)) << cluster.log(2);
