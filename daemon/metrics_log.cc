@@ -13,22 +13,19 @@
 namespace starling::daemon {
 
 MetricsLog::MetricsLog(const std::filesystem::path& path)
-    : path_(path), start_(std::chrono::steady_clock::now()) {
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
+    : path_(path),
+      file_(::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644)),
+      start_(std::chrono::steady_clock::now()) {
+  if (file_.get() < 0) {
     throw std::runtime_error("cannot open metrics file " + path.string() + ": " +
                              std::strerror(errno));
   }
   // A node that died mid-line (a full disk, a power cut) left a line without its newline; a
   // restarted node appends to the same file, and its first line would be glued to that
   // fragment and lost to every reader. End the fragment first: it stays one bad line.
-  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  const off_t size = ::lseek(file_.get(), 0, SEEK_END);
   char last = '\n';
-  if (size > 0 && ::pread(fd_, &last, 1, size - 1) == 1) fragment_ = last != '\n';
-}
-
-MetricsLog::~MetricsLog() {
-  if (fd_ >= 0) ::close(fd_);
+  if (size > 0 && ::pread(file_.get(), &last, 1, size - 1) == 1) fragment_ = last != '\n';
 }
 
 double MetricsLog::seconds() const {
@@ -42,7 +39,7 @@ void MetricsLog::write(nlohmann::json line) {
   // whole or, on a full disk, a fragment. After a fragment the next line starts on a line of
   // its own, so what is lost is the line that did not fit, not also the next one.
   const std::string text = (fragment_ ? "\n" : "") + json_text(line) + "\n";
-  const ssize_t written = ::write(fd_, text.data(), text.size());
+  const ssize_t written = ::write(file_.get(), text.data(), text.size());
   if (written == static_cast<ssize_t>(text.size())) {
     fragment_ = false;
     return;

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "training/file_descriptor.h"
+
 namespace starling::daemon {
 
 class MetricsLog {
@@ -15,9 +17,6 @@ class MetricsLog {
   // Opens `path` for appending (ending a line a crash left unfinished); throws
   // std::runtime_error naming the path.
   explicit MetricsLog(const std::filesystem::path& path);
-  ~MetricsLog();
-  MetricsLog(const MetricsLog&) = delete;
-  MetricsLog& operator=(const MetricsLog&) = delete;
 
   // Adds "time" and writes one line. Thread-safe. A line that cannot be written (a full
   // disk) is lost, logged the first time, and counted; the lines after it stay whole.
@@ -31,7 +30,7 @@ class MetricsLog {
 
  private:
   std::filesystem::path path_;
-  int fd_ = -1;
+  training::FileDescriptor file_;
   mutable std::mutex mutex_;
   bool fragment_ = false;  // the file ends in a partial line (guarded by mutex_)
   std::uint64_t failed_writes_ = 0;

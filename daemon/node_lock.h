@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "training/file_descriptor.h"
+
 namespace starling::daemon {
 
 // The node directory is in use by another live starlingd. starlingd exits with kExitNetwork,
@@ -24,12 +26,9 @@ class NodeDirectoryLock {
   // Takes the lock or throws NodeBusyError naming the directory and the holder's pid; throws
   // std::runtime_error with errno's text if the lock file cannot be made.
   explicit NodeDirectoryLock(const std::filesystem::path& node_dir);
-  ~NodeDirectoryLock();
-  NodeDirectoryLock(const NodeDirectoryLock&) = delete;
-  NodeDirectoryLock& operator=(const NodeDirectoryLock&) = delete;
 
  private:
-  int fd_ = -1;
+  training::FileDescriptor file_;  // closing it releases the lock
 };
 
 }  // namespace starling::daemon

@@ -11,6 +11,7 @@
 
 #include "training/byte_io.h"
 #include "training/checksum.h"
+#include "training/file_descriptor.h"
 #include "training/trainer.h"
 
 namespace starling::training {
@@ -26,22 +27,6 @@ constexpr const char* kTempMarker = ".tmp.";
 [[noreturn]] void fail_errno(const std::string& what, const std::filesystem::path& path) {
   throw TrainingError(path.string() + ": " + what + ": " + std::strerror(errno));
 }
-
-// Owns a file descriptor; closing is checked explicitly where it matters (after writing).
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 void write_all(int fd, std::span<const std::uint8_t> bytes, const std::filesystem::path& path) {
   std::size_t done = 0;
