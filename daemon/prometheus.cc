@@ -207,16 +207,22 @@ struct MetricsServer::Impl : std::enable_shared_from_this<MetricsServer::Impl> {
     });
   }
 
+  // (Re)arms `timer` to close `socket` kRequestTimeout from now; cancel the timer to keep it.
+  static void close_after_timeout(asio::steady_timer& timer, std::shared_ptr<tcp::socket> socket) {
+    timer.expires_after(kRequestTimeout);
+    timer.async_wait([socket = std::move(socket)](const boost::system::error_code& ec) {
+      if (!ec) {
+        boost::system::error_code ignored;
+        socket->close(ignored);
+      }
+    });
+  }
+
   void serve(std::shared_ptr<tcp::socket> socket) {
     auto connection = hold_connection();
     auto buffer = std::make_shared<asio::streambuf>(8192);  // bounds the request size
-    auto timer = std::make_shared<asio::steady_timer>(io, kRequestTimeout);
-    timer->async_wait([socket](const boost::system::error_code& ec) {
-      if (!ec) {
-        boost::system::error_code ignored;
-        socket->close(ignored);  // a client that never finishes its request
-      }
-    });
+    auto timer = std::make_shared<asio::steady_timer>(io);
+    close_after_timeout(*timer, socket);  // a client that never finishes its request
     asio::async_read_until(
         *socket, *buffer, "\r\n\r\n",
         [self = shared_from_this(), socket, buffer, timer, connection](
@@ -240,14 +246,7 @@ struct MetricsServer::Impl : std::enable_shared_from_this<MetricsServer::Impl> {
               "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
               "\r\nContent-Length: " + std::to_string(body.size()) +
               "\r\nConnection: close\r\n\r\n" + body);
-          // A client that does not read its response is closed by the same deadline.
-          timer->expires_after(kRequestTimeout);
-          timer->async_wait([socket](const boost::system::error_code& wait_ec) {
-            if (!wait_ec) {
-              boost::system::error_code ignored;
-              socket->close(ignored);
-            }
-          });
+          close_after_timeout(*timer, socket);  // a client that does not read its response
           asio::async_write(*socket, asio::buffer(*response),
                             [socket, response, timer, connection](const boost::system::error_code&,
                                                                   std::size_t) {
