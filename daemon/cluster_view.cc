@@ -213,6 +213,8 @@ void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transp
     }
     // Wait until this node's view of who is left changes (a dead member stops being alive
     // after suspect_after_ms), or at most kFinalRetryPatience, then try again without it.
+    // Polled, as wait_for_peers polls: the peer table announces no changes, and this runs
+    // once per failed attempt at the end of a run.
     const auto failed = members;
     const auto patience = Clock::now() + kFinalRetryPatience;
     do {
