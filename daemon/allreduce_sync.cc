@@ -15,7 +15,7 @@ AllreduceSync::AllreduceSync(gossip::Transport& transport, const topology::Topol
       topology_(topology),
       options_(options),
       metrics_(metrics),
-      ring_(transport, gossip::AllreduceOptions{options.collective_timeout, 0, true}),
+      ring_(transport, gossip::AllreduceOptions{.timeout = options.collective_timeout}),
       averager_(transport, topology, options.round_timeout) {
   for (std::size_t i = 0; i < transport.size(); ++i) {
     if (i != transport.self()) all_peers_.push_back(i);
@@ -180,7 +180,7 @@ void AllreduceSync::finish(training::Trainer& trainer, bool stopping) {
     tag = std::max(next_tag_, latest_reported(transport_, all_peers_));
     next_tag_ = tag + 1;
   }
-  final_average(trainer, tag, transport_, metrics_, scratch_);
+  final_average(trainer, tag, transport_, metrics_, scratch_, stop_check_);
 }
 
 void AllreduceSync::save_state(training::CheckpointExtras& extras) const {

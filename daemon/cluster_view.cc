@@ -186,7 +186,9 @@ std::vector<std::size_t> finished_live_members(gossip::Transport& transport, std
 }  // namespace
 
 void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transport& transport,
-                   MetricsLog& metrics, std::vector<float>& scratch) {
+                   MetricsLog& metrics, std::vector<float>& scratch,
+                   const std::function<bool()>& stop) {
+  auto stopping = [&] { return stop && stop(); };
   const auto deadline = Clock::now() + kFinalAllreduceTimeout;
   const std::int64_t step = trainer.step_count();
   std::vector<std::size_t> members = live_members(transport);
@@ -195,7 +197,7 @@ void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transp
     // gives up tells the others), so the survivors count attempts alike.
     const std::uint64_t attempt_tag = tag + attempt;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    gossip::RingAllreduce ring(transport, gossip::AllreduceOptions{left, 0, true}, attempt_tag);
+    gossip::RingAllreduce ring(transport, gossip::AllreduceOptions{.timeout = left, .stop = stopping}, attempt_tag);
     auto result = average_parameters(ring, trainer, attempt_tag, members, scratch);
     metrics.write({{"event", "final_allreduce"},
                    {"ok", result.ok},
@@ -205,6 +207,11 @@ void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transp
                    {"seconds", std::chrono::duration<double>(result.elapsed).count()}});
     if (result.ok) {
       spdlog::info("final allreduce of {} nodes done", members.size());
+      return;
+    }
+    if (stopping()) {
+      spdlog::warn("final allreduce abandoned: stop requested ({}); keeping this node's own model",
+                   result.error);
       return;
     }
     if (attempt + 1 >= kFinalAllreduceAttempts || Clock::now() + kFinalRetryPatience >= deadline) {
@@ -220,7 +227,11 @@ void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transp
     do {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       members = finished_live_members(transport, step);
-    } while (members == failed && Clock::now() < patience);
+    } while (members == failed && Clock::now() < patience && !stopping());
+    if (stopping()) {
+      spdlog::warn("final allreduce abandoned: stop requested; keeping this node's own model");
+      return;
+    }
     spdlog::warn("final allreduce of {} nodes failed ({}); trying again with the {} live nodes "
                  "that have finished training",
                  failed.size(), result.error, members.size());

@@ -78,11 +78,14 @@ gossip::GossipRoundResult gossip_round_now(gossip::GossipAverager& averager,
 // dies is still left out at once. A failed attempt (a member died in it) is tried again, up
 // to kFinalAllreduceAttempts times within the timeout, among the live nodes that have finished
 // training, so the survivors still end on one model. Each attempt is logged as
-// "final_allreduce"; when none succeeds the node keeps its own model.
+// "final_allreduce"; when none succeeds the node keeps its own model. `stop` (the node's stop
+// request) ends the wait at once, and the node keeps its own model: a stop is never held up
+// by slow members (systemd's stop timeout is the final allreduce's own 120 s).
 inline constexpr std::chrono::seconds kFinalAllreduceTimeout{120};
 inline constexpr std::uint64_t kFinalAllreduceAttempts = 8;  // well within RingAllreduce::kWindow
 inline constexpr std::chrono::seconds kFinalRetryPatience{3};
 void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transport& transport,
-                   MetricsLog& metrics, std::vector<float>& scratch);
+                   MetricsLog& metrics, std::vector<float>& scratch,
+                   const std::function<bool()>& stop);
 
 }  // namespace starling::daemon

@@ -181,7 +181,7 @@ void DynamicSync::finish(training::Trainer& trainer, bool stopping) {
   // allreduce later. The gossip and allreduce modes do the same.
   if (stopping) return;
   // Collective 1: the only one this ring runs, on every node at the end.
-  if (options_.final_allreduce) final_average(trainer, 1, transport_, metrics_, scratch_);
+  if (options_.final_allreduce) final_average(trainer, 1, transport_, metrics_, scratch_, stop_check_);
 }
 
 void DynamicSync::save_state(training::CheckpointExtras& extras) const {

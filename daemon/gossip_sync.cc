@@ -26,7 +26,7 @@ GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& t
       metrics_(metrics),
       averager_(transport, topology, options.round_timeout,
                 gossip::GossipAverager::kDefaultWindow, options.precision),
-      ring_(transport, gossip::AllreduceOptions{options.collective_timeout, 0, true}) {
+      ring_(transport, gossip::AllreduceOptions{.timeout = options.collective_timeout}) {
   // Sync requests carry the round they are for; any round is accepted, once per sender.
   transport_.mailbox().set_window(gossip::MessageType::sync_request, 0,
                                   std::numeric_limits<std::uint64_t>::max());
@@ -282,7 +282,7 @@ void GossipSync::finish(training::Trainer& trainer, bool stopping) {
       std::lock_guard lock(mutex_);
       tag = next_round_++;  // rounds are in lockstep: every node ends at the same one
     }
-    final_average(trainer, tag, transport_, metrics_, collective_scratch_);
+    final_average(trainer, tag, transport_, metrics_, collective_scratch_, stop_check_);
   }
 }
 

@@ -287,6 +287,9 @@ struct Node::Impl {
   void request_stop() {
     if (!stop_requested.exchange(true)) spdlog::info("stop requested; stopping after a checkpoint");
     commands_changed.notify_all();
+    // A collective waiting for its members (the final allreduce) asks the stop check whenever
+    // the mailbox wakes it: wake it now rather than at the next message.
+    if (transport) transport->mailbox().wake_all();
   }
 
   std::string write_checkpoint() {

@@ -168,8 +168,8 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
     auto status = mailbox.take_unless_aborted(
         MailboxKey{MessageType::allreduce_chunk, tag, static_cast<std::uint32_t>(left),
                    (step << 32) | c},
-        MessageType::allreduce_abort, tag, deadline, [&peers, left] { return !peers.is_active(left); },
-        message);
+        MessageType::allreduce_abort, tag, deadline,
+        [&] { return !peers.is_active(left) || (options_.stop && options_.stop()); }, message);
     const std::string& from = peers.id(left);
     switch (status) {
       case Mailbox::TakeStatus::taken: break;
@@ -185,7 +185,11 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
              std::to_string(step) + ")");
         return std::nullopt;
       case Mailbox::TakeStatus::gave_up:
-        fail(from + " went silent during collective " + std::to_string(tag));
+        if (options_.stop && options_.stop()) {
+          fail("stopped while waiting for " + from + " (collective " + std::to_string(tag) + ")");
+        } else {
+          fail(from + " went silent during collective " + std::to_string(tag));
+        }
         return std::nullopt;
     }
     if (message->header().aux1 != fingerprint) {

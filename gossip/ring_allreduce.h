@@ -16,6 +16,7 @@
 // (allreduce_abort), so nobody waits out the whole timeout for a ring that is already broken.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct AllreduceOptions {
   std::chrono::milliseconds timeout{10000};  // for the whole collective
   std::size_t chunk_bytes = 0;               // 0: chosen from the buffer size
   bool mean = true;                          // divide the sum by the number of members
+  // Asked whenever the collective waits for a chunk (and whenever the transport's mailbox is
+  // woken): once it returns true the collective fails at once, as if aborted, and tells the
+  // other members so. For a node that is asked to stop while it waits for slow members.
+  std::function<bool()> stop{};
 };
 
 struct AllreduceResult {

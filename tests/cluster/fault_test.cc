@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -298,6 +300,53 @@ TEST(Fault, AMemberKilledInTheFinalAllreduceLeavesTheOthersOnOneModel) {
     EXPECT_EQ(attempts[0].value("members", 0), 4);
   }
   expect_one_final_model(cluster, {0, 1, 3});
+}
+
+// A node asked to stop while its final allreduce waits for a slow member stops at once, with
+// its final checkpoint, keeping its own model. n2 is held (SIGSTOP) near the end and stays
+// alive for the others for 12 s; n0 gets SIGTERM while it waits for n2. Before, the stop
+// waited for the collective: until n2 turned suspect, and with a member that keeps
+// heartbeating, up to the final allreduce's 120 s, systemd's stop timeout, after which
+// SIGKILL loses the final checkpoint. The two others end on one model.
+TEST(Fault, AStopDuringTheFinalAllreduceIsNotHeldUpBySlowMembers) {
+  constexpr int kSteps = 400;
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.training = "model = \"mlp\"\nmax_steps = " + std::to_string(kSteps) + "\neval_every = 100000";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_allreduce = true\nheartbeat_ms = 100\n"
+           "suspect_after_ms = 12000\ndead_after_ms = 24000\nround_timeout_ms = 50";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= kSteps - 80; }, 60s)) << cluster.log(2);
+  cluster.signal(2, SIGSTOP);
+  for (std::size_t i : {0u, 1u, 3u}) {
+    ASSERT_TRUE(eventually([&] { return step_of(cluster, i) >= kSteps; }, 30s)) << cluster.log(i);
+  }
+  std::this_thread::sleep_for(300ms);  // into the final allreduce, waiting for n2
+  ASSERT_TRUE(cluster.metrics(0, "final_allreduce").empty()) << "the attempt did not wait for n2";
+  cluster.signal(0, SIGTERM);
+  const auto stop_sent = std::chrono::steady_clock::now();
+  EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 5s))) << cluster.log(0);
+  std::printf("n0 stopped %.1f s after SIGTERM\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_sent).count());
+  auto attempts = cluster.metrics(0, "final_allreduce");
+  ASSERT_EQ(attempts.size(), 1u) << cluster.log(0);
+  EXPECT_FALSE(attempts[0].value("ok", true));
+  EXPECT_NE(attempts[0].value("error", "").find("stopped while waiting"), std::string::npos)
+      << attempts[0].dump();
+  EXPECT_NE(cluster.log(0).find("final allreduce abandoned: stop requested"), std::string::npos)
+      << cluster.log(0);
+  auto summary = cluster.metrics(0, "summary");
+  ASSERT_EQ(summary.size(), 1u) << cluster.log(0);
+  EXPECT_FALSE(summary[0]["checkpoint"].is_null()) << summary[0].dump();
+  EXPECT_EQ(summary[0].value("step", 0), kSteps);
+
+  cluster.signal(2, SIGKILL);
+  EXPECT_TRUE(cluster.wait_exit(2, 10s));
+  for (std::size_t i : {1u, 3u}) {
+    EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
+  }
+  expect_one_final_model(cluster, {1, 3});
 }
 
 TEST(Fault, APausedAllreduceMemberIsNotWaitedForAndRejoinsOnResume) {

@@ -17,7 +17,7 @@ std::vector<std::optional<std::int64_t>> agree(gossip::FakeNetwork& network,
   std::vector<std::unique_ptr<gossip::RingAllreduce>> rings(network.size());
   for (std::size_t m : members) {
     rings[m] = std::make_unique<gossip::RingAllreduce>(
-        network.node(m), gossip::AllreduceOptions{2000ms, 0, mean}, 5);
+        network.node(m), gossip::AllreduceOptions{.timeout = 2000ms, .mean = mean}, 5);
   }
   std::vector<std::optional<std::int64_t>> agreed(network.size());
   std::vector<std::future<void>> running;
@@ -65,7 +65,7 @@ TEST(AgreeOnStep, AMissingMemberMeansNoAgreement) {
   std::vector<std::future<std::optional<std::int64_t>>> running;
   for (std::size_t m : {0u, 1u}) {
     rings.push_back(std::make_unique<gossip::RingAllreduce>(
-        network.node(m), gossip::AllreduceOptions{500ms, 0, true}, 5));
+        network.node(m), gossip::AllreduceOptions{.timeout = 500ms}, 5));
     gossip::RingAllreduce& ring = *rings.back();
     running.push_back(std::async(std::launch::async, [&ring, m] {
       return agree_on_step(ring, 5, {0, 1, 2}, m, 10);
@@ -76,7 +76,7 @@ TEST(AgreeOnStep, AMissingMemberMeansNoAgreement) {
 
 TEST(AgreeOnStep, RefusesStepsItCannotCarry) {
   gossip::FakeNetwork network(names(2), 1);
-  gossip::RingAllreduce ring(network.node(0), gossip::AllreduceOptions{100ms, 0, true}, 5);
+  gossip::RingAllreduce ring(network.node(0), gossip::AllreduceOptions{.timeout = 100ms}, 5);
   EXPECT_THROW(agree_on_step(ring, 5, {0, 1}, 0, -1), std::invalid_argument);
   EXPECT_THROW(agree_on_step(ring, 5, {0, 1}, 0, std::int64_t{1} << 44), std::invalid_argument);
 }

@@ -3,7 +3,9 @@
 // unchanged and un-hung.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <thread>
 #include <random>
 
 #include "gossip/fake_transport.h"
@@ -198,6 +200,40 @@ TEST(RingAllreduce, MembersThatDisagreeOnTheRingRefuseEachOther) {
   std::size_t failed = 0;
   for (const auto& r : results) failed += r.ok ? 0 : 1;
   EXPECT_EQ(failed, n);
+}
+
+// A member asked to stop (options.stop) while it waits for a member that never comes gives up
+// at once when its mailbox is woken, not at the timeout; its input is untouched, and the
+// member that was waiting on it is told (abort) and gives up too.
+TEST(RingAllreduce, AStopEndsTheWaitAtOnceAndTellsTheOthers) {
+  const std::size_t n = 3, length = 100;
+  FakeNetwork network(names(n), 1);
+  auto inputs = random_inputs(n, length, 8);
+  const auto original = inputs;
+  std::vector<std::vector<float>> outputs(n, std::vector<float>(length));
+  std::atomic<bool> stop_requested{false};
+  AllreduceOptions stoppable;
+  stoppable.timeout = 30s;
+  stoppable.stop = [&] { return stop_requested.load(); };
+  AllreduceOptions plain;
+  plain.timeout = 30s;
+  RingAllreduce ring0(network.node(0), stoppable);
+  RingAllreduce ring1(network.node(1), plain);
+  // Node 2 never joins collective 1; 0 and 1 wait for it.
+  const auto start = Clock::now();
+  auto first = std::async(std::launch::async, [&] { return ring0.run(1, all_members(n), inputs[0], outputs[0]); });
+  auto second = std::async(std::launch::async, [&] { return ring1.run(1, all_members(n), inputs[1], outputs[1]); });
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(first.wait_for(0s), std::future_status::timeout) << "node 0 did not wait";
+  stop_requested = true;
+  network.node(0).mailbox().wake_all();
+  const AllreduceResult stopped = first.get();
+  const AllreduceResult told = second.get();
+  EXPECT_LT(Clock::now() - start, 5s) << "the stop waited for the timeout";
+  EXPECT_FALSE(stopped.ok);
+  EXPECT_NE(stopped.error.find("stopped while waiting"), std::string::npos) << stopped.error;
+  EXPECT_FALSE(told.ok);
+  EXPECT_EQ(inputs, original);
 }
 
 TEST(RingAllreduce, ASingleMemberCopies) {

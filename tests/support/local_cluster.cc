@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -44,6 +46,7 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
   namespaces_ = options.namespaces;
   namespaces_.resize(options.nodes);
   pids_.assign(options.nodes, -1);
+  pid_notes_.assign(options.nodes, "");
 }
 
 LocalCluster::~LocalCluster() {
@@ -89,6 +92,7 @@ void LocalCluster::start(std::size_t i, const std::vector<std::string>& extra_ar
     ::_exit(127);
   }
   pids_[i] = pid;
+  pid_notes_[i].clear();
 }
 
 void LocalCluster::start_all() {
@@ -106,6 +110,7 @@ std::optional<int> LocalCluster::wait_exit(std::size_t i, std::chrono::milliseco
     int status = 0;
     pid_t r = ::waitpid(pids_[i], &status, WNOHANG);
     if (r == pids_[i]) {
+      pid_notes_[i] = "process " + std::to_string(pids_[i]) + " " + describe_wait_status(status);
       pids_[i] = -1;
       return status;
     }
@@ -118,6 +123,7 @@ bool LocalCluster::running(std::size_t i) {
   if (pids_[i] <= 0) return false;
   int status = 0;
   if (::waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
+    pid_notes_[i] = "process " + std::to_string(pids_[i]) + " " + describe_wait_status(status);
     pids_[i] = -1;
     return false;
   }
@@ -143,11 +149,63 @@ std::vector<nlohmann::json> LocalCluster::metrics(std::size_t i, const std::stri
   return lines;
 }
 
+namespace {
+
+std::string read_small_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.pop_back();
+  return text;
+}
+
+// Where each thread of a live process is: its name, state letter (R, S, D...), the kernel
+// function it sleeps in and the system call it is in (number first). Enough to tell a node
+// blocked on a lock (futex) from one polling sockets or spinning, without a debugger.
+std::string describe_threads(pid_t pid) {
+  std::ostringstream out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "task", ec)) {
+    const std::string stat = read_small_file(task.path() / "stat");
+    const auto close = stat.rfind(')');
+    const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+    std::string syscall = read_small_file(task.path() / "syscall");
+    syscall = syscall.substr(0, syscall.find(' '));
+    out << "\n  thread " << task.path().filename().string() << " ("
+        << read_small_file(task.path() / "comm") << "): " << state << ", in "
+        << read_small_file(task.path() / "wchan") << ", syscall " << syscall;
+  }
+  return out.str();
+}
+
+}  // namespace
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")" + (WCOREDUMP(status) ? ", core dumped" : "");
+  }
+  return "ended with wait status " + std::to_string(status);
+}
+
 std::string LocalCluster::log(std::size_t i) const {
-  std::ifstream in(dir_ / "logs" / (ids_[i] + ".log"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  std::string text = read_small_file(dir_ / "logs" / (ids_[i] + ".log"));
+  text += "\n[" + ids_[i] + ": ";
+  if (pids_[i] <= 0) {
+    text += pid_notes_[i].empty() ? "not started by this test" : pid_notes_[i];
+  } else {
+    // Looks without reaping (WNOWAIT): wait_exit and running still see the exit.
+    siginfo_t info{};
+    if (::waitid(P_PID, pids_[i], &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pids_[i]) {
+      text += "process " + std::to_string(pids_[i]) + " ";
+      text += info.si_code == CLD_EXITED ? "exited with code " + std::to_string(info.si_status)
+                                         : "was killed by signal " + std::to_string(info.si_status) +
+                                               " (" + strsignal(info.si_status) + ")";
+    } else {
+      text += "process " + std::to_string(pids_[i]) + " is running" + describe_threads(pids_[i]);
+    }
+  }
+  return text + "]";
 }
 
 bool exited_cleanly(std::optional<int> status) {

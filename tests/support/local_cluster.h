@@ -58,6 +58,9 @@ class LocalCluster {
   std::optional<nlohmann::json> ask(std::size_t i, const std::string& command,
                                     std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
   std::vector<nlohmann::json> metrics(std::size_t i, const std::string& event = "") const;
+  // Node i's log (stdout and stderr of its starlingd), then one line on its process: still
+  // running (with each thread's state and kernel wait point, for a node that hangs), exited
+  // with a code, or killed by a signal. A failed assertion that prints it says which.
   std::string log(std::size_t i) const;
 
  private:
@@ -69,7 +72,11 @@ class LocalCluster {
   std::vector<std::string> namespaces_;
   std::vector<std::string> controls_;
   std::vector<pid_t> pids_;
+  std::vector<std::string> pid_notes_;  // node i's last process, once reaped: how it ended
 };
+
+// "exited with code 2", "was killed by signal 9 (Killed)": for failure messages.
+std::string describe_wait_status(int status);
 
 // True for the wait status of a process that exited with 0.
 bool exited_cleanly(std::optional<int> status);
