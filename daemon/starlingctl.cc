@@ -1,7 +1,9 @@
 // starlingctl: the operator's command for Starling clusters.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 
+#include "daemon/ctl_common.h"
 #include "daemon/ctl_status.h"
 #include "daemon/curve_keys.h"
 #include "daemon/ctl_topology.h"
@@ -105,6 +107,17 @@ int main(int argc, char** argv) {
                 "replacing a file) and print the public key to list as the node's public_key");
   keygen->add_option("FILE", keygen_file, "where the secret key goes (the node's secret_key_file)")
       ->required();
+
+  // CLI11 answers a mistyped command ("stauts") with "A subcommand is required", which hides
+  // the typo: name the word, the nearest command and the list instead.
+  if (argc >= 2 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* command : app.get_subcommands({})) names.push_back(command->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::cerr << daemon::unknown_command_message(argv[1], names) << "\n";
+      return 2;
+    }
+  }
 
   try {
     app.parse(argc, argv);

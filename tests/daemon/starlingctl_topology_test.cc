@@ -74,6 +74,23 @@ TEST(StarlingctlTopology, MissingFileIsAClearError) {
 
 // --node takes one value per occurrence. It took every word after it: `status --node n9 FILE`
 // read FILE as a second node and then said that no cluster file was given.
+// A mistyped command is named, with the nearest command and the list; before, CLI11 said "A
+// subcommand is required", which hid the typo.
+TEST(StarlingctlCommands, AMistypedCommandIsNamedWithTheNearestOne) {
+  Result typo = run(std::string(STARLINGCTL_PATH) + " stauts " STARLING_SOURCE_DIR "/configs/ring4.toml");
+  EXPECT_EQ(typo.status, 2);
+  EXPECT_NE(typo.output.find("\"stauts\" is not a command. Did you mean \"status\"?"), std::string::npos)
+      << typo.output;
+  EXPECT_NE(typo.output.find("topology, up, status, peers"), std::string::npos) << typo.output;
+  Result far = run(std::string(STARLINGCTL_PATH) + " frobnicate");
+  EXPECT_EQ(far.status, 2);
+  EXPECT_NE(far.output.find("\"frobnicate\" is not a command. Commands:"), std::string::npos)
+      << far.output;
+  // Commands and options still parse as before.
+  EXPECT_EQ(run(std::string(STARLINGCTL_PATH) + " --version").status, 0);
+  EXPECT_EQ(run(std::string(STARLINGCTL_PATH) + " topology " STARLING_SOURCE_DIR "/configs/ring4.toml").status, 0);
+}
+
 TEST(StarlingctlCommands, NodeTakesOneValueSoTheFileAfterItIsTheFile) {
   const std::string file = STARLING_SOURCE_DIR "/configs/ring4.toml";
   Result unknown = run(std::string(STARLINGCTL_PATH) + " status --node n9 " + file);
