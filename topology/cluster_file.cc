@@ -262,6 +262,23 @@ std::optional<std::string> endpoint_problem(const std::string& endpoint) {
   return "must start with tcp:// or ipc://";
 }
 
+// What two endpoints must not share, for the duplicate check: the same socket under another
+// spelling is the same socket. Host names are case-insensitive, and "localhost" is 127.0.0.1
+// (ZeroMQ binds and connects it as IPv4 unless told otherwise); a path in ipc:// is taken
+// lexically ("./a/../s" is "s"). Other names are not resolved: a name may mean another
+// machine on another host, and resolving is for the node that binds.
+std::string socket_key(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) == 0) {
+    return "ipc://" + std::filesystem::path(endpoint.substr(6)).lexically_normal().string();
+  }
+  const auto host = tcp_endpoint_host(endpoint);
+  if (!host) return endpoint;
+  std::string lower = *host;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower == "localhost") lower = "127.0.0.1";
+  return "tcp://" + lower + endpoint.substr(endpoint.rfind(':'));
+}
+
 void parse_cluster_section(TableReader& root, ClusterSpec& spec) {
   const toml::table* table = sub_table(root, "cluster");
   if (!table) root.fail_at(nullptr, "cluster", "the [cluster] table is required (name, seed)");
@@ -281,7 +298,7 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
   if (!node || !node->is_array_of_tables() || node->as_array()->empty()) {
     root.fail_at(node, "node", "at least one [[node]] table is required (id, endpoint)");
   }
-  std::map<std::string, int> id_lines, endpoint_lines, control_lines, key_lines;
+  std::map<std::string, int> id_lines, endpoint_lines, control_lines, metrics_lines, key_lines;
   std::size_t index = 0;
   for (const toml::node& element : *node->as_array()) {
     const toml::table& table = *element.as_table();
@@ -302,18 +319,26 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
     if (auto problem = endpoint_problem(n.endpoint)) {
       reader.fail_at(reader.get("endpoint"), "endpoint", "\"" + n.endpoint + "\": " + *problem);
     }
-    if (auto [it, inserted] = endpoint_lines.emplace(n.endpoint, n.line); !inserted) {
+    if (auto [it, inserted] = endpoint_lines.emplace(socket_key(n.endpoint), n.line); !inserted) {
       reader.fail_at(reader.get("endpoint"), "endpoint",
-                     "duplicate endpoint \"" + n.endpoint + "\" (also used at line " +
+                     "duplicate endpoint \"" + n.endpoint + "\" (the same socket as at line " +
                          std::to_string(it->second) + "); every node needs its own");
+    } else if (auto metrics = metrics_lines.find(it->first); metrics != metrics_lines.end()) {
+      reader.fail_at(reader.get("endpoint"), "endpoint",
+                     "\"" + n.endpoint + "\" is the metrics address of the node at line " +
+                         std::to_string(metrics->second) + "; every listener needs its own port");
+    } else if (auto control = control_lines.find(it->first); control != control_lines.end()) {
+      reader.fail_at(reader.get("endpoint"), "endpoint",
+                     "\"" + n.endpoint + "\" is the control endpoint of the node at line " +
+                         std::to_string(control->second) + "; every socket needs its own");
     }
     n.control = reader.string("control", "");
     if (!n.control.empty()) {
       if (auto problem = endpoint_problem(n.control)) {
         reader.fail_at(reader.get("control"), "control", "\"" + n.control + "\": " + *problem);
       }
-      if (endpoint_lines.count(n.control) ||
-          !control_lines.emplace(n.control, n.line).second) {
+      if (endpoint_lines.count(socket_key(n.control)) || metrics_lines.count(socket_key(n.control)) ||
+          !control_lines.emplace(socket_key(n.control), n.line).second) {
         reader.fail_at(reader.get("control"), "control",
                        "duplicate endpoint \"" + n.control + "\"; every socket needs its own");
       }
@@ -358,6 +383,18 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
           port < 1 || port > 65535) {
         reader.fail_at(reader.get("metrics"), "metrics",
                        "\"" + n.metrics + "\" must be host:port, e.g. \"127.0.0.1:9100\"");
+      }
+      // A metrics address is a TCP listener of its own. Nodes on several machines may all
+      // listen on a wildcard address ("0.0.0.0:9100"); any other address names one machine,
+      // so two listeners on it, or one on a data or control endpoint, would collide.
+      const std::string key = socket_key("tcp://" + n.metrics);
+      const std::string host = n.metrics.substr(0, colon);
+      const bool wildcard = host == "0.0.0.0" || host == "[::]" || host == "::" || host == "*";
+      if (endpoint_lines.count(key) || control_lines.count(key) ||
+          (!wildcard && !metrics_lines.emplace(key, n.line).second)) {
+        reader.fail_at(reader.get("metrics"), "metrics",
+                       "\"" + n.metrics + "\" is a socket another node or endpoint of this cluster "
+                       "uses; every listener needs its own port");
       }
     }
     reader.reject_unknown_keys();

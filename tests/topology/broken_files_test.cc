@@ -50,7 +50,37 @@ std::vector<BrokenFile> broken_files() {
        "node[2].id", "duplicate node id \"n1\" (first defined at line 8); node ids must be unique"},
       {"duplicate_endpoint",
        kHead + kRing + nodes(2) + "[[node]]\nid = \"n2\"\nendpoint = \"tcp://127.0.0.1:7001\"  # <-\n",
-       "node[2].endpoint", "duplicate endpoint \"tcp://127.0.0.1:7001\" (also used at line 8)"},
+       "node[2].endpoint", "duplicate endpoint \"tcp://127.0.0.1:7001\" (the same socket as at line 8)"},
+      {"duplicate_endpoint_spelled_localhost",
+       kHead + kRing + nodes(2) + "[[node]]\nid = \"n2\"\nendpoint = \"tcp://LocalHost:7001\"  # <-\n",
+       "node[2].endpoint", "duplicate endpoint \"tcp://LocalHost:7001\" (the same socket as at line 8)"},
+      {"duplicate_ipc_endpoint_spelled_otherwise",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"ipc:///run/s/n0\"\n" +
+           "[[node]]\nid = \"n1\"\nendpoint = \"ipc:///run/s/../s/./n0\"  # <-\n",
+       "node[1].endpoint", "duplicate endpoint \"ipc:///run/s/../s/./n0\" (the same socket as at line 5)"},
+      {"control_spelled_as_a_data_endpoint",
+       kHead + kRing + nodes(2) + "[[node]]\nid = \"n2\"\nendpoint = \"tcp://127.0.0.1:7002\"\n" +
+           "control = \"tcp://localhost:7000\"  # <-\n",
+       "node[2].control", "duplicate endpoint \"tcp://localhost:7000\""},
+      {"endpoint_on_an_earlier_nodes_control",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n" +
+           "control = \"tcp://127.0.0.1:7200\"\n[[node]]\nid = \"n1\"\n" +
+           "endpoint = \"tcp://127.0.0.1:7200\"  # <-\n",
+       "node[1].endpoint", "\"tcp://127.0.0.1:7200\" is the control endpoint of the node at line 5"},
+      {"metrics_on_a_data_endpoint",
+       kHead + kRing + nodes(2) + "[[node]]\nid = \"n2\"\nendpoint = \"tcp://127.0.0.1:7002\"\n" +
+           "metrics = \"localhost:7001\"  # <-\n",
+       "node[2].metrics", "\"localhost:7001\" is a socket another node or endpoint of this cluster uses"},
+      {"endpoint_on_an_earlier_nodes_metrics",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n" +
+           "metrics = \"127.0.0.1:9100\"\n[[node]]\nid = \"n1\"\n" +
+           "endpoint = \"tcp://127.0.0.1:9100\"  # <-\n",
+       "node[1].endpoint", "\"tcp://127.0.0.1:9100\" is the metrics address of the node at line 5"},
+      {"two_nodes_on_one_metrics_address",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n" +
+           "metrics = \"127.0.0.1:9100\"\n[[node]]\nid = \"n1\"\n" +
+           "endpoint = \"tcp://127.0.0.1:7001\"\nmetrics = \"127.0.0.1:9100\"  # <-\n",
+       "node[1].metrics", "\"127.0.0.1:9100\" is a socket another node or endpoint of this cluster uses"},
       {"edge_to_unknown_node",
        kHead + "[topology]\nkind = \"edges\"\nedges = [[\"n0\", \"n1\"],\n  [\"n1\", \"n7\"]]  # <-\n" +
            nodes(3),

@@ -51,6 +51,18 @@ TEST(ClusterFile, ANodeMayNameItsOwnDevice) {
   EXPECT_EQ(spec.training.device, "cpu");
 }
 
+// Nodes on machines of their own may all serve metrics on one wildcard address; the duplicate
+// check refuses only addresses that name one machine (broken_files_test.cc).
+TEST(ClusterFile, NodesOnSeveralMachinesMayShareAWildcardMetricsAddress) {
+  ClusterSpec spec = parse_cluster_text(
+      "[cluster]\nname = \"wide\"\n[topology]\nkind = \"ring\"\n"
+      "[[node]]\nid = \"a\"\nendpoint = \"tcp://10.0.0.1:7000\"\nmetrics = \"0.0.0.0:9100\"\n"
+      "[[node]]\nid = \"b\"\nendpoint = \"tcp://10.0.0.2:7000\"\nmetrics = \"0.0.0.0:9100\"\n",
+      "wide.toml");
+  EXPECT_EQ(spec.nodes[0].metrics, "0.0.0.0:9100");
+  EXPECT_EQ(spec.nodes[1].metrics, "0.0.0.0:9100");
+}
+
 TEST(ClusterFile, ParsesTrainingSyncAndRunSections) {
   std::string text = std::string(kMinimal) + R"(
 [training]
