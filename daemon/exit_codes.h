@@ -9,8 +9,9 @@ namespace starling::daemon {
 enum ExitCode : int {
   kExitOk = 0,            // finished training, or stopped on request after a checkpoint
   kExitFailure = 1,       // an unexpected runtime failure
-  kExitConfig = 2,        // invalid cluster file or command line, or a run directory whose
-                          // checkpoints are of another model or shard
+  kExitConfig = 2,        // invalid cluster file or command line, or a run directory that
+                          // cannot hold the node's files (a file or directory in the way,
+                          // no permission) or whose checkpoints are of another model or shard
   kExitTraining = 3,      // dataset or device problem (missing file, empty shard, no CUDA)
   kExitNetwork = 4,       // cannot bind the data or control endpoint, or the node directory
                           // is another live starlingd's

@@ -433,7 +433,13 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     }
   }
   n.directory_lock = std::make_unique<NodeDirectoryLock>(n.node_dir);
-  n.metrics = std::make_unique<MetricsLog>(n.node_dir / "metrics.jsonl");
+  try {
+    n.metrics = std::make_unique<MetricsLog>(n.node_dir / "metrics.jsonl");
+  } catch (const std::runtime_error& e) {
+    // Like the directory above: something in the way of the node's own file (a directory, no
+    // permission) is fixed by the operator, not by a restart.
+    throw topology::ConfigError(options.config_path, 0, 0, "run directory", e.what());
+  }
   // Holding the lock, this process is the only one that writes checkpoints here: a temporary
   // file is what a crash left mid-write, and would otherwise stay for good.
   for (const auto& unfinished : training::remove_unfinished_checkpoints(n.checkpoint_dir)) {

@@ -102,8 +102,9 @@ int main(int argc, char** argv) {
                "cluster file's [sync] section says. Logs to stderr; metrics, checkpoints and\n"
                "the node's output go to <run dir>/<node id>/.\n\n"
                "Exit codes: 0 finished (or stopped on request after a checkpoint), 1 runtime\n"
-               "failure, 2 invalid cluster file or arguments (or a run directory whose\n"
-               "checkpoints are of another model or shard), 3 dataset/device problem,\n"
+               "failure, 2 invalid cluster file or arguments (or a run directory that\n"
+               "cannot hold the node's files, or whose checkpoints are of another model or\n"
+               "shard), 3 dataset/device problem,\n"
                "4 cannot bind the data, control or metrics address, or another starlingd\n"
                "runs this node with the same run directory."};
   daemon::NodeOptions options;

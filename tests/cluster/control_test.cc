@@ -341,6 +341,15 @@ TEST(Control, UpRefusesABadRunDirAndLeavesAUsersLatestFileAlone) {
                        " --node n0 --run-dir " + (dir / "afile").string() + " 2>&1; echo exit=$?");
   EXPECT_NE(output.find("cannot create " + (dir / "afile").string()), std::string::npos) << output;
   EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
+  // So is a directory where the node's metrics file goes (it exited 1, and systemd restarted
+  // the node every 5 s over it).
+  std::filesystem::create_directories(dir / "m" / "n0" / "metrics.jsonl");
+  output = run_command(std::string(STARLINGD_PATH) + " --config " + cluster.cluster_file().string() +
+                       " --node n0 --run-dir " + (dir / "m").string() + " 2>&1; echo exit=$?");
+  EXPECT_NE(output.find("run directory: cannot open metrics file " +
+                        (dir / "m" / "n0" / "metrics.jsonl").string() + ": Is a directory"),
+            std::string::npos) << output;
+  EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
 
   std::ofstream(dir / "latest") << "my notes\n";
   output = run_command(up + (dir / "r1").string() + " 2>&1; echo exit=$?");
