@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <deque>
@@ -142,7 +143,17 @@ ControlServer::ControlServer(std::string endpoint, Handler handler,
       }
     }
     try {
-      if (path.has_parent_path()) ensure_private_directory(path.parent_path());
+      // Starling's own runtime directory (the default place) is kept private. A directory the
+      // operator named is theirs: it is created if missing, but an existing one is never
+      // re-moded (it may be /tmp, or a home directory); the socket file itself is made
+      // owner-only below, which is what connecting to it needs.
+      if (path.has_parent_path()) {
+        if (path.parent_path() == runtime_directory()) {
+          ensure_private_directory(path.parent_path());
+        } else {
+          ensure_directory(path.parent_path());
+        }
+      }
     } catch (const std::exception& e) {
       throw ControlError("control socket " + endpoint_ + ": " + e.what());
     }
@@ -171,7 +182,17 @@ ControlServer::ControlServer(std::string endpoint, Handler handler,
                     static_cast<std::int64_t>(kMaxControlRequestBytes +
                                               (curve ? kMaxCurveOverhead : 0)));
   try {
-    impl_->router.bind(endpoint_);
+    // Connecting to a Unix socket takes write permission on its file: under umask 0077 the
+    // file is owner-only from the moment it exists (a chmod after the bind would leave a
+    // window). The umask is the process's; nothing else here creates files while it binds.
+    const mode_t umask_before = path.empty() ? 0 : ::umask(0077);
+    try {
+      impl_->router.bind(endpoint_);
+    } catch (...) {
+      if (!path.empty()) ::umask(umask_before);
+      throw;
+    }
+    if (!path.empty()) ::umask(umask_before);
   } catch (const zmq::error_t& e) {
     throw ControlError("cannot bind control endpoint " + endpoint_ + ": " + e.what());
   }

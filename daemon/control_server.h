@@ -41,7 +41,8 @@ class ControlServer {
  public:
   using Handler = std::function<void(const ControlRequest&, ReplyToken)>;
 
-  // Binds `endpoint` (for ipc://, in a directory only this user can enter). With `curve`,
+  // Binds `endpoint` (for ipc://, a socket file only this user can connect to, in Starling's
+  // private runtime directory by default; see runtime_paths.h). With `curve`,
   // only clients holding an admitted key get in, encrypted (a ZAP handler of the server's own
   // refuses the rest, each refused key logged once). Throws ControlError naming the endpoint
   // if it cannot bind, or if another live node already answers there.

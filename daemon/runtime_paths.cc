@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cstdlib>
 #include <stdexcept>
 
@@ -31,9 +33,23 @@ void ensure_private_directory(const std::filesystem::path& dir) {
     throw std::runtime_error(dir.string() + " belongs to uid " + std::to_string(st.st_uid) +
                              ", not to this user; refusing to put a control socket there");
   }
-  if ((st.st_mode & 0077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
-    throw std::runtime_error("cannot make " + dir.string() + " private (chmod 0700)");
+  if ((st.st_mode & 0077) != 0) {
+    if (::chmod(dir.c_str(), 0700) != 0) {
+      throw std::runtime_error("cannot make " + dir.string() + " private (chmod 0700)");
+    }
+    spdlog::warn("made {} private: its mode was {:o}, now 700 (it holds control sockets)",
+                 dir.string(), st.st_mode & 07777);
   }
+}
+
+void ensure_directory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return;
+  // New directories on the way are this node's own: owner-only.
+  const mode_t umask_before = ::umask(0077);
+  std::filesystem::create_directories(dir, ec);
+  ::umask(umask_before);
+  if (ec) throw std::runtime_error("cannot create " + dir.string() + ": " + ec.message());
 }
 
 std::string control_endpoint(const topology::ClusterSpec& spec, std::size_t node) {

@@ -19,9 +19,13 @@
 namespace starling::daemon {
 
 std::filesystem::path runtime_directory();
-// Creates the runtime directory (0700) if needed; throws std::runtime_error if it exists with
-// wider permissions or belongs to someone else.
+// Creates Starling's runtime directory (0700) if needed; one that exists with wider
+// permissions is made 0700, with a warning; throws std::runtime_error if it belongs to
+// someone else. Only for Starling's own directory: never for a directory an operator named.
 void ensure_private_directory(const std::filesystem::path& dir);
+// Creates `dir` and its missing parents (owner-only) if it is not a directory yet; leaves an
+// existing one as it is. Throws std::runtime_error naming it if it cannot be created.
+void ensure_directory(const std::filesystem::path& dir);
 
 // The control endpoint of `node` (explicit, or the default ipc path).
 std::string control_endpoint(const topology::ClusterSpec& spec, std::size_t node);

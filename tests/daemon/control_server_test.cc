@@ -1,0 +1,83 @@
+// Where a control socket goes and who may connect to it: the socket file is owner-only, a
+// directory the operator named is left as it is (it may be /tmp or a home directory), and only
+// Starling's own runtime directory is made private.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "daemon/control_client.h"
+#include "daemon/control_server.h"
+#include "daemon/runtime_paths.h"
+
+namespace starling::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+unsigned mode_of(const fs::path& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+class ControlSocketPlace : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "starling-control-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    server_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  // Starts server_ on `endpoint`, answering every request with {"ok": true}.
+  void serve(const std::string& endpoint) {
+    server_ = std::make_unique<ControlServer>(endpoint, [this](const ControlRequest&, ReplyToken token) {
+      server_->reply(token, ok_reply(nlohmann::json::object()));
+    });
+  }
+  std::unique_ptr<ControlServer> server_;
+  fs::path dir_;
+};
+
+TEST_F(ControlSocketPlace, ANamedSharedDirectoryIsLeftAloneAndTheSocketIsOwnerOnly) {
+  const fs::path shared = dir_ / "shared";
+  fs::create_directory(shared);
+  ASSERT_EQ(::chmod(shared.c_str(), 01777), 0);  // like /tmp
+  const std::string endpoint = "ipc://" + (shared / "n0.sock").string();
+  serve(endpoint);
+  EXPECT_EQ(mode_of(shared), 01777u) << "the daemon re-moded a directory it was only told to use";
+  EXPECT_EQ(mode_of(shared / "n0.sock") & 077, 0u) << std::oct << mode_of(shared / "n0.sock");
+  EXPECT_TRUE(query_node(endpoint, {{"cmd", "status"}}, 2000ms).answered);
+}
+
+TEST_F(ControlSocketPlace, MissingDirectoriesOfANamedPathAreCreatedOwnerOnly) {
+  const std::string endpoint = "ipc://" + (dir_ / "a" / "b" / "n0.sock").string();
+  serve(endpoint);
+  EXPECT_EQ(mode_of(dir_ / "a") & 077, 0u);
+  EXPECT_EQ(mode_of(dir_ / "a" / "b") & 077, 0u);
+  EXPECT_TRUE(query_node(endpoint, {{"cmd", "status"}}, 2000ms).answered);
+}
+
+TEST_F(ControlSocketPlace, StarlingsOwnRuntimeDirectoryIsMadePrivate) {
+  const char* before = std::getenv("RUNTIME_DIRECTORY");
+  const std::string saved = before ? before : "";
+  ::setenv("RUNTIME_DIRECTORY", (dir_ / "run").c_str(), 1);
+  fs::create_directory(dir_ / "run");
+  ASSERT_EQ(::chmod((dir_ / "run").c_str(), 0755), 0);
+  serve("ipc://" + (runtime_directory() / "x-n0.sock").string());
+  EXPECT_EQ(mode_of(dir_ / "run"), 0700u);
+  server_.reset();
+  if (before) ::setenv("RUNTIME_DIRECTORY", saved.c_str(), 1); else ::unsetenv("RUNTIME_DIRECTORY");
+}
+
+}  // namespace
+}  // namespace starling::daemon
