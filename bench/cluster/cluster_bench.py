@@ -33,11 +33,17 @@ import starling_runs  # noqa: E402
 
 TRAINING = ('model = "mlp"\nbatch_size = 32\nlr = 0.05\nmomentum = 0.9\nthreads = 1\n'
             'lr_schedule = "{schedule}"\nepochs = {epochs}\neval_every = {eval_every}')
+# On a machine with a GPU, device "auto" would put Starling's nodes on it while the PyTorch
+# peers train on the CPU: STARLING_BENCH_DEVICE=cpu keeps the comparison on the CPU. The
+# PyTorch peers run under STARLING_BENCH_PYTHON (default: Debian's python3 with python3-torch).
+if os.environ.get("STARLING_BENCH_DEVICE"):
+    TRAINING += f'\ndevice = "{os.environ["STARLING_BENCH_DEVICE"]}"'
+PYTHON = os.environ.get("STARLING_BENCH_PYTHON", "/usr/bin/python3")
 
 
 def pytorch(mode, epochs, eval_every=0, stop_at=0.0, schedule="cosine", seed=1):
     with tempfile.TemporaryDirectory(prefix=f"starling-bench-pytorch-{mode}-") as out:
-        cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_peers.py"), "--mode", mode,
+        cmd = [PYTHON, os.path.join(HERE, "pytorch_peers.py"), "--mode", mode,
                "--port", str(starling_runs.free_ports(1)[0]), "--epochs", str(epochs),
                "--eval-every", str(eval_every), "--stop-at", str(stop_at), "--schedule", schedule,
                "--seed", str(seed), "--out", out]
