@@ -197,7 +197,8 @@ void final_average(training::Trainer& trainer, std::uint64_t tag, gossip::Transp
     // gives up tells the others), so the survivors count attempts alike.
     const std::uint64_t attempt_tag = tag + attempt;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    gossip::RingAllreduce ring(transport, gossip::AllreduceOptions{.timeout = left, .stop = stopping}, attempt_tag);
+    gossip::RingAllreduce ring(transport, gossip::AllreduceOptions{.timeout = left, .stop = stopping},
+                               attempt_tag);
     auto result = average_parameters(ring, trainer, attempt_tag, members, scratch);
     metrics.write({{"event", "final_allreduce"},
                    {"ok", result.ok},

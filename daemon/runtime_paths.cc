@@ -23,10 +23,18 @@ std::filesystem::path runtime_directory() {
   return "/tmp/starling-" + std::to_string(::geteuid());
 }
 
-void ensure_private_directory(const std::filesystem::path& dir) {
+void ensure_directory(const std::filesystem::path& dir) {
   std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return;
+  // New directories on the way are this node's own: owner-only.
+  const mode_t umask_before = ::umask(0077);
   std::filesystem::create_directories(dir, ec);
+  ::umask(umask_before);
   if (ec) throw std::runtime_error("cannot create " + dir.string() + ": " + ec.message());
+}
+
+void ensure_private_directory(const std::filesystem::path& dir) {
+  ensure_directory(dir);  // a new one is 0700 from the start: no warning below
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) throw std::runtime_error("cannot stat " + dir.string());
   if (st.st_uid != ::geteuid()) {
@@ -40,16 +48,6 @@ void ensure_private_directory(const std::filesystem::path& dir) {
     spdlog::warn("made {} private: its mode was {:o}, now 700 (it holds control sockets)",
                  dir.string(), st.st_mode & 07777);
   }
-}
-
-void ensure_directory(const std::filesystem::path& dir) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(dir, ec)) return;
-  // New directories on the way are this node's own: owner-only.
-  const mode_t umask_before = ::umask(0077);
-  std::filesystem::create_directories(dir, ec);
-  ::umask(umask_before);
-  if (ec) throw std::runtime_error("cannot create " + dir.string() + ": " + ec.message());
 }
 
 std::string control_endpoint(const topology::ClusterSpec& spec, std::size_t node) {

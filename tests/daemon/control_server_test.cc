@@ -76,6 +76,11 @@ TEST_F(ControlSocketPlace, StarlingsOwnRuntimeDirectoryIsMadePrivate) {
   serve("ipc://" + (runtime_directory() / "x-n0.sock").string());
   EXPECT_EQ(mode_of(dir_ / "run"), 0700u);
   server_.reset();
+  // A runtime directory that does not exist yet is created private.
+  ::setenv("RUNTIME_DIRECTORY", (dir_ / "fresh" / "starling").c_str(), 1);
+  serve("ipc://" + (runtime_directory() / "x-n0.sock").string());
+  EXPECT_EQ(mode_of(dir_ / "fresh" / "starling"), 0700u);
+  server_.reset();
   if (before) ::setenv("RUNTIME_DIRECTORY", saved.c_str(), 1); else ::unsetenv("RUNTIME_DIRECTORY");
 }
 
