@@ -266,28 +266,43 @@ TEST(Fault, AStoppedDynamicNodeLeavesAtOnceAndTheOthersFinishOnOneModel) {
   expect_one_final_model(cluster, {0, 1, 3});
 }
 
-// A member that dies inside the final allreduce. n2 is held (SIGSTOP) near the end, so the
-// others finish and enter the final allreduce with it, still alive for them (suspect only
-// after 8 s, a wide margin over the second or two they take to finish); then it is killed. The attempt fails for all, and the three survivors try
-// again among themselves and end on one model. Before, each kept its own.
-TEST(Fault, AMemberKilledInTheFinalAllreduceLeavesTheOthersOnOneModel) {
-  constexpr int kSteps = 400;
+constexpr int kFinalSteps = 400;
+
+// Four gossip nodes that end with a final allreduce, with liveness slow enough that a held
+// node stays alive for the others for `suspect_after_ms`.
+LocalClusterOptions final_allreduce_options(int suspect_after_ms) {
   LocalClusterOptions o;
   o.nodes = 4;
-  o.training = "model = \"mlp\"\nmax_steps = " + std::to_string(kSteps) + "\neval_every = 100000";
+  o.training = "model = \"mlp\"\nmax_steps = " + std::to_string(kFinalSteps) + "\neval_every = 100000";
   o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_allreduce = true\nheartbeat_ms = 100\n"
-           "suspect_after_ms = 8000\ndead_after_ms = 16000\nround_timeout_ms = 50";
-  LocalCluster cluster(o);
+           "suspect_after_ms = " + std::to_string(suspect_after_ms) + "\ndead_after_ms = " +
+           std::to_string(2 * suspect_after_ms) + "\nround_timeout_ms = 50";
+  return o;
+}
+
+// Holds n2 (SIGSTOP) near the end, so that the others finish and enter the final allreduce
+// with it, still alive for them (a margin of seconds over the second or two they take to
+// finish); returns once they wait in it.
+void hold_n2_while_the_others_enter_the_final_allreduce(LocalCluster& cluster) {
   cluster.start_all();
-  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= kSteps - 80; }, 60s)) << cluster.log(2);
+  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= kFinalSteps - 80; }, 60s)) << cluster.log(2);
   cluster.signal(2, SIGSTOP);
   for (std::size_t i : {0u, 1u, 3u}) {
-    ASSERT_TRUE(eventually([&] { return step_of(cluster, i) >= kSteps; }, 30s)) << cluster.log(i);
+    ASSERT_TRUE(eventually([&] { return step_of(cluster, i) >= kFinalSteps; }, 30s)) << cluster.log(i);
   }
   std::this_thread::sleep_for(300ms);  // into the final allreduce, waiting for n2
   for (std::size_t i : {0u, 1u, 3u}) {
-    EXPECT_TRUE(cluster.metrics(i, "final_allreduce").empty()) << "the attempt did not wait for n2";
+    ASSERT_TRUE(cluster.metrics(i, "final_allreduce").empty()) << "the attempt did not wait for n2";
   }
+}
+
+// A member that dies inside the final allreduce: n2, held there (suspect only after 8 s), is
+// killed. The attempt fails for all, and the three survivors try again among themselves and
+// end on one model. Before, each kept its own.
+TEST(Fault, AMemberKilledInTheFinalAllreduceLeavesTheOthersOnOneModel) {
+  LocalCluster cluster(final_allreduce_options(8000));
+  hold_n2_while_the_others_enter_the_final_allreduce(cluster);
+  if (HasFatalFailure()) return;
   cluster.signal(2, SIGKILL);
   EXPECT_TRUE(cluster.wait_exit(2, 10s));
   for (std::size_t i : {0u, 1u, 3u}) {
@@ -303,27 +318,15 @@ TEST(Fault, AMemberKilledInTheFinalAllreduceLeavesTheOthersOnOneModel) {
 }
 
 // A node asked to stop while its final allreduce waits for a slow member stops at once, with
-// its final checkpoint, keeping its own model. n2 is held (SIGSTOP) near the end and stays
-// alive for the others for 12 s; n0 gets SIGTERM while it waits for n2. Before, the stop
-// waited for the collective: until n2 turned suspect, and with a member that keeps
-// heartbeating, up to the final allreduce's 120 s, systemd's stop timeout, after which
-// SIGKILL loses the final checkpoint. The two others end on one model.
+// its final checkpoint, keeping its own model. n2 is held there (alive for the others for
+// 12 s); n0 gets SIGTERM while it waits for n2. Before, the stop waited for the collective:
+// until n2 turned suspect, and with a member that keeps heartbeating, up to the final
+// allreduce's 120 s, systemd's stop timeout, after which SIGKILL loses the final checkpoint.
+// The two others end on one model.
 TEST(Fault, AStopDuringTheFinalAllreduceIsNotHeldUpBySlowMembers) {
-  constexpr int kSteps = 400;
-  LocalClusterOptions o;
-  o.nodes = 4;
-  o.training = "model = \"mlp\"\nmax_steps = " + std::to_string(kSteps) + "\neval_every = 100000";
-  o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_allreduce = true\nheartbeat_ms = 100\n"
-           "suspect_after_ms = 12000\ndead_after_ms = 24000\nround_timeout_ms = 50";
-  LocalCluster cluster(o);
-  cluster.start_all();
-  ASSERT_TRUE(eventually([&] { return step_of(cluster, 2) >= kSteps - 80; }, 60s)) << cluster.log(2);
-  cluster.signal(2, SIGSTOP);
-  for (std::size_t i : {0u, 1u, 3u}) {
-    ASSERT_TRUE(eventually([&] { return step_of(cluster, i) >= kSteps; }, 30s)) << cluster.log(i);
-  }
-  std::this_thread::sleep_for(300ms);  // into the final allreduce, waiting for n2
-  ASSERT_TRUE(cluster.metrics(0, "final_allreduce").empty()) << "the attempt did not wait for n2";
+  LocalCluster cluster(final_allreduce_options(12000));
+  hold_n2_while_the_others_enter_the_final_allreduce(cluster);
+  if (HasFatalFailure()) return;
   cluster.signal(0, SIGTERM);
   const auto stop_sent = std::chrono::steady_clock::now();
   EXPECT_TRUE(exited_cleanly(cluster.wait_exit(0, 5s))) << cluster.log(0);
@@ -339,7 +342,7 @@ TEST(Fault, AStopDuringTheFinalAllreduceIsNotHeldUpBySlowMembers) {
   auto summary = cluster.metrics(0, "summary");
   ASSERT_EQ(summary.size(), 1u) << cluster.log(0);
   EXPECT_FALSE(summary[0]["checkpoint"].is_null()) << summary[0].dump();
-  EXPECT_EQ(summary[0].value("step", 0), kSteps);
+  EXPECT_EQ(summary[0].value("step", 0), kFinalSteps);
 
   cluster.signal(2, SIGKILL);
   EXPECT_TRUE(cluster.wait_exit(2, 10s));
