@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -145,8 +146,17 @@ struct ZmqTransport::Impl {
     try {
       router.bind(o.endpoints[o.self]);
     } catch (const zmq::error_t& e) {
+      // The usual causes, said in the operator's terms: a node run on a machine that is not
+      // the one its endpoint names, or a port another process holds.
+      std::string hint;
+      if (e.num() == EADDRNOTAVAIL) {
+        hint = " (no network interface of this machine has that address: is this the machine "
+               "the cluster file puts node " + o.ids[o.self] + " on?)";
+      } else if (e.num() == EADDRINUSE) {
+        hint = " (another process listens on that port: another node, or an older starlingd)";
+      }
       throw TransportError("node " + o.ids[o.self] + " cannot bind its data endpoint " +
-                           o.endpoints[o.self] + ": " + e.what());
+                           o.endpoints[o.self] + ": " + e.what() + hint);
     }
 
     dealers.resize(o.ids.size());

@@ -535,6 +535,9 @@ TEST(Control, UpEndsTheRunWhenANodeCannotStart) {
   EXPECT_NE(output.find("node n0 could not start; stopping all nodes"), std::string::npos)
       << output;
   EXPECT_NE(output.find("cannot bind its data endpoint"), std::string::npos) << output;
+  // ...and says what that usually means.
+  EXPECT_NE(output.find("no network interface of this machine has that address"), std::string::npos)
+      << output;
 }
 
 // A node's own device overrides training.device. One it cannot use stops it with exit 3 and a
