@@ -104,6 +104,14 @@ struct Child {
 
 pid_t spawn(const std::string& starlingd, const std::vector<std::string>& args,
             const fs::path& log) {
+  // Everything the child needs is built before the fork: a child of a process with threads
+  // may only make async-signal-safe calls until it execs (an allocation could wait forever
+  // for a malloc lock another thread held at the fork).
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(starlingd.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const std::string exec_failed = "starlingctl: cannot run " + starlingd + ": ";
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
   if (pid > 0) return pid;
@@ -123,12 +131,11 @@ pid_t spawn(const std::string& starlingd, const std::vector<std::string>& args,
   }
   int devnull = ::open("/dev/null", O_RDONLY);
   if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(starlingd.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ::execvp(starlingd.c_str(), argv.data());
-  std::fprintf(stderr, "starlingctl: cannot run %s: %s\n", starlingd.c_str(), std::strerror(errno));
+  ::execvp(argv[0], argv.data());
+  const char* why = std::strerror(errno);  // glibc's message table: no allocation
+  (void)!::write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
+  (void)!::write(STDERR_FILENO, why, std::strlen(why));
+  (void)!::write(STDERR_FILENO, "\n", 1);
   ::_exit(127);
 }
 

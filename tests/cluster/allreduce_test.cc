@@ -2,6 +2,7 @@
 // fallbacks between allreduce and gossip.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
@@ -215,16 +216,19 @@ TEST(Allreduce, AMemberKilledMidCollectiveLeavesSurvivorsUnchangedAndUnhung) {
   }
   config.close();
   std::vector<pid_t> pids;
+  const std::string config_path = (dir / "ring.toml").string();
   for (int i = 0; i < 4; ++i) {
+    // Strings built before the fork: the child of a process with threads only opens, dups and
+    // execs (see LocalCluster::start).
+    const std::string out = (dir / ("r" + std::to_string(i) + ".out")).string();
+    const std::string node = "r" + std::to_string(i);
     pid_t pid = ::fork();
     if (pid == 0) {
-      std::string out = (dir / ("r" + std::to_string(i) + ".out")).string();
-      FILE* f = std::freopen(out.c_str(), "w", stdout);
-      (void)f;
-      ::execl(ALLREDUCE_RANK_PATH, ALLREDUCE_RANK_PATH, "--config", (dir / "ring.toml").c_str(),
-              "--node", ("r" + std::to_string(i)).c_str(), "--sizes", "33554432", "--iterations",
-              "100000", "--warmup", "0", "--verify", "--timeout-ms", "30000",
-              static_cast<char*>(nullptr));
+      int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) ::dup2(fd, STDOUT_FILENO);
+      ::execl(ALLREDUCE_RANK_PATH, ALLREDUCE_RANK_PATH, "--config", config_path.c_str(), "--node",
+              node.c_str(), "--sizes", "33554432", "--iterations", "100000", "--warmup", "0",
+              "--verify", "--timeout-ms", "30000", static_cast<char*>(nullptr));
       ::_exit(127);
     }
     pids.push_back(pid);

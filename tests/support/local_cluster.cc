@@ -71,6 +71,18 @@ void LocalCluster::start(std::size_t i, const std::vector<std::string>& extra_ar
                          const std::filesystem::path& config) {
   fs::create_directories(dir_ / "logs");
   fs::path log = dir_ / "logs" / (ids_[i] + ".log");
+  // Built before the fork: this process has threads (ZeroMQ's, gtest's), and its child may only
+  // make async-signal-safe calls until it execs; an allocation there could wait forever on a
+  // malloc lock another thread held at the fork, and the node would never start.
+  std::vector<std::string> args = {STARLINGD_PATH, "--config",
+                                   (config.empty() ? cluster_file_ : config).string(), "--node",
+                                   ids_[i]};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // `ip netns exec` execs the daemon in place: the pid stays the daemon's, for signals.
+  if (!namespaces_[i].empty()) args.insert(args.begin(), {"ip", "netns", "exec", namespaces_[i]});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -79,15 +91,6 @@ void LocalCluster::start(std::size_t i, const std::vector<std::string>& extra_ar
       ::dup2(fd, STDOUT_FILENO);
       ::dup2(fd, STDERR_FILENO);
     }
-    std::vector<std::string> args = {STARLINGD_PATH, "--config",
-                                     (config.empty() ? cluster_file_ : config).string(), "--node",
-                                     ids_[i]};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    // `ip netns exec` execs the daemon in place: the pid stays the daemon's, for signals.
-    if (!namespaces_[i].empty()) args.insert(args.begin(), {"ip", "netns", "exec", namespaces_[i]});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
