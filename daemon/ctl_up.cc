@@ -282,6 +282,11 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
     topology::Topology::compile(spec);
   } catch (const topology::ConfigError& e) {
     err << "starlingctl: " << e.what() << "\n";
+    if (options.cluster_path.empty() && e.field().find(".control") != std::string::npos) {
+      // The only control paths of the embedded default are the ones it puts in --run-dir.
+      err << "starlingctl: the embedded default puts each node's control socket in its run "
+             "directory; use a shorter --run-dir\n";
+    }
     return 2;
   }
 

@@ -417,6 +417,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
                                 "nodes are " + ids);
   }
   n.id = options.node_id;
+  check_control_endpoint(n.spec, n.index);  // before anything binds: exit 2, not 4
   configure_logging(n.id, options.log_level.value_or(n.spec.run.log_level));
   n.topo = std::make_unique<topology::Topology>(topology::Topology::compile(n.spec));
 

@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "topology/cluster_file.h"
+#include "topology/config_error.h"
+
 namespace starling::daemon {
 
 std::filesystem::path runtime_directory() {
@@ -54,6 +57,18 @@ std::string control_endpoint(const topology::ClusterSpec& spec, std::size_t node
   const auto& n = spec.nodes.at(node);
   if (!n.control.empty()) return n.control;
   return "ipc://" + (runtime_directory() / (spec.name + "-" + n.id + ".sock")).string();
+}
+
+void check_control_endpoint(const topology::ClusterSpec& spec, std::size_t node) {
+  const auto& n = spec.nodes.at(node);
+  if (!n.control.empty()) return;
+  const std::string endpoint = control_endpoint(spec, node);
+  if (auto problem = topology::ipc_path_problem(ipc_path(endpoint).string())) {
+    throw topology::ConfigError(
+        spec.file, n.line, 0, "node[" + std::to_string(node) + "].control",
+        "the default control socket " + endpoint + ": " + *problem + "; give this node control = "
+        "\"ipc://<shorter path>\", or shorten the cluster name or the node id");
+  }
 }
 
 std::filesystem::path run_directory(const topology::ClusterSpec& spec,

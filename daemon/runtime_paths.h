@@ -29,6 +29,11 @@ void ensure_directory(const std::filesystem::path& dir);
 
 // The control endpoint of `node` (explicit, or the default ipc path).
 std::string control_endpoint(const topology::ClusterSpec& spec, std::size_t node);
+// Throws topology::ConfigError (naming the node's control field) if node's control endpoint is
+// the default one and its path is too long for a Unix socket: it depends on the runtime
+// directory, the cluster name and the node id, so the cluster file alone cannot tell. (An
+// explicit control path is checked with the cluster file.)
+void check_control_endpoint(const topology::ClusterSpec& spec, std::size_t node);
 
 std::filesystem::path run_directory(const topology::ClusterSpec& spec,
                                     const std::string& override_dir);

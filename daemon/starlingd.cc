@@ -13,6 +13,7 @@
 #include "daemon/file_limit.h"
 #include "daemon/node.h"
 #include "daemon/node_lock.h"
+#include "daemon/runtime_paths.h"
 #include "gossip/malloc_tuning.h"
 #include "gossip/zmq_transport.h"
 #include "topology/cluster_file.h"
@@ -149,6 +150,8 @@ int main(int argc, char** argv) {
                   << options.config_path << "; its nodes are " << ids << "\n";
         return daemon::kExitConfig;
       }
+      // Its default control socket's path depends on this machine's runtime directory.
+      daemon::check_control_endpoint(spec, spec.index_of(options.node_id));
       // The data this node will train on must be on this machine (a missing directory would
       // otherwise only show when the daemon starts).
       const std::string data_dir = training::check_dataset_files(spec.training);

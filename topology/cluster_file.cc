@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <sys/un.h>
 #include <toml++/toml.h>
 
 #include "topology/config_error.h"
@@ -232,12 +233,23 @@ std::optional<std::string> device_problem(const std::string& device) {
   return "\"" + device + "\" is not valid; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"";
 }
 
+}  // namespace
+
+std::optional<std::string> ipc_path_problem(const std::string& path) {
+  if (path.empty()) return "ipc:// needs a path";
+  constexpr std::size_t kLongest = sizeof(sockaddr_un::sun_path) - 1;  // 107 on Linux
+  if (path.size() > kLongest) {
+    return "the path is " + std::to_string(path.size()) + " bytes; a Unix socket's path holds at "
+           "most " + std::to_string(kLongest);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
 // Checks a ZeroMQ endpoint we bind or connect to: tcp://host:port or ipc://path.
 std::optional<std::string> endpoint_problem(const std::string& endpoint) {
-  if (endpoint.rfind("ipc://", 0) == 0) {
-    if (endpoint.size() == 6) return "ipc:// needs a path";
-    return std::nullopt;
-  }
+  if (endpoint.rfind("ipc://", 0) == 0) return ipc_path_problem(endpoint.substr(6));
   if (endpoint.rfind("tcp://", 0) == 0) {
     const auto found = tcp_endpoint_host(endpoint);
     if (!found) return "tcp:// needs host:port";

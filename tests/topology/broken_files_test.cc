@@ -62,6 +62,10 @@ std::vector<BrokenFile> broken_files() {
        kHead + kRing + nodes(2) + "[[node]]\nid = \"n2\"\nendpoint = \"tcp://127.0.0.1:7002\"\n" +
            "control = \"tcp://localhost:7000\"  # <-\n",
        "node[2].control", "duplicate endpoint \"tcp://localhost:7000\""},
+      {"ipc_path_too_long_for_a_unix_socket",
+       kHead + kRing + nodes(1) + "[[node]]\nid = \"n1\"\nendpoint = \"ipc:///" +
+           std::string(120, 'p') + "\"  # <-\n",
+       "node[1].endpoint", "the path is 121 bytes; a Unix socket's path holds at most 107"},
       {"endpoint_on_an_earlier_nodes_control",
        kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n" +
            "control = \"tcp://127.0.0.1:7200\"\n[[node]]\nid = \"n1\"\n" +
