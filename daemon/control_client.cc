@@ -7,6 +7,7 @@
 
 #include "daemon/json_text.h"
 #include "daemon/runtime_paths.h"
+#include "gossip/ipv6.h"
 #include "gossip/socket_monitor.h"
 
 namespace starling::daemon {
@@ -46,6 +47,7 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
         item_node.push_back(i);
         item_is_monitor.push_back(true);
       }
+      gossip::enable_ipv6_for(*socket, endpoints[i]);
       socket->connect(endpoints[i]);
       zmq::message_t message(body.data(), body.size());
       // A DEALER queues the request until the connection is up (or the deadline passes).

@@ -12,6 +12,7 @@
 #include "daemon/control_client.h"
 #include "daemon/json_text.h"
 #include "daemon/runtime_paths.h"
+#include "gossip/ipv6.h"
 #include "gossip/zap_handler.h"
 
 namespace starling::daemon {
@@ -187,6 +188,7 @@ ControlServer::ControlServer(std::string endpoint, Handler handler,
     // window). The umask is the process's; nothing else here creates files while it binds.
     const mode_t umask_before = path.empty() ? 0 : ::umask(0077);
     try {
+      gossip::enable_ipv6_for(impl_->router, endpoint_);
       impl_->router.bind(endpoint_);
     } catch (...) {
       if (!path.empty()) ::umask(umask_before);

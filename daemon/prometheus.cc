@@ -262,6 +262,9 @@ MetricsServer::MetricsServer(asio::io_context& io, const std::string& address, R
     : impl_(std::make_shared<Impl>(io, std::move(render))) {
   auto colon = address.rfind(':');
   std::string host = address.substr(0, colon);
+  // "[::1]:9100": an IPv6 address is written in brackets before its port, as in a URL.
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";  // as the cluster file's duplicate check reads it
   auto port = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(host, ec);

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "gossip/ipv6.h"
 #include "gossip/socket_monitor.h"
 #include "gossip/zap_handler.h"
 
@@ -144,6 +145,7 @@ struct ZmqTransport::Impl {
       throw TransportError(std::string("cannot monitor the inbox: ") + e.what());
     }
     try {
+      enable_ipv6_for(router, o.endpoints[o.self]);
       router.bind(o.endpoints[o.self]);
     } catch (const zmq::error_t& e) {
       // The usual causes, said in the operator's terms: a node run on a machine that is not
@@ -192,6 +194,7 @@ struct ZmqTransport::Impl {
         throw TransportError("cannot monitor the connection to " + o.ids[i] + ": " + e.what());
       }
       try {
+        enable_ipv6_for(*dealer, o.endpoints[i]);
         dealer->connect(o.endpoints[i]);
       } catch (const zmq::error_t& e) {
         throw TransportError("cannot connect to peer " + o.ids[i] + " at " + o.endpoints[i] + ": " +

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <arpa/inet.h>
 #include <sys/un.h>
 #include <toml++/toml.h>
 
@@ -247,6 +248,16 @@ std::optional<std::string> ipc_path_problem(const std::string& path) {
 
 namespace {
 
+// The metrics server listens on an address, not a name: IPv4, bracketed IPv6, or localhost.
+bool metrics_host_is_an_address(const std::string& host) {
+  if (host == "localhost") return true;
+  unsigned char buffer[sizeof(in6_addr)];
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    return ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buffer) == 1;
+  }
+  return ::inet_pton(AF_INET, host.c_str(), buffer) == 1;
+}
+
 // Checks a ZeroMQ endpoint we bind or connect to: tcp://host:port or ipc://path.
 std::optional<std::string> endpoint_problem(const std::string& endpoint) {
   if (endpoint.rfind("ipc://", 0) == 0) return ipc_path_problem(endpoint.substr(6));
@@ -396,12 +407,17 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
         reader.fail_at(reader.get("metrics"), "metrics",
                        "\"" + n.metrics + "\" must be host:port, e.g. \"127.0.0.1:9100\"");
       }
+      if (!metrics_host_is_an_address(n.metrics.substr(0, colon))) {
+        reader.fail_at(reader.get("metrics"), "metrics",
+                       "\"" + n.metrics + "\": the host must be an IP address (\"127.0.0.1\", "
+                       "\"0.0.0.0\", \"[::1]\") or \"localhost\"; names are not resolved");
+      }
       // A metrics address is a TCP listener of its own. Nodes on several machines may all
       // listen on a wildcard address ("0.0.0.0:9100"); any other address names one machine,
       // so two listeners on it, or one on a data or control endpoint, would collide.
       const std::string key = socket_key("tcp://" + n.metrics);
       const std::string host = n.metrics.substr(0, colon);
-      const bool wildcard = host == "0.0.0.0" || host == "[::]" || host == "::" || host == "*";
+      const bool wildcard = host == "0.0.0.0" || host == "[::]";
       if (endpoint_lines.count(key) || control_lines.count(key) ||
           (!wildcard && !metrics_lines.emplace(key, n.line).second)) {
         reader.fail_at(reader.get("metrics"), "metrics",

@@ -42,14 +42,21 @@ std::optional<nlohmann::json> raw_request(const std::string& endpoint,
   return nlohmann::json::parse(reply.to_string_view(), nullptr, false);
 }
 
-// One HTTP/1.1 GET on loopback; returns the whole response (status line, headers, body).
-std::string http_get(int port, const std::string& target) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// One HTTP/1.1 GET on loopback (127.0.0.1, or ::1 with `ipv6`); returns the whole response
+// (status line, headers, body), or "" if nothing listens.
+std::string http_get(int port, const std::string& target, bool ipv6 = false) {
+  int fd = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  sockaddr_in6 addr6{};
+  addr6.sin6_family = AF_INET6;
+  addr6.sin6_addr = in6addr_loopback;
+  addr6.sin6_port = htons(static_cast<std::uint16_t>(port));
+  const int connected = ipv6 ? ::connect(fd, reinterpret_cast<sockaddr*>(&addr6), sizeof addr6)
+                             : ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  if (connected != 0) {
     ::close(fd);
     return "";
   }
@@ -648,6 +655,45 @@ TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
       << output;
   EXPECT_NE(output.find("exit=0"), std::string::npos) << output;
   std::filesystem::remove_all(dir);
+}
+
+// True if this machine can listen on IPv6 loopback (a container may have IPv6 turned off).
+bool ipv6_loopback_available() {
+  int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// IPv6 literals, which the cluster file accepts, work end to end: data endpoints, a tcp://
+// control endpoint and the metrics address on ::1. Before, every ZeroMQ socket was IPv4-only
+// and the nodes exited 4 ("No such device"), and the metrics server refused "[::1]".
+TEST(Control, NodesOnIpv6LoopbackTrainAnswerAndServeMetrics) {
+  if (!ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback on this machine";
+  LocalClusterOptions o = long_pair();
+  const int metrics_port = free_tcp_port();
+  o.endpoints = {"tcp://[::1]:" + std::to_string(free_tcp_port()),
+                 "tcp://[::1]:" + std::to_string(free_tcp_port())};
+  o.controls = {"tcp://[::1]:" + std::to_string(free_tcp_port())};
+  o.node_lines = {"metrics = \"[::1]:" + std::to_string(metrics_port) + "\""};
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually([&] {
+    auto peers = cluster.ask(0, "peers");
+    return peers && (*peers)["peers"].size() == 1 && (*peers)["peers"][0].value("state", "") == "alive";
+  }, 30s)) << cluster.log(0);
+  auto status = cluster.ask(0, "status");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > 50; }, 20s));
+  const std::string scrape = http_get(metrics_port, "/metrics", /*ipv6=*/true);
+  EXPECT_EQ(scrape.rfind("HTTP/1.1 200 OK", 0), 0u) << scrape;
+  EXPECT_NE(scrape.find("starling_steps_total"), std::string::npos) << scrape;
+  for (std::size_t i = 0; i < 2; ++i) cluster.signal(i, SIGTERM);
+  for (std::size_t i = 0; i < 2; ++i) EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 30s))) << cluster.log(i);
 }
 
 // A control socket path longer than a Unix socket address holds (107 bytes) is the operator's

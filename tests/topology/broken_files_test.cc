@@ -62,6 +62,10 @@ std::vector<BrokenFile> broken_files() {
        kHead + kRing + nodes(2) + "[[node]]\nid = \"n2\"\nendpoint = \"tcp://127.0.0.1:7002\"\n" +
            "control = \"tcp://localhost:7000\"  # <-\n",
        "node[2].control", "duplicate endpoint \"tcp://localhost:7000\""},
+      {"metrics_host_is_a_name",
+       kHead + kRing + nodes(1) + "[[node]]\nid = \"n1\"\nendpoint = \"tcp://127.0.0.1:7001\"\n" +
+           "metrics = \"metrics.example:9100\"  # <-\n",
+       "node[1].metrics", "the host must be an IP address"},
       {"ipc_path_too_long_for_a_unix_socket",
        kHead + kRing + nodes(1) + "[[node]]\nid = \"n1\"\nendpoint = \"ipc:///" +
            std::string(120, 'p') + "\"  # <-\n",

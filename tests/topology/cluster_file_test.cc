@@ -61,6 +61,13 @@ TEST(ClusterFile, NodesOnSeveralMachinesMayShareAWildcardMetricsAddress) {
       "wide.toml");
   EXPECT_EQ(spec.nodes[0].metrics, "0.0.0.0:9100");
   EXPECT_EQ(spec.nodes[1].metrics, "0.0.0.0:9100");
+  // IPv6 addresses are written in brackets, as in a URL, and localhost is accepted.
+  spec = parse_cluster_text(
+      "[cluster]\nname = \"six\"\n[topology]\nkind = \"ring\"\n"
+      "[[node]]\nid = \"a\"\nendpoint = \"tcp://[::1]:7000\"\nmetrics = \"[::1]:9100\"\n"
+      "[[node]]\nid = \"b\"\nendpoint = \"tcp://[::1]:7001\"\nmetrics = \"localhost:9101\"\n",
+      "six.toml");
+  EXPECT_EQ(spec.nodes[0].metrics, "[::1]:9100");
 }
 
 TEST(ClusterFile, ParsesTrainingSyncAndRunSections) {
