@@ -1,6 +1,12 @@
 #include "daemon/control_client.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <zmq.hpp>
@@ -11,6 +17,27 @@
 #include "gossip/socket_monitor.h"
 
 namespace starling::daemon {
+
+namespace {
+
+// True if `path` is a Unix socket file that refuses connections: its node is gone (killed, or
+// crashed) and left the file. A file that is no socket, or any other error, is left to
+// ZeroMQ to report.
+bool nothing_listens_on(const std::filesystem::path& path) {
+  sockaddr_un address{};
+  if (path.native().size() >= sizeof(address.sun_path)) return false;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.native().size());
+  const bool refused =
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0 &&
+      errno == ECONNREFUSED;
+  ::close(fd);
+  return refused;
+}
+
+}  // namespace
 
 std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints,
                                        const nlohmann::json& request,
@@ -30,6 +57,12 @@ std::vector<ControlResult> query_nodes(const std::vector<std::string>& endpoints
     auto path = ipc_path(endpoints[i]);
     if (!path.empty() && !std::filesystem::exists(path)) {
       results[i].error = "unreachable: no control socket at " + path.string();
+      continue;
+    }
+    if (!path.empty() && nothing_listens_on(path)) {
+      // ZeroMQ would retry the connection until the timeout and then say only "no reply".
+      results[i].error = "unreachable: nothing listens on " + path.string() +
+                         " (left by a node that did not exit cleanly; it is not running)";
       continue;
     }
     try {

@@ -2,11 +2,14 @@
 // directory the operator named is left as it is (it may be /tmp or a home directory), and only
 // Starling's own runtime directory is made private.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -65,6 +68,29 @@ TEST_F(ControlSocketPlace, MissingDirectoriesOfANamedPathAreCreatedOwnerOnly) {
   EXPECT_EQ(mode_of(dir_ / "a") & 077, 0u);
   EXPECT_EQ(mode_of(dir_ / "a" / "b") & 077, 0u);
   EXPECT_TRUE(query_node(endpoint, {{"cmd", "status"}}, 2000ms).answered);
+}
+
+// A socket file that a killed node left behind is reported as such at once; before, the client
+// waited out its whole timeout and said only that no reply came.
+TEST_F(ControlSocketPlace, AStaleSocketFileIsReportedAtOnce) {
+  const std::string endpoint = "ipc://" + (dir_ / "n0.sock").string();
+  serve(endpoint);
+  server_.reset();  // a clean exit removes the file; a killed node would not
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string path = (dir_ / "n0.sock").string();
+    std::memcpy(address.sun_path, path.c_str(), path.size());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ::close(fd);  // bound, never listened, closed: what a SIGKILL leaves
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const ControlResult result = query_node(endpoint, {{"cmd", "status"}}, 5000ms);
+  EXPECT_FALSE(result.answered);
+  EXPECT_NE(result.error.find("nothing listens on " + (dir_ / "n0.sock").string()), std::string::npos)
+      << result.error;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
 }
 
 TEST_F(ControlSocketPlace, StarlingsOwnRuntimeDirectoryIsMadePrivate) {
