@@ -228,24 +228,37 @@ struct MetricsServer::Impl : std::enable_shared_from_this<MetricsServer::Impl> {
         [self = shared_from_this(), socket, buffer, timer, connection](
             const boost::system::error_code& ec, std::size_t) {
           timer->cancel();
-          if (ec) return;
-          std::istream in(buffer.get());
-          std::string method, target;
-          in >> method >> target;
           std::string status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8", body;
-          if (method != "GET") {
-            status = "405 Method Not Allowed";
-            body = "only GET\n";
-          } else if (target != "/metrics") {
-            status = "404 Not Found";
-            body = "metrics are at /metrics\n";
+          std::string extra_headers;
+          bool head = false;
+          if (ec == asio::error::not_found) {
+            // The request filled the buffer without ending: say so rather than hang up.
+            status = "431 Request Header Fields Too Large";
+            body = "a request may have at most 8192 bytes\n";
+          } else if (ec) {
+            return;
           } else {
-            body = self->render();
+            std::istream in(buffer.get());
+            std::string method, target;
+            in >> method >> target;
+            // A scrape config may add parameters (Prometheus' `params`): the path decides.
+            const std::string path = target.substr(0, target.find('?'));
+            head = method == "HEAD";
+            if (method != "GET" && !head) {
+              status = "405 Method Not Allowed";
+              extra_headers = "\r\nAllow: GET, HEAD";
+              body = "only GET and HEAD\n";
+            } else if (path != "/metrics") {
+              status = "404 Not Found";
+              body = "metrics are at /metrics\n";
+            } else {
+              body = self->render();
+            }
           }
           auto response = std::make_shared<std::string>(
               "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
-              "\r\nContent-Length: " + std::to_string(body.size()) +
-              "\r\nConnection: close\r\n\r\n" + body);
+              "\r\nContent-Length: " + std::to_string(body.size()) + extra_headers +
+              "\r\nConnection: close\r\n\r\n" + (head ? std::string() : body));
           close_after_timeout(*timer, socket);  // a client that does not read its response
           asio::async_write(*socket, asio::buffer(*response),
                             [socket, response, timer, connection](const boost::system::error_code&,

@@ -42,9 +42,9 @@ std::optional<nlohmann::json> raw_request(const std::string& endpoint,
   return nlohmann::json::parse(reply.to_string_view(), nullptr, false);
 }
 
-// One HTTP/1.1 GET on loopback (127.0.0.1, or ::1 with `ipv6`); returns the whole response
-// (status line, headers, body), or "" if nothing listens.
-std::string http_get(int port, const std::string& target, bool ipv6 = false) {
+// Sends `request` as is to a port on loopback (127.0.0.1, or ::1 with `ipv6`); returns the
+// whole response (status line, headers, body), or "" if nothing listens.
+std::string http_exchange(int port, const std::string& request, bool ipv6 = false) {
   int fd = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -60,7 +60,6 @@ std::string http_get(int port, const std::string& target, bool ipv6 = false) {
     ::close(fd);
     return "";
   }
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
   [[maybe_unused]] auto w = ::write(fd, request.data(), request.size());
   std::string response;
   char buffer[4096];
@@ -68,6 +67,10 @@ std::string http_get(int port, const std::string& target, bool ipv6 = false) {
   while ((n = ::read(fd, buffer, sizeof buffer)) > 0) response.append(buffer, static_cast<std::size_t>(n));
   ::close(fd);
   return response;
+}
+
+std::string http_get(int port, const std::string& target, bool ipv6 = false) {
+  return http_exchange(port, "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n", ipv6);
 }
 
 LocalClusterOptions long_pair() {
@@ -142,6 +145,22 @@ TEST(Control, AnswersEveryCommandAndRefusesBadRequests) {
             std::string::npos)
       << scrape;
   EXPECT_EQ(http_get(cluster.metrics_port(0), "/").rfind("HTTP/1.1 404", 0), 0u);
+  // Parameters a scrape config adds do not change the path; HEAD gets the headers alone; other
+  // methods are told which are allowed; an oversized request is answered, not dropped.
+  EXPECT_EQ(http_get(cluster.metrics_port(0), "/metrics?format=text").rfind("HTTP/1.1 200 OK", 0), 0u);
+  const std::string head =
+      http_exchange(cluster.metrics_port(0), "HEAD /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200 OK", 0), 0u) << head;
+  EXPECT_EQ(head.find("starling_steps_total"), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Length: "), std::string::npos) << head;
+  const std::string post =
+      http_exchange(cluster.metrics_port(0), "POST /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  EXPECT_EQ(post.rfind("HTTP/1.1 405", 0), 0u) << post;
+  EXPECT_NE(post.find("Allow: GET, HEAD"), std::string::npos) << post;
+  const std::string big = http_exchange(
+      cluster.metrics_port(0),
+      "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(big.rfind("HTTP/1.1 431", 0), 0u) << big.substr(0, 200);
 
   // starlingctl status shows both nodes; a stopped node is shown as unreachable.
   std::string table = run_command(std::string(STARLINGCTL_PATH) + " status " + cluster.cluster_file().string());
