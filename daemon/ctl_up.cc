@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <cstdlib>
 #include <sstream>
 
 #include "daemon/ctl_common.h"
@@ -82,16 +83,35 @@ std::string timestamp() {
   return buffer;
 }
 
-std::string find_starlingd(const std::string& requested) {
-  if (!requested.empty()) return requested;
+bool is_executable_file(const fs::path& path) {
   std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    fs::path sibling = self.parent_path() / "starlingd";
-    if (fs::exists(sibling)) return sibling.string();
-    // In a build tree starlingctl and starlingd share build/daemon/.
+  return fs::is_regular_file(path, ec) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// The starlingd to run: --starlingd, else the one next to this starlingctl (a build tree has
+// both in build/daemon/, an install both in the same bin/), else the first on PATH. Throws
+// std::runtime_error saying where it looked, before anything is started or created: four
+// nodes that each fail to exec would say less, and leave a run directory behind.
+std::string find_starlingd(const std::string& requested) {
+  if (!requested.empty()) {
+    if (is_executable_file(requested)) return requested;
+    throw std::runtime_error("--starlingd " + requested + " is not an executable file");
   }
-  return "starlingd";  // from PATH
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && is_executable_file(self.parent_path() / "starlingd")) {
+    return (self.parent_path() / "starlingd").string();
+  }
+  const char* path = std::getenv("PATH");
+  std::stringstream directories(path ? path : "");
+  for (std::string directory; std::getline(directories, directory, ':');) {
+    if (!directory.empty() && is_executable_file(fs::path(directory) / "starlingd")) {
+      return (fs::path(directory) / "starlingd").string();
+    }
+  }
+  throw std::runtime_error("no starlingd next to this starlingctl" +
+                           (ec ? std::string() : " (in " + self.parent_path().string() + ")") +
+                           " or on PATH; pass --starlingd PATH");
 }
 
 struct Child {
@@ -290,6 +310,14 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
     return 2;
   }
 
+  std::string starlingd;
+  try {
+    starlingd = find_starlingd(options.starlingd);
+  } catch (const std::runtime_error& e) {
+    err << "starlingctl: " << e.what() << "\n";
+    return 2;
+  }
+
   // 2. The run directory: the cluster file the nodes run, and one folder per node.
   run_dir = run_dir.lexically_normal();
   if (run_dir.filename().empty() && run_dir.has_relative_path()) run_dir = run_dir.parent_path();  // "x/"
@@ -327,7 +355,6 @@ int run_up(const UpOptions& options, std::ostream& out, std::ostream& err) {
 
   // 3. One starlingd per node.
   install_signal_handlers();
-  const std::string starlingd = find_starlingd(options.starlingd);
   std::vector<Child> children;
   for (const auto& node : spec.nodes) {
     Child c;

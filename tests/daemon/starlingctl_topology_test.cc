@@ -91,6 +91,31 @@ TEST(StarlingctlCommands, AMistypedCommandIsNamedWithTheNearestOne) {
   EXPECT_EQ(run(std::string(STARLINGCTL_PATH) + " topology " STARLING_SOURCE_DIR "/configs/ring4.toml").status, 0);
 }
 
+// `up` finds its starlingd before it creates or starts anything: a missing one is one clear
+// error (exit 2) and no run directory, where before every node failed to exec (exit 127) and
+// the run directory stayed behind.
+TEST(StarlingctlCommands, UpWithoutAStarlingdSaysWhereItLookedAndStartsNothing) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("starling-up-nodaemon-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  Result missing = run(std::string(STARLINGCTL_PATH) + " up --starlingd " + (dir / "nope").string() +
+                       " --run-dir " + (dir / "run").string());
+  EXPECT_EQ(missing.status, 2) << missing.output;
+  EXPECT_NE(missing.output.find("--starlingd " + (dir / "nope").string() + " is not an executable file"),
+            std::string::npos) << missing.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+  // A starlingctl with no starlingd beside it nor on PATH.
+  std::filesystem::copy_file(STARLINGCTL_PATH, dir / "starlingctl");
+  Result alone = run("PATH=/nonexistent " + (dir / "starlingctl").string() + " up --run-dir " +
+                     (dir / "run").string());
+  EXPECT_EQ(alone.status, 2) << alone.output;
+  EXPECT_NE(alone.output.find("no starlingd next to this starlingctl (in " + dir.string() +
+                              ") or on PATH; pass --starlingd PATH"),
+            std::string::npos) << alone.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(StarlingctlCommands, NodeTakesOneValueSoTheFileAfterItIsTheFile) {
   const std::string file = STARLING_SOURCE_DIR "/configs/ring4.toml";
   Result unknown = run(std::string(STARLINGCTL_PATH) + " status --node n9 " + file);
