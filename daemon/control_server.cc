@@ -199,6 +199,10 @@ ControlServer::ControlServer(std::string endpoint, Handler handler,
     throw ControlError("cannot bind control endpoint " + endpoint_ + ": " + e.what());
   }
   impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+void ControlServer::start() {
+  if (impl_->thread.joinable()) throw std::logic_error("ControlServer::start called twice");
   impl_->thread = std::thread([this] {
     try {
       impl_->run(*this);

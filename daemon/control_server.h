@@ -46,9 +46,16 @@ class ControlServer {
   // only clients holding an admitted key get in, encrypted (a ZAP handler of the server's own
   // refuses the rest, each refused key logged once). Throws ControlError naming the endpoint
   // if it cannot bind, or if another live node already answers there.
+  // Requests that come before start() wait in the socket's queue.
   ControlServer(std::string endpoint, Handler handler,
                 std::optional<ControlCurve> curve = std::nullopt);
   ~ControlServer();
+
+  // Starts answering: from now on the handler runs, on the server's own thread. Not in the
+  // constructor, because a handler usually replies through the pointer its owner keeps to this
+  // server, which the owner only has once the constructor has returned. (starlingd once started
+  // in the constructor, and a status request that came in that window crashed the node.)
+  void start();
 
   void reply(const ReplyToken& token, nlohmann::json body);  // thread-safe
   const std::string& endpoint() const { return endpoint_; }

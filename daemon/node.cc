@@ -593,6 +593,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
         impl_->handle_control(request, std::move(token));
       },
       std::move(control_curve));
+  n.control->start();  // n.control is set: the handler replies through it
   if (!n.spec.nodes[n.index].metrics.empty()) {
     try {
       n.metrics_server = std::make_unique<MetricsServer>(

@@ -7,7 +7,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -46,6 +49,7 @@ class ControlSocketPlace : public ::testing::Test {
     server_ = std::make_unique<ControlServer>(endpoint, [this](const ControlRequest&, ReplyToken token) {
       server_->reply(token, ok_reply(nlohmann::json::object()));
     });
+    server_->start();
   }
   std::unique_ptr<ControlServer> server_;
   fs::path dir_;
@@ -91,6 +95,28 @@ TEST_F(ControlSocketPlace, AStaleSocketFileIsReportedAtOnce) {
   EXPECT_NE(result.error.find("nothing listens on " + (dir_ / "n0.sock").string()), std::string::npos)
       << result.error;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+}
+
+// The handler runs only once start() is called: a handler replies through its owner's pointer
+// to the server, which the owner has only after the constructor returns. starlingd's nodes
+// once crashed (SIGSEGV, right after their first log line) when a status request came in that
+// window. Here a request sent before start() waits, and is answered after it.
+TEST_F(ControlSocketPlace, NoRequestIsHandledBeforeStart) {
+  const std::string endpoint = "ipc://" + (dir_ / "n0.sock").string();
+  std::atomic<int> handled{0};
+  ControlServer* published = nullptr;
+  auto server = std::make_unique<ControlServer>(endpoint, [&](const ControlRequest&, ReplyToken token) {
+    ++handled;
+    published->reply(token, ok_reply(nlohmann::json::object()));  // null before start() would crash
+  });
+  auto answer = std::async(std::launch::async,
+                           [&] { return query_node(endpoint, {{"cmd", "status"}}, 5000ms); });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(handled.load(), 0) << "the handler ran before start()";
+  published = server.get();
+  server->start();
+  EXPECT_TRUE(answer.get().answered);
+  EXPECT_EQ(handled.load(), 1);
 }
 
 TEST_F(ControlSocketPlace, StarlingsOwnRuntimeDirectoryIsMadePrivate) {
