@@ -186,15 +186,10 @@ ControlServer::ControlServer(std::string endpoint, Handler handler,
     // Connecting to a Unix socket takes write permission on its file: under umask 0077 the
     // file is owner-only from the moment it exists (a chmod after the bind would leave a
     // window). The umask is the process's; nothing else here creates files while it binds.
-    const mode_t umask_before = path.empty() ? 0 : ::umask(0077);
-    try {
-      gossip::enable_ipv6_for(impl_->router, endpoint_);
-      impl_->router.bind(endpoint_);
-    } catch (...) {
-      if (!path.empty()) ::umask(umask_before);
-      throw;
-    }
-    if (!path.empty()) ::umask(umask_before);
+    std::optional<ScopedUmask> owner_only;
+    if (!path.empty()) owner_only.emplace(0077);
+    gossip::enable_ipv6_for(impl_->router, endpoint_);
+    impl_->router.bind(endpoint_);
   } catch (const zmq::error_t& e) {
     throw ControlError("cannot bind control endpoint " + endpoint_ + ": " + e.what());
   }

@@ -29,10 +29,10 @@ std::filesystem::path runtime_directory() {
 void ensure_directory(const std::filesystem::path& dir) {
   std::error_code ec;
   if (std::filesystem::is_directory(dir, ec)) return;
-  // New directories on the way are this node's own: owner-only.
-  const mode_t umask_before = ::umask(0077);
-  std::filesystem::create_directories(dir, ec);
-  ::umask(umask_before);
+  {
+    const ScopedUmask owner_only(0077);  // new directories on the way are this node's own
+    std::filesystem::create_directories(dir, ec);
+  }
   if (ec) throw std::runtime_error("cannot create " + dir.string() + ": " + ec.message());
 }
 

@@ -11,6 +11,8 @@
 // Node output (metrics, checkpoints, logs): <run dir>/<node id>, where the run dir is the
 // --run-dir option, else [run] dir, else $STATE_DIRECTORY/<cluster> (systemd's
 // StateDirectory=), else ./runs/<cluster>.
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <string>
 
@@ -26,6 +28,20 @@ void ensure_private_directory(const std::filesystem::path& dir);
 // Creates `dir` and its missing parents (owner-only) if it is not a directory yet; leaves an
 // existing one as it is. Throws std::runtime_error naming it if it cannot be created.
 void ensure_directory(const std::filesystem::path& dir);
+
+// Sets the process's umask for its lifetime and restores the one before (also when what it
+// guards throws). The umask is the process's: use it only around a short call, where no other
+// thread creates files.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : before_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(before_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t before_;
+};
 
 // The control endpoint of `node` (explicit, or the default ipc path).
 std::string control_endpoint(const topology::ClusterSpec& spec, std::size_t node);

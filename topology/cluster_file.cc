@@ -360,8 +360,9 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
       if (auto problem = endpoint_problem(n.control)) {
         reader.fail_at(reader.get("control"), "control", "\"" + n.control + "\": " + *problem);
       }
-      if (endpoint_lines.count(socket_key(n.control)) || metrics_lines.count(socket_key(n.control)) ||
-          !control_lines.emplace(socket_key(n.control), n.line).second) {
+      const std::string key = socket_key(n.control);
+      if (endpoint_lines.count(key) || metrics_lines.count(key) ||
+          !control_lines.emplace(key, n.line).second) {
         reader.fail_at(reader.get("control"), "control",
                        "duplicate endpoint \"" + n.control + "\"; every socket needs its own");
       }
@@ -407,7 +408,8 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
         reader.fail_at(reader.get("metrics"), "metrics",
                        "\"" + n.metrics + "\" must be host:port, e.g. \"127.0.0.1:9100\"");
       }
-      if (!metrics_host_is_an_address(n.metrics.substr(0, colon))) {
+      const std::string host = n.metrics.substr(0, colon);
+      if (!metrics_host_is_an_address(host)) {
         reader.fail_at(reader.get("metrics"), "metrics",
                        "\"" + n.metrics + "\": the host must be an IP address (\"127.0.0.1\", "
                        "\"0.0.0.0\", \"[::1]\") or \"localhost\"; names are not resolved");
@@ -416,7 +418,6 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
       // listen on a wildcard address ("0.0.0.0:9100"); any other address names one machine,
       // so two listeners on it, or one on a data or control endpoint, would collide.
       const std::string key = socket_key("tcp://" + n.metrics);
-      const std::string host = n.metrics.substr(0, colon);
       const bool wildcard = host == "0.0.0.0" || host == "[::]";
       if (endpoint_lines.count(key) || control_lines.count(key) ||
           (!wildcard && !metrics_lines.emplace(key, n.line).second)) {

@@ -720,10 +720,9 @@ TEST(Control, NodesOnIpv6LoopbackTrainAnswerAndServeMetrics) {
 // the node exited 4 with "File name too long" at bind. The default path depends on the runtime
 // directory, so only this machine can tell; `up`'s embedded default puts it in --run-dir.
 TEST(Control, AControlSocketPathTooLongForUnixIsAConfigError) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("starling-long-path-test-" + std::to_string(::getpid()));
+  training::testing::TempDir scratch;
+  const auto& dir = scratch.path();
   const auto runtime = dir / std::string(100, 'r');
-  std::filesystem::create_directories(dir);
   const auto file = dir / "cluster.toml";
   std::ofstream(file) << "[cluster]\nname = \"c\"\n[topology]\nkind = \"ring\"\n"
                       << "[training]\ndataset = \"synthetic\"\nmax_steps = 5\n"
@@ -744,7 +743,6 @@ TEST(Control, AControlSocketPathTooLongForUnixIsAConfigError) {
                   " --run-dir " + runtime.string() + " 2>&1; echo exit=$?");
   EXPECT_NE(output.find("use a shorter --run-dir"), std::string::npos) << output;
   EXPECT_NE(output.find("exit=2"), std::string::npos) << output;
-  std::filesystem::remove_all(dir);
 }
 
 // Pausing one node must not slow its neighbours down to one round per round_timeout: its

@@ -19,6 +19,7 @@
 #include "daemon/control_client.h"
 #include "daemon/control_server.h"
 #include "daemon/runtime_paths.h"
+#include "training/temp_dir.h"
 
 namespace starling::daemon {
 namespace {
@@ -34,16 +35,6 @@ unsigned mode_of(const fs::path& path) {
 
 class ControlSocketPlace : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "starling-control-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    server_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   // Starts server_ on `endpoint`, answering every request with {"ok": true}.
   void serve(const std::string& endpoint) {
     server_ = std::make_unique<ControlServer>(endpoint, [this](const ControlRequest&, ReplyToken token) {
@@ -51,8 +42,10 @@ class ControlSocketPlace : public ::testing::Test {
     });
     server_->start();
   }
+  // Declared first, so removed last: the server goes (and removes its socket) before its directory.
+  training::testing::TempDir scratch_;
+  const fs::path dir_ = scratch_.path();
   std::unique_ptr<ControlServer> server_;
-  fs::path dir_;
 };
 
 TEST_F(ControlSocketPlace, ANamedSharedDirectoryIsLeftAloneAndTheSocketIsOwnerOnly) {

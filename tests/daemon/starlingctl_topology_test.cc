@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include "training/temp_dir.h"
+
 namespace {
 
 struct Result {
@@ -95,9 +97,8 @@ TEST(StarlingctlCommands, AMistypedCommandIsNamedWithTheNearestOne) {
 // error (exit 2) and no run directory, where before every node failed to exec (exit 127) and
 // the run directory stayed behind.
 TEST(StarlingctlCommands, UpWithoutAStarlingdSaysWhereItLookedAndStartsNothing) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("starling-up-nodaemon-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  starling::training::testing::TempDir scratch;
+  const std::filesystem::path& dir = scratch.path();
   Result missing = run(std::string(STARLINGCTL_PATH) + " up --starlingd " + (dir / "nope").string() +
                        " --run-dir " + (dir / "run").string());
   EXPECT_EQ(missing.status, 2) << missing.output;
@@ -113,7 +114,6 @@ TEST(StarlingctlCommands, UpWithoutAStarlingdSaysWhereItLookedAndStartsNothing) 
                               ") or on PATH; pass --starlingd PATH"),
             std::string::npos) << alone.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
-  std::filesystem::remove_all(dir);
 }
 
 TEST(StarlingctlCommands, NodeTakesOneValueSoTheFileAfterItIsTheFile) {
