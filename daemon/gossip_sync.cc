@@ -23,6 +23,7 @@ GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& t
     : transport_(transport),
       topology_(topology),
       options_(options),
+      schedule_(options.period_schedule, options.period),
       metrics_(metrics),
       averager_(transport, topology, options.round_timeout,
                 gossip::GossipAverager::kDefaultWindow, options.precision),
@@ -56,13 +57,19 @@ void GossipSync::catch_up_locked(training::Trainer& trainer, std::uint64_t slack
                                  bool launching_now) {
   std::uint64_t round = averager_.catch_up(next_round_, slack);
   if (round <= next_round_) return;
-  // Round r is launched at step (r + 1) * period: now, or `period` steps from now.
-  const std::int64_t offset = launching_now ? 1 : 0;
-  std::int64_t step = (static_cast<std::int64_t>(round) + offset) * period();
+  // Round r is launched at step step_of_round(r): now, or at the next sync point from the
+  // step of round r - 1.
+  auto step_for = [&](std::uint64_t r) -> std::int64_t {
+    if (launching_now) return schedule_.step_of_round(r);
+    return r == 0 ? 0 : schedule_.step_of_round(r - 1);
+  };
+  std::int64_t step = step_for(round);
   if (step > trainer.total_steps()) {  // the neighbours are finishing: end with them
     step = trainer.total_steps();
-    round = static_cast<std::uint64_t>(
-        std::max<std::int64_t>(static_cast<std::int64_t>(next_round_), step / period() - offset));
+    // The last round that starts by the end (launching now), or the one after it.
+    const std::uint64_t through = schedule_.rounds_through(step);
+    const std::uint64_t last = launching_now ? (through == 0 ? 0 : through - 1) : through;
+    round = std::max(next_round_, last);
   }
   const std::int64_t own = trainer.step_count();
   const std::uint64_t own_round = next_round_;
@@ -91,7 +98,8 @@ void GossipSync::launch_round(training::Trainer& trainer, bool in_background) {
     // that round r is launched at step (r + 1) * period on every node. Jumping rounds alone
     // (as an earlier version did) left restarted nodes with rounds to run after their
     // neighbours had finished, each waiting out round_timeout, and final allreduces whose
-    // tags (the last round) differed between nodes.
+    // tags (the last round) differed between nodes. (With a period schedule, "(r + 1) *
+    // period" reads "step_of_round(r)".)
     catch_up_locked(trainer, kRealignSlack, /*launching_now=*/true);
     round = next_round_++;
     take_sync_requests_locked();
@@ -259,7 +267,7 @@ void GossipSync::after_step(training::Trainer& trainer) {
   const std::int64_t step = trainer.step_count();
   // A round is applied at the first step boundary after its exchange completes, and at the
   // latest at the next sync point: at most one round is in flight across a sync point.
-  const bool sync_point = step % options_.period == 0;
+  const bool sync_point = schedule_.is_sync_point(step);
   settle_in_flight(trainer, sync_point);
   if (sync_point) launch_round(trainer, options_.staleness > 0);
   std::uint64_t next;
@@ -308,7 +316,9 @@ nlohmann::json GossipSync::status() const {
           {"apply_lag_steps", apply_lag_steps_},
           {"mean_apply_lag_steps",
            rounds_ == 0 ? 0.0 : static_cast<double>(apply_lag_steps_) / static_cast<double>(rounds_)},
-          {"period", options_.period},
+          {"period", next_round_ == 0 ? schedule_.step_of_round(0)
+                                      : schedule_.step_of_round(next_round_) -
+                                            schedule_.step_of_round(next_round_ - 1)},
           {"staleness", options_.staleness},
           {"wire_precision", gossip::to_string(options_.precision)},
           {"allreduces", allreduces_ok_},

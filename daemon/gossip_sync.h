@@ -1,6 +1,7 @@
 #pragma once
-// GossipSync (mode = "gossip"): every `period` local steps, one gossip round with this node's
-// neighbours (gossip/gossip_averager.h).
+// GossipSync (mode = "gossip"): every `period` local steps (or as a period schedule says,
+// daemon/round_schedule.h), one gossip round with this node's neighbours
+// (gossip/gossip_averager.h).
 //
 // With staleness 1 (the default) a round is exchanged while training goes on: the training
 // thread snapshots x_s at step s (in the wire precision) and sends it; between the next steps
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "daemon/metrics_log.h"
+#include "daemon/round_schedule.h"
 #include "daemon/sync_strategy.h"
 #include "gossip/gossip_averager.h"
 #include "gossip/ring_allreduce.h"
@@ -42,6 +44,8 @@ namespace starling::daemon {
 
 struct GossipSyncOptions {
   std::int64_t period = 8;
+  // Other periods before given steps (daemon/round_schedule.h); `period` after the last.
+  std::vector<topology::PeriodPhase> period_schedule;
   std::int64_t staleness = 1;  // rounds in flight while training goes on
   gossip::WirePrecision precision = gossip::WirePrecision::f32;  // of gossip rounds only
   std::chrono::milliseconds round_timeout{2000};
@@ -95,7 +99,6 @@ class GossipSync final : public SyncStrategy {
   // Snapshots the model and starts a round: left in flight when `in_background`, else
   // completed and applied now.
   void launch_round(training::Trainer& trainer, bool in_background);
-  std::int64_t period() const { return options_.period; }
   // A node more than `slack` rounds behind its neighbours moves forward to their round and to
   // the step that goes with it (never back, never past the last step), skipping the batches
   // between; `launching_now`: whether it launches that round at once or `period` steps from
@@ -115,6 +118,7 @@ class GossipSync final : public SyncStrategy {
   gossip::Transport& transport_;
   const topology::Topology& topology_;
   GossipSyncOptions options_;
+  RoundSchedule schedule_;  // which steps start rounds
   MetricsLog& metrics_;
   gossip::GossipAverager averager_;
   gossip::RingAllreduce ring_;

@@ -528,6 +528,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     if (s.mode == "gossip") {
       GossipSyncOptions g;
       g.period = s.period;
+      g.period_schedule = s.period_schedule;
       g.staleness = s.staleness;
       g.precision = precision;
       g.round_timeout = std::chrono::milliseconds(s.round_timeout_ms);

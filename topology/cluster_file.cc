@@ -82,6 +82,7 @@ class TableReader {
       : file_(file), table_(table), prefix_(std::move(prefix)), line_(line) {}
 
   int line() const { return line_; }
+  const std::string& file() const { return file_; }
   std::string field(std::string_view key) const {
     return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
   }
@@ -660,6 +661,36 @@ void parse_training_section(TableReader& root, ClusterSpec& spec) {
   r.reject_unknown_keys();
 }
 
+// period_schedule = [{ until_step = 500, period = 4 }, ...]: each phase's rounds every `period`
+// steps up to its until_step; until_step strictly increasing (daemon/round_schedule.h).
+void parse_period_schedule(TableReader& r, SyncSpec& s) {
+  const toml::array* phases = r.array("period_schedule");
+  if (!phases) return;
+  std::int64_t previous = 0;
+  std::size_t index = 0;
+  for (const toml::node& element : *phases) {
+    const std::string key = "period_schedule[" + std::to_string(index++) + "]";
+    if (!element.is_table()) {
+      r.fail_at(&element, key, "must be a table such as { until_step = 500, period = 4 }, not " +
+                                   type_name(element));
+    }
+    TableReader phase(r.file(), *element.as_table(), r.field(key), line_of(element));
+    PeriodPhase p;
+    if (!phase.has("until_step")) phase.fail_at(&element, "until_step", "is required (the step this phase ends at)");
+    if (!phase.has("period")) phase.fail_at(&element, "period", "is required (local steps between rounds in this phase)");
+    p.until_step = phase.integer("until_step", 0, 1, 1LL << 40);
+    p.period = phase.integer("period", 0, 1, 1 << 30);
+    if (p.until_step <= previous) {
+      phase.fail_at(phase.get("until_step"), "until_step",
+                    std::to_string(p.until_step) + " must be greater than the previous phase's " +
+                        std::to_string(previous));
+    }
+    phase.reject_unknown_keys();
+    previous = p.until_step;
+    s.period_schedule.push_back(p);
+  }
+}
+
 void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   const toml::table* table = sub_table(root, "sync");
   SyncSpec& s = spec.sync;
@@ -679,6 +710,7 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
                   "; this build has " + quoted_list(available));
   }
   s.period = r.integer("period", s.period, 1, 1 << 30);
+  parse_period_schedule(r, s);
   s.staleness = r.integer("staleness", s.staleness, 0, 1);
   s.wire_precision = r.choice("wire_precision", s.wire_precision, {"f32", "f16"});
   s.round_timeout_ms = r.integer("round_timeout_ms", s.round_timeout_ms, 1, 3600000);
@@ -698,7 +730,7 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
   s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
   // Silently ignoring them would let an operator believe they act.
-  for (const char* key : {"staleness", "final_rounds", "consensus_bound"}) {
+  for (const char* key : {"staleness", "final_rounds", "consensus_bound", "period_schedule"}) {
     if (r.has(key) && s.mode != "gossip") {
       r.fail_at(r.get(key), key, "applies only when mode = \"gossip\"");
     }

@@ -81,9 +81,19 @@ struct TrainingSpec {
   int line = 0;
 };
 
+// One phase of a gossip period schedule: rounds every `period` steps until `until_step`
+// (daemon/round_schedule.h).
+struct PeriodPhase {
+  std::int64_t until_step = 0;
+  std::int64_t period = 8;
+  bool operator==(const PeriodPhase&) const = default;
+};
+
 struct SyncSpec {
   std::string mode = "local";              // see cluster_file.cc for the modes this build has
   std::int64_t period = 8;                 // H: local steps between gossip rounds
+  // Gossip: other periods before given steps; `period` applies after the last phase.
+  std::vector<PeriodPhase> period_schedule;
   // Gossip rounds in flight while training goes on: 0 exchanges synchronously at each sync
   // point; 1 applies a round's mix at most one period after its snapshot. (More would apply
   // corrections computed from snapshots that miss each other's, and the delayed mixing is

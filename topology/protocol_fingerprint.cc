@@ -77,6 +77,14 @@ std::uint64_t protocol_fingerprint(const ClusterSpec& spec, std::uint64_t model_
   h.add(s.budget_bytes_per_epoch);
   h.add(s.final_rounds);
   h.add(static_cast<std::int64_t>(s.final_allreduce));
+  // Only when present, so that files without a schedule keep the fingerprint they had.
+  if (!s.period_schedule.empty()) {
+    h.add(std::string("period_schedule"));
+    for (const PeriodPhase& phase : s.period_schedule) {
+      h.add(phase.until_step);
+      h.add(phase.period);
+    }
+  }
   return h.value();
 }
 

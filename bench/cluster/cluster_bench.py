@@ -59,9 +59,18 @@ def pytorch_throughput(ranks):
     return sum(r["samples"] for r in ranks) / max(r["train_seconds"] for r in ranks)
 
 
+STEPS_PER_EPOCH = -(-60000 // 4 // 32)  # a node's steps per epoch (its quarter, batch 32)
+
+
 def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedule="cosine",
-             topology="ring", seed=1, curve=False, period=8):
+             topology="ring", seed=1, curve=False, period=8, period_schedule=()):
+    """period_schedule: (fraction of the run, period) phases before `period` applies."""
     sync = f'mode = "{mode}"\nperiod = {period}' + sync_extra
+    if period_schedule:
+        total = -(-int(epochs * STEPS_PER_EPOCH * 1000) // 1000)
+        phases = ", ".join(f"{{ until_step = {round(f * total)}, period = {p} }}"
+                           for f, p in period_schedule)
+        sync += f"\nperiod_schedule = [{phases}]"
     training = TRAINING.format(epochs=epochs, eval_every=eval_every or 100000, schedule=schedule)
     return starling_runs.run_cluster(f"bench-{mode}", 4, f'kind = "{topology}"', training, sync,
                                      transport=transport, seed=seed, curve=curve)
@@ -92,6 +101,23 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
                                                 "sync_extra": F16 + "\nstaleness = 0"},
     "starling_gossip_complete_f16": {"topology": "complete", "sync_extra": F16},
     "starling_gossip_ring_f16_staleness0": {"sync_extra": F16 + "\nstaleness = 0"},
+    # A period schedule that follows the cosine learning rate (each quarter's period about
+    # 4 / its mean lr factor; the rounds of a constant 8): bench/RESULTS-cluster.md, "Period
+    # schedules". Not in the default set.
+    "starling_gossip_exp_f16_staleness0_lr": {
+        "topology": EXPONENTIAL, "sync_extra": F16 + "\nstaleness = 0", "period": 64,
+        "period_schedule": [(0.25, 4), (0.5, 6), (0.75, 12)]},
+    # Every 4 steps for the first half of the run, then every 16 or 32 (more rounds than a
+    # constant 8: 146 and 131 against 117). Not in the default set.
+    "starling_gossip_exp_f16_staleness0_4to16": {
+        "topology": EXPONENTIAL, "sync_extra": F16 + "\nstaleness = 0", "period": 16,
+        "period_schedule": [(0.5, 4)]},
+    "starling_gossip_exp_f16_staleness0_4to32": {
+        "topology": EXPONENTIAL, "sync_extra": F16 + "\nstaleness = 0", "period": 32,
+        "period_schedule": [(0.5, 4)]},
+    "starling_gossip_exp_f16_lr": {
+        "topology": EXPONENTIAL, "sync_extra": F16, "period": 64,
+        "period_schedule": [(0.25, 4), (0.5, 6), (0.75, 12)]},
     # Not gossip: Starling's own periodic model averaging (an allreduce of the parameters
     # every 8 steps, what PMA does). It tells a gap between Starling and PMA that comes from
     # the trainers apart from one that comes from gossip. Not in the default set.
@@ -100,6 +126,7 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
 }
 DEFAULT_VARIANTS = [v for v in VARIANTS
                     if not v.startswith("starling_allreduce") and not v.endswith("_period4")
+                    and not v.endswith("_lr") and "_4to" not in v
                     and "complete" not in v and "ring_f16" not in v]
 
 

@@ -6,7 +6,9 @@ step in lockstep. Every `period` steps each replica snapshots its parameters s_i
 x_i <- x_i + (sum_j W_ij s_j - s_i) is applied `delay` steps later, exactly as Starling applies
 a round (daemon/gossip_sync.h): delay 0 is staleness 0; with staleness 1 Starling's delay is
 whatever the exchange takes, at most `period` (the `applied_after_steps` of its gossip lines).
-`--damping b` applies b times the correction instead.
+`--damping b` applies b times the correction instead. `--schedule "4@0.25,6@0.5,12@0.75,64"`
+changes the period by phase, as `[sync] period_schedule` does (each phase counts its period
+from its own start; the numbers after @ are fractions of the run).
 
 W is the exact average ("complete", what PeriodicModelAverager does), Starling's one-peer
 exponential graph ("exp": node i averages with node i - 2^(round mod 2)), pairs that swap
@@ -16,6 +18,7 @@ It separates what staleness costs the algorithm from what a real cluster adds (s
 lost rounds): bench/RESULTS-cluster.md, "What staleness costs".
 
     python3 bench/cluster/staleness_sim.py --graph exp --delays 0,1,2,4,8 --seeds 1,2,3
+    python3 bench/cluster/staleness_sim.py --graph exp --delays 0 --schedule 4@0.25,6@0.5,12@0.75,64
 """
 import argparse
 import math
@@ -47,7 +50,28 @@ def mixing_partners(graph, node, round_index):
     raise ValueError(graph)
 
 
-def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05):
+def parse_schedule(text, period):
+    """"4@0.25,16": period 4 until a quarter of the steps, then 16; "" is `period` throughout."""
+    if not text:
+        return [(period, 1.0)]
+    phases = []
+    for part in text.split(","):
+        length, _, until = part.partition("@")
+        phases.append((int(length), float(until) if until else 1.0))
+    return phases
+
+
+def sync_steps(phases, total):
+    """The steps after which a round starts: each phase counts its period from its own start."""
+    steps, start = set(), 0
+    for length, until in phases:
+        end = int(round(until * total))
+        steps.update(range(start + length, end + 1, length))
+        start = end
+    return steps
+
+
+def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, schedule=""):
     xtr, ytr, xte, yte = data
     shards = [fmnist.iid_shard(xtr, ytr, r, WORLD) for r in range(WORLD)]
     torch.manual_seed(seed)
@@ -58,6 +82,7 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05):
     optimizers = [torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9) for m in models]
     steps_per_epoch = len(shards[0][1]) // batch
     total = int(steps_per_epoch * epochs)
+    sync_at = sync_steps(parse_schedule(schedule, period), total)
     orders = [torch.Generator().manual_seed(seed * 100 + r) for r in range(WORLD)]
     permutation = [None] * WORLD
     in_flight = None  # (step at which to apply, per-replica corrections)
@@ -83,7 +108,7 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05):
                     for p, c in zip(model.parameters(), correction):
                         p.add_(c, alpha=damping)
                 in_flight = None
-            if done % period == 0:
+            if done in sync_at:
                 # A round in flight is applied before the next snapshot, as in Starling.
                 assert in_flight is None, "delay must not exceed the period"
                 snapshots = [[p.detach().clone() for p in m.parameters()] for m in models]
@@ -100,13 +125,15 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05):
                             p.add_(c, alpha=damping)
                 else:
                     in_flight = (done + delay, corrections)
-    return sum(fmnist.accuracy(m, xte, yte) for m in models) / WORLD
+    return sum(fmnist.accuracy(m, xte, yte) for m in models) / WORLD, round_index
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--graph", choices=["complete", "exp", "pairs", "ring", "none"], default="exp")
     p.add_argument("--period", type=int, default=8)
+    p.add_argument("--schedule", default="",
+                   help='periods by phase, "4@0.25,16": 4 for the first quarter of the steps, then 16')
     p.add_argument("--delays", default="0,8", help="comma-separated steps from snapshot to apply")
     p.add_argument("--damping", type=float, default=1.0)
     p.add_argument("--seeds", default="1,2,3")
@@ -118,10 +145,12 @@ def main():
     for delay in (int(d) for d in args.delays.split(",")):
         if delay > args.period:
             p.error(f"delay {delay} exceeds the period {args.period}")
-        accuracies = [train(data, s, args.graph, args.period, delay, args.damping, args.epochs)
-                      for s in seeds]
+        results = [train(data, s, args.graph, args.period, delay, args.damping, args.epochs,
+                         schedule=args.schedule) for s in seeds]
+        accuracies = [a for a, _ in results]
         mean = sum(accuracies) / len(accuracies)
-        print(f"graph {args.graph} period {args.period} delay {delay} damping {args.damping}: "
+        print(f"graph {args.graph} period {args.schedule or args.period} delay {delay} "
+              f"damping {args.damping}, {results[0][1]} rounds: "
               f"mean accuracy {100 * mean:.2f}% over seeds {args.seeds} "
               f"({', '.join(f'{100 * a:.2f}' for a in accuracies)})", flush=True)
 

@@ -124,6 +124,38 @@ TEST(GossipCluster, HalfPrecisionWireHalvesTheBytesAndTheReplicasStillAgree) {
   EXPECT_LT(*hi - *lo, 0.003);
 }
 
+// A period schedule: every node runs each round at the step the schedule gives it (every 2
+// steps up to step 40, then every 10), and the rounds pair up across the processes (each
+// round hears its one in-neighbour). With staleness 0 a round is applied at its own step,
+// so the `gossip` lines' steps are the schedule's.
+TEST(GossipCluster, APeriodScheduleRunsEveryRoundAtItsStepOnEveryNode) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.topology = "kind = \"one-peer-exponential\"";
+  o.training = "model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 100\nmax_steps = 200\n"
+               "eval_every = 100000";
+  o.sync = "mode = \"gossip\"\nstaleness = 0\nperiod = 10\n"
+           "period_schedule = [{ until_step = 40, period = 2 }]";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  std::vector<std::int64_t> expected;
+  for (std::int64_t s = 2; s <= 40; s += 2) expected.push_back(s);
+  for (std::int64_t s = 50; s <= 200; s += 10) expected.push_back(s);
+  for (std::size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
+    std::vector<std::int64_t> steps;
+    std::size_t heard = 0;
+    for (const auto& line : cluster.metrics(i, "gossip")) {
+      steps.push_back(line.value("step", std::int64_t{-1}));
+      heard += line.value("received", 0) == 1 ? 1 : 0;
+    }
+    EXPECT_EQ(steps, expected) << cluster.log(i);
+    EXPECT_EQ(heard, expected.size()) << "rounds that heard the neighbour";
+    auto summary = summary_of(cluster, i);
+    EXPECT_EQ(summary["sync"].value("rounds", 0), static_cast<int>(expected.size())) << summary.dump();
+  }
+}
+
 // `[run] round_metrics_interval_ms` bounds how many `gossip` lines a node writes (a round every
 // 8 steps is hundreds a second on a fast node), while status and the summary still count every
 // round, and rounds that left a neighbour out are always written.

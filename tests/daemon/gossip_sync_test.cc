@@ -92,6 +92,49 @@ TEST(GossipSyncWindow, FollowsTheRoundPastASkippedScheduledSync) {
   }
 }
 
+// With a period schedule, rounds start at the schedule's steps, and a node that jumps to its
+// neighbours' round lands on the step the schedule gives that round (not round * period).
+TEST(GossipSyncSchedule, RoundsStartAtTheSchedulesStepsAndAJumpLandsOnOne) {
+  const auto spec = two_node_ring(
+      "model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 100\nmax_steps = 400\n");
+  const auto topo = topology::Topology::compile(spec);
+  gossip::FakeNetwork network(topo.names(), 1);
+  training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
+  ASSERT_EQ(trainer.total_steps(), 400);
+  ScratchMetrics metrics("gossip-schedule-test");
+  GossipSyncOptions o;
+  o.period = 5;
+  o.period_schedule = {{.until_step = 6, .period = 2}};  // rounds at 2, 4, 6, 11, 16, ...
+  o.staleness = 0;
+  o.round_timeout = 1ms;  // n1 never answers: each round leaves it out and goes on
+  o.startup_timeout = 0ms;
+  GossipSync sync(network.node(0), topo, o, *metrics.log);
+  sync.start(trainer);
+  EXPECT_EQ(sync.status().value("period", std::int64_t{0}), 2);
+  std::vector<std::int64_t> round_steps;
+  std::uint64_t rounds = 0;
+  while (trainer.step_count() < 21) {
+    trainer.step();
+    sync.after_step(trainer);
+    const auto now = sync.status().value("rounds", std::uint64_t{0});
+    if (now != rounds) round_steps.push_back(trainer.step_count());
+    rounds = now;
+  }
+  EXPECT_EQ(round_steps, (std::vector<std::int64_t>{2, 4, 6, 11, 16, 21}));
+  EXPECT_EQ(sync.status().value("period", std::int64_t{0}), 5);
+
+  // n1 reports round 40: far behind, this node moves to round 40's step at its next sync
+  // point (step 26) and launches round 40 there.
+  network.node(0).peers().on_heartbeat(1, 40, 200);
+  while (sync.status().value("round", std::uint64_t{0}) == 6 && trainer.step_count() < 26) {
+    trainer.step();
+    sync.after_step(trainer);
+  }
+  EXPECT_EQ(sync.status().value("round", std::uint64_t{0}), 41u);
+  EXPECT_EQ(trainer.step_count(), RoundSchedule(o.period_schedule, o.period).step_of_round(40));
+  EXPECT_EQ(trainer.step_count(), 6 + (40 - 3 + 1) * 5);
+}
+
 std::vector<float> pulled(training::Trainer& trainer) {
   trainer.pull_parameters();
   auto p = trainer.parameters();

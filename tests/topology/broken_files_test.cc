@@ -142,6 +142,29 @@ std::vector<BrokenFile> broken_files() {
       {"bad_port",
        kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:99999\"  # <-\n",
        "node[0].endpoint", "port \"99999\" must be a number from 1 to 65535"},
+      {"period_schedule_without_gossip",
+       kHead + kRing + nodes(2) +
+           "[sync]\nmode = \"dynamic\"\nperiod_schedule = [{ until_step = 10, period = 2 }]  # <-\n",
+       "sync.period_schedule", "applies only when mode = \"gossip\""},
+      {"period_schedule_not_tables",
+       kHead + kRing + nodes(2) + "[sync]\nmode = \"gossip\"\nperiod_schedule = [[10, 2]]  # <-\n",
+       "sync.period_schedule[0]", "must be a table such as { until_step = 500, period = 4 }, not an array"},
+      {"period_schedule_phase_without_period",
+       kHead + kRing + nodes(2) + "[sync]\nmode = \"gossip\"\nperiod_schedule = [{ until_step = 10 }]  # <-\n",
+       "sync.period_schedule[0].period", "is required (local steps between rounds in this phase)"},
+      {"period_schedule_out_of_order",
+       kHead + kRing + nodes(2) +
+           "[sync]\nmode = \"gossip\"\nperiod_schedule = [\n  { until_step = 100, period = 2 },\n"
+           "  { until_step = 100, period = 4 },  # <-\n]\n",
+       "sync.period_schedule[1].until_step", "100 must be greater than the previous phase's 100"},
+      {"period_schedule_unknown_key",
+       kHead + kRing + nodes(2) +
+           "[sync]\nmode = \"gossip\"\nperiod_schedule = [{ until = 0.5, until_step = 9, period = 2 }]  # <-\n",
+       "sync.period_schedule[0].until", "unknown key (valid keys here: period, until_step)"},
+      {"period_schedule_zero_period",
+       kHead + kRing + nodes(2) +
+           "[sync]\nmode = \"gossip\"\nperiod_schedule = [{ until_step = 9, period = 0 }]  # <-\n",
+       "sync.period_schedule[0].period", "0 is out of range; valid: 1 to 1073741824"},
       {"staleness_without_gossip",
        kHead + kRing + nodes(2) + "[sync]\nmode = \"allreduce\"\nstaleness = 0  # <-\n",
        "sync.staleness", "applies only when mode = \"gossip\""},

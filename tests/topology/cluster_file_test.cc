@@ -111,6 +111,19 @@ round_metrics_interval_ms = 1000
   EXPECT_EQ(spec.run.round_metrics_interval_ms, 1000);
 }
 
+TEST(ClusterFile, ParsesAPeriodSchedule) {
+  ClusterSpec spec = parse_cluster_text(std::string(kMinimal) + R"(
+[sync]
+mode = "gossip"
+period = 16
+period_schedule = [{ until_step = 468, period = 4 }, { until_step = 700, period = 8 }]
+)", "schedule.toml");
+  EXPECT_EQ(spec.sync.period, 16);
+  EXPECT_EQ(spec.sync.period_schedule,
+            (std::vector<PeriodPhase>{{.until_step = 468, .period = 4}, {.until_step = 700, .period = 8}}));
+  EXPECT_TRUE(parse_cluster_text(kMinimal, "plain.toml").sync.period_schedule.empty());
+}
+
 TEST(ClusterFile, ParsesShardPartition) {
   std::string text = std::string(kMinimal) + "[training]\npartition = \"shards:2\"\n";
   ClusterSpec spec = parse_cluster_text(text, "s.toml");

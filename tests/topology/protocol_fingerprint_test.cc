@@ -31,6 +31,13 @@ TEST(ProtocolFingerprint, ChangesWithWhatTheNodesMustShare) {
   EXPECT_NE(fingerprint_of(ring, gossip + "\nwire_precision = \"f16\""), base);
   EXPECT_NE(fingerprint_of(ring, gossip + "\nfinal_allreduce = true"), base);
   EXPECT_NE(fingerprint_of(ring, gossip + "\nfinal_rounds = 2"), base);
+  const auto scheduled =
+      fingerprint_of(ring, gossip + "\nperiod_schedule = [{ until_step = 100, period = 4 }]");
+  EXPECT_NE(scheduled, base);
+  EXPECT_NE(fingerprint_of(ring, gossip + "\nperiod_schedule = [{ until_step = 101, period = 4 }]"),
+            scheduled);
+  EXPECT_NE(fingerprint_of(ring, gossip + "\nperiod_schedule = [{ until_step = 100, period = 2 }]"),
+            scheduled);
   EXPECT_NE(fingerprint_of(ring, "mode = \"allreduce\"\nperiod = 8"), base);
   EXPECT_NE(fingerprint_of("kind = \"complete\"", gossip), base);
   EXPECT_NE(fingerprint_of(ring + "\nweights = \"uniform\"", gossip), base);
