@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("--check", check_only,
                "validate the cluster file and this node's place in it, and that its dataset "
-               "files are on this machine (exit 3 if not), and with CURVE that its secret key "
+               "files are on this machine and load (exit 3 if not), and with CURVE that its secret key "
                "file is its own and readable by it alone (exit 2 if not), then exit");
   auto* hooks = app.add_option_group("Test hooks", "fault injection for tests; never in production");
   hooks->add_option("--test-drop-rate", options.faults.drop_probability,
@@ -152,8 +152,8 @@ int main(int argc, char** argv) {
       }
       // Its default control socket's path depends on this machine's runtime directory.
       daemon::check_control_endpoint(spec, spec.index_of(options.node_id));
-      // The data this node will train on must be on this machine (a missing directory would
-      // otherwise only show when the daemon starts).
+      // The data this node will train on must be on this machine, and load (a missing or
+      // broken file would otherwise only show when the daemon starts).
       const std::string data_dir = training::check_dataset_files(spec.training);
       // So must this node's secret key, readable by it alone and matching its public key.
       const auto& self = spec.nodes[spec.index_of(options.node_id)];

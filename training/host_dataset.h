@@ -38,11 +38,11 @@ HostDatasetSplits make_synthetic_dataset(std::uint64_t seed, std::int64_t train_
 
 std::string default_data_dir(const std::string& dataset);
 
-// Whether the files a TrainingSpec's dataset needs are where it will look, without reading
-// them (for `starlingd --check`): returns the directory checked, or "" for "synthetic".
-// Throws TrainingError naming the missing directory or file.
+// Whether the files a TrainingSpec's dataset needs are where it will look and load (for
+// `starlingd --check`): returns the directory checked, or "" for "synthetic". Throws
+// TrainingError naming the missing directory, or the missing or unreadable file and why.
 std::string check_dataset_files(const topology::TrainingSpec& spec);
-// The same for the four IDX files of an MNIST-layout directory.
+// The same for the four IDX files of an MNIST-layout directory: present, then read whole.
 void check_idx_files(const std::string& dir);
 
 }  // namespace starling::training

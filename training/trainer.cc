@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -70,6 +71,17 @@ Trainer::Impl::Impl(const topology::TrainingSpec& training_spec, NodeShard node_
   const std::int64_t average_shard =
       (data.train.samples + static_cast<std::int64_t>(shard.count) - 1) /
       static_cast<std::int64_t>(shard.count);
+  // Not an error (a skewed partition may leave a node few samples on purpose), but a node
+  // whose shard is smaller than a batch trains on its whole shard at every step: its batches
+  // are smaller than the others' and it passes over its samples many times per epoch.
+  if (shard_samples < spec.batch_size) {
+    warn("node " + std::to_string(shard.index) + " of " + std::to_string(shard.count) +
+         " has " + std::to_string(shard_samples) + " training samples (" + describe(spec.partition) +
+         " partition), fewer than training.batch_size " + std::to_string(spec.batch_size) +
+         ": every step trains on its whole shard, which it passes over about " +
+         std::to_string(average_shard / std::max<std::int64_t>(shard_samples, 1)) +
+         " times per epoch of the average shard");
+  }
   {
     const std::int64_t n = data.train.samples;
     at::Tensor all_images = adopt(std::move(data.train.images), {n, kImagePixels}, at::kFloat);

@@ -629,6 +629,22 @@ TEST(Control, AStartRemovesTheCheckpointACrashLeftUnfinished) {
   EXPECT_NE(output.find("removed " + unfinished.string()), std::string::npos) << output;
 }
 
+// An uncompressed IDX file of unsigned bytes (all zero) with the given dimensions.
+void write_idx(const std::filesystem::path& path, const std::vector<std::uint32_t>& dims,
+               std::uint8_t type) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  const char magic[4] = {0, 0, static_cast<char>(type), static_cast<char>(dims.size())};
+  out.write(magic, 4);
+  std::size_t payload = 1;
+  for (std::uint32_t d : dims) {
+    const char big_endian[4] = {static_cast<char>(d >> 24), static_cast<char>(d >> 16),
+                                static_cast<char>(d >> 8), static_cast<char>(d)};
+    out.write(big_endian, 4);
+    payload *= d;
+  }
+  out << std::string(payload, '\0');
+}
+
 // starlingd --check: the file, the node's place in it, and the dataset's files on this machine,
 // each with its own exit code and a message that names what is wrong.
 TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
@@ -659,16 +675,32 @@ TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
   EXPECT_EQ(output.find("valid;"), std::string::npos) << output;
   EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
 
-  // Three of the four files: the fourth is named.
-  for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                           "t10k-images-idx3-ubyte"}) {
-    std::ofstream(dir / "data" / name) << "x";
+  // Three of the four files (uncompressed IDX, two samples per split): the fourth is named.
+  for (const char* split : {"train", "t10k"}) {
+    write_idx(dir / "data" / (std::string(split) + "-images-idx3-ubyte"), {2, 28, 28}, 0x08);
   }
+  write_idx(dir / "data" / "train-labels-idx1-ubyte", {2}, 0x08);
   output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
   EXPECT_NE(output.find((dir / "data" / "t10k-labels-idx1-ubyte.gz").string() + ": missing"),
             std::string::npos) << output;
   EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
-  std::ofstream(dir / "data" / "t10k-labels-idx1-ubyte.gz") << "x";
+
+  // Present but not IDX: named, and the file does not pass for a dataset.
+  const auto labels = dir / "data" / "t10k-labels-idx1-ubyte";
+  std::ofstream(labels) << "x";
+  output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
+  EXPECT_NE(output.find(labels.string() + ":"), std::string::npos) << output;
+  EXPECT_EQ(output.find("valid;"), std::string::npos) << output;
+  EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
+
+  // Three labels for two images.
+  write_idx(labels, {3}, 0x08);
+  output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
+  EXPECT_NE(output.find("holds 2 images but " + labels.string() + " holds 3 labels"),
+            std::string::npos) << output;
+  EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
+
+  write_idx(labels, {2}, 0x08);
   output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
   EXPECT_NE(output.find("dataset fashion-mnist: " + (dir / "data").string()), std::string::npos)
       << output;

@@ -392,6 +392,27 @@ TEST(Trainer, KeepsTheNewestCheckpoints) {
                                              "ckpt-000000000004.starling"}));
 }
 
+// A shard smaller than a batch is trained whole at every step; the trainer says so, naming the
+// node, its samples and the batch size, and still trains.
+TEST(Trainer, AShardSmallerThanABatchIsWarnedAbout) {
+  auto spec = synthetic_spec();
+  spec.max_train_samples = 40;  // 20 per node of 2, against batches of 32
+  std::vector<std::string> warnings;
+  struct SinkForThisTest {  // reset however the test ends: the sink refers to `warnings`
+    explicit SinkForThisTest(WarningSink sink) { set_warning_sink(std::move(sink)); }
+    ~SinkForThisTest() { set_warning_sink(nullptr); }
+  } sink([&](const std::string& message) { warnings.push_back(message); });
+  Trainer small(spec, NodeShard{1, 2, 1});
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("node 1 of 2 has 20 training samples"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("fewer than training.batch_size 32"), std::string::npos) << warnings[0];
+  EXPECT_EQ(small.step().step, 1);
+
+  spec.max_train_samples = 1000;
+  Trainer enough(spec, NodeShard{1, 2, 1});
+  EXPECT_EQ(warnings.size(), 1u) << "a shard of 500 is not smaller than a batch";
+}
+
 TEST(Trainer, SaveBetweenComputeAndApplyIsRefused) {
   TempDir dir;
   Trainer trainer(synthetic_spec(), NodeShard{});
