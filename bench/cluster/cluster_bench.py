@@ -20,6 +20,7 @@ and the range of each ratio. Raw results go to bench/results/cluster-<time>.json
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -67,7 +68,7 @@ def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedul
     """period_schedule: (fraction of the run, period) phases before `period` applies."""
     sync = f'mode = "{mode}"\nperiod = {period}' + sync_extra
     if period_schedule:
-        total = -(-int(epochs * STEPS_PER_EPOCH * 1000) // 1000)
+        total = math.ceil(epochs * STEPS_PER_EPOCH - 1e-9)  # as the trainer counts
         phases = ", ".join(f"{{ until_step = {round(f * total)}, period = {p} }}"
                            for f, p in period_schedule)
         sync += f"\nperiod_schedule = [{phases}]"

@@ -18,6 +18,13 @@ namespace {
 
 using testing::TempDir;
 
+// Routes the trainer's warnings to a test's sink, and back to the default however the test
+// ends (the sink refers to the test's locals).
+struct ScopedWarningSink {
+  explicit ScopedWarningSink(WarningSink sink) { set_warning_sink(std::move(sink)); }
+  ~ScopedWarningSink() { set_warning_sink(nullptr); }
+};
+
 topology::TrainingSpec synthetic_spec() {
   topology::TrainingSpec spec;
   spec.model = "mlp";
@@ -316,10 +323,7 @@ TEST(Trainer, CorruptOrTruncatedCheckpointsAreSkipped) {
   std::filesystem::create_directory(dir.path() / checkpoint_file_name(1000));
 
   std::vector<std::string> warnings;
-  struct SinkForThisTest {  // reset however the test ends: the sink refers to `warnings`
-    explicit SinkForThisTest(WarningSink sink) { set_warning_sink(std::move(sink)); }
-    ~SinkForThisTest() { set_warning_sink(nullptr); }
-  } sink([&](const std::string& message) { warnings.push_back(message); });
+  ScopedWarningSink sink([&](const std::string& message) { warnings.push_back(message); });
   Trainer fresh(spec, NodeShard{});
   const auto loaded = fresh.load_latest_checkpoint(dir.path().string());
   ASSERT_TRUE(loaded.has_value());
@@ -398,10 +402,7 @@ TEST(Trainer, AShardSmallerThanABatchIsWarnedAbout) {
   auto spec = synthetic_spec();
   spec.max_train_samples = 40;  // 20 per node of 2, against batches of 32
   std::vector<std::string> warnings;
-  struct SinkForThisTest {  // reset however the test ends: the sink refers to `warnings`
-    explicit SinkForThisTest(WarningSink sink) { set_warning_sink(std::move(sink)); }
-    ~SinkForThisTest() { set_warning_sink(nullptr); }
-  } sink([&](const std::string& message) { warnings.push_back(message); });
+  ScopedWarningSink sink([&](const std::string& message) { warnings.push_back(message); });
   Trainer small(spec, NodeShard{1, 2, 1});
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("node 1 of 2 has 20 training samples"), std::string::npos) << warnings[0];
