@@ -31,6 +31,17 @@ GossipSync::GossipSync(gossip::Transport& transport, const topology::Topology& t
   // Sync requests carry the round they are for; any round is accepted, once per sender.
   transport_.mailbox().set_window(gossip::MessageType::sync_request, 0,
                                   std::numeric_limits<std::uint64_t>::max());
+  // The final allreduce is the one collective every node runs, and a node restarted from an
+  // old checkpoint may hear its peers' chunks for it before it has caught up with them (or
+  // before start()): refused then, they would be lost, and the collective would wait out its
+  // whole timeout. Its tag is the last round + 1: the rounds through the last step (the one
+  // at the last step may or may not run) plus final_rounds, and a tag per retry.
+  if (options_.final_allreduce && options_.total_steps > 0) {
+    ring_.keep_open_through(schedule_.rounds_through(options_.total_steps) +
+                            static_cast<std::uint64_t>(options_.final_rounds) +
+                            kFinalAllreduceAttempts);
+    ring_.expect(next_round_);
+  }
 }
 
 GossipSync::~GossipSync() = default;

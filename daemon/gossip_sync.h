@@ -53,6 +53,10 @@ struct GossipSyncOptions {
   std::chrono::milliseconds collective_timeout{10000};
   std::int64_t final_rounds = 0;
   bool final_allreduce = false;
+  // The run's steps (Trainer::total_steps()): with final_allreduce, the final collective's tag
+  // follows from them, and its chunks are buffered from the start (0: unknown, not buffered
+  // beyond the usual window).
+  std::int64_t total_steps = 0;
   // A node whose consensus distance exceeds this asks the cluster for one ring allreduce of
   // the parameters (0: never).
   double consensus_bound = 0.0;

@@ -538,6 +538,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       g.consensus_bound = s.consensus_bound;
       g.round_metrics_interval = std::chrono::milliseconds(n.spec.run.round_metrics_interval_ms);
       g.final_allreduce = s.final_allreduce;
+      g.total_steps = n.trainer->total_steps();
       n.sync = std::make_unique<GossipSync>(*n.transport, *n.topo, g, *n.metrics);
     } else if (s.mode == "allreduce") {
       AllreduceSyncOptions a;

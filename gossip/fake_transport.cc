@@ -92,6 +92,7 @@ void FakeNetwork::route(std::size_t from, std::size_t to, const OutgoingMessage&
     if (!alive_[from]) return;  // a dead process sends nothing
     if (!alive_[to] || cut_.count({from, to})) {
       nodes_[from]->peers_.on_send_failure(to);
+      nodes_[from]->mailbox_.wake_all();  // as the ZeroMQ transport does
       return;
     }
     incarnation = incarnations_[from];

@@ -142,6 +142,22 @@ Mailbox::TakeStatus Mailbox::take_unless_aborted(const MailboxKey& key, MessageT
   }
 }
 
+Mailbox::TakeStatus Mailbox::wait_unless_aborted(const std::function<bool()>& ready,
+                                                 MessageType abort_type, std::uint64_t abort_tag,
+                                                 Clock::time_point deadline,
+                                                 const std::function<bool()>& give_up) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    if (ready()) return TakeStatus::taken;
+    if (contains_locked(abort_type, abort_tag)) return TakeStatus::aborted;
+    if (closed_ || (give_up && give_up())) return TakeStatus::gave_up;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        Clock::now() >= deadline) {
+      return ready() ? TakeStatus::taken : TakeStatus::timed_out;
+    }
+  }
+}
+
 std::optional<ReceivedMessage> Mailbox::pop_first_locked(MessageType type) {
   auto it = messages_.lower_bound(MailboxKey{type, 0, 0, 0});
   if (it == messages_.end() || it->first.type != type) return std::nullopt;

@@ -69,6 +69,15 @@ class Mailbox {
                                  std::uint64_t abort_tag, Clock::time_point deadline,
                                  const std::function<bool()>& give_up,
                                  std::optional<ReceivedMessage>& out);
+  // Waits for a condition outside the mailbox (e.g. a connection coming up) the way
+  // take_unless_aborted waits for a message: returns `taken` once `ready()` holds, `aborted`
+  // once a message of (abort_type, abort_tag) is buffered, `gave_up` when `give_up()` holds
+  // or the mailbox is closed, `timed_out` at `deadline`. Both functions are called with the
+  // mailbox locked (they must not use it) and re-checked on every wake-up: whoever changes
+  // what they read calls wake_all().
+  TakeStatus wait_unless_aborted(const std::function<bool()>& ready, MessageType abort_type,
+                                 std::uint64_t abort_tag, Clock::time_point deadline,
+                                 const std::function<bool()>& give_up);
   // Whether a message of (type, tag) from anyone is buffered.
   bool contains(MessageType type, std::uint64_t tag) const;
   // The buffered message of `type` with the lowest key, if any (e.g. requests to serve).

@@ -84,6 +84,11 @@ void PeerTable::on_send_failure(std::size_t peer) {
   ++peers_[peer].send_failures;
 }
 
+std::uint64_t PeerTable::send_failures(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].send_failures;
+}
+
 bool PeerTable::on_rejected(std::size_t peer, RejectReason reason) {
   std::lock_guard lock(mutex_);
   return ++peers_[peer].rejected[static_cast<std::size_t>(reason)] == 1;

@@ -117,6 +117,9 @@ class PeerTable {
   // Alive or suspect: worth sending to and waiting for (until it is declared dead).
   bool is_reachable(std::size_t peer) const;
   bool connection_lost(std::size_t peer) const;
+  // Sends to `peer` the transport could not queue so far (a collective compares two readings:
+  // a chunk that was never sent is never received).
+  std::uint64_t send_failures(std::size_t peer) const;
   // The silences after which `peer` is suspect and dead (the configured ones, stretched by
   // slow round trips).
   std::chrono::milliseconds suspect_after(std::size_t peer) const;

@@ -84,11 +84,21 @@ RingAllreduce::RingAllreduce(Transport& transport, AllreduceOptions options,
   expect(first_tag);
 }
 
-void RingAllreduce::expect(std::uint64_t tag) { open_window(transport_, tag); }
+void RingAllreduce::expect(std::uint64_t tag) {
+  open_window(transport_, tag, std::max(tag + kWindow, keep_open_through_));
+}
+
+void RingAllreduce::keep_open_through(std::uint64_t last_tag) {
+  keep_open_through_ = last_tag;
+}
 
 void RingAllreduce::open_window(Transport& transport, std::uint64_t tag) {
-  transport.mailbox().set_window(MessageType::allreduce_chunk, tag, tag + kWindow);
-  transport.mailbox().set_window(MessageType::allreduce_abort, tag, tag + kWindow);
+  open_window(transport, tag, tag + kWindow);
+}
+
+void RingAllreduce::open_window(Transport& transport, std::uint64_t tag, std::uint64_t last_tag) {
+  transport.mailbox().set_window(MessageType::allreduce_chunk, tag, last_tag);
+  transport.mailbox().set_window(MessageType::allreduce_abort, tag, last_tag);
 }
 
 void RingAllreduce::abort(std::uint64_t tag) {
@@ -98,6 +108,40 @@ void RingAllreduce::abort(std::uint64_t tag) {
   for (std::size_t peer = 0; peer < transport_.size(); ++peer) {
     if (peer != transport_.self()) transport_.send(peer, message);
   }
+}
+
+std::string RingAllreduce::could_not_send(std::size_t peer, std::uint64_t tag) const {
+  return "could not send to " + transport_.peers().id(peer) + " (collective " +
+         std::to_string(tag) + "): no connection to it, or its queue is full";
+}
+
+bool RingAllreduce::await_connection(std::uint64_t tag, std::size_t peer,
+                                     Clock::time_point deadline,
+                                     const std::function<void(std::string)>& fail) {
+  PeerTable& peers = transport_.peers();
+  if (!peers.connection_lost(peer)) return true;
+  const auto status = transport_.mailbox().wait_unless_aborted(
+      [&] { return !peers.connection_lost(peer); }, MessageType::allreduce_abort, tag, deadline,
+      [&] { return !peers.is_active(peer) || (options_.stop && options_.stop()); });
+  const std::string& id = peers.id(peer);
+  switch (status) {
+    case Mailbox::TakeStatus::taken: return true;
+    case Mailbox::TakeStatus::aborted:
+      fail("another member aborted collective " + std::to_string(tag));
+      break;
+    case Mailbox::TakeStatus::timed_out:
+      fail("timed out waiting for the connection to " + id + " (collective " +
+           std::to_string(tag) + ")");
+      break;
+    case Mailbox::TakeStatus::foreign_sender:  // not returned by wait_unless_aborted
+    case Mailbox::TakeStatus::gave_up:
+      fail(options_.stop && options_.stop()
+               ? "stopped while waiting for the connection to " + id + " (collective " +
+                     std::to_string(tag) + ")"
+               : id + " went silent before collective " + std::to_string(tag));
+      break;
+  }
+  return false;
 }
 
 AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::size_t>& members,
@@ -139,6 +183,11 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
   PeerTable& peers = transport_.peers();
   // Chunks of this collective, and early ones of later ones, are accepted; older ones are late.
   expect(tag);
+  // A chunk the transport cannot queue (no connection to `right`, or its queue full) is lost,
+  // and `right` would wait for it until the deadline: that is a failed collective, known here
+  // at once. The count is read before the first send; any failure after it fails this run.
+  const std::uint64_t send_failures_before = peers.send_failures(right);
+  auto send_failed = [&] { return peers.send_failures(right) != send_failures_before; };
 
   auto in_flight = std::make_shared<InFlight>(n);
   auto send = [&](std::uint64_t step, std::size_t c, std::size_t segment,
@@ -169,7 +218,8 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
         MailboxKey{MessageType::allreduce_chunk, tag, static_cast<std::uint32_t>(left),
                    (step << 32) | c},
         MessageType::allreduce_abort, tag, deadline,
-        [&] { return !peers.is_active(left) || (options_.stop && options_.stop()); }, message);
+        [&] { return !peers.is_active(left) || send_failed() || (options_.stop && options_.stop()); },
+        message);
     const std::string& from = peers.id(left);
     switch (status) {
       case Mailbox::TakeStatus::taken: break;
@@ -187,6 +237,8 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
       case Mailbox::TakeStatus::gave_up:
         if (options_.stop && options_.stop()) {
           fail("stopped while waiting for " + from + " (collective " + std::to_string(tag) + ")");
+        } else if (send_failed()) {
+          fail(could_not_send(right, tag));
         } else {
           fail(from + " went silent during collective " + std::to_string(tag));
         }
@@ -204,10 +256,15 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
     return message;
   };
 
+  // A member that just came back is heard from (its connection to us is up) before our
+  // connection to it is made again, and sends meanwhile are not queued but lost (IMMEDIATE):
+  // wait for that connection before the first send. (A connection that was never lost, as at
+  // start-up when wait_for_peers has seen round trips, needs no wait.)
+  bool ok = await_connection(tag, right, deadline, fail);
+
   const float scale = options_.mean ? 1.0f / static_cast<float>(n) : 1.0f;
-  bool ok = true;
   // Reduce-scatter. Step s sends segment p - s and receives segment p - s - 1 (mod n).
-  for (std::size_t c = 0; c < chunks_of(p); ++c) {
+  for (std::size_t c = 0; ok && c < chunks_of(p); ++c) {
     auto [lo, hi] = chunk_range(p, c);
     send(0, c, p, in.subspan(lo, hi - lo));
   }
@@ -264,6 +321,13 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
                      "deadline; the caller's buffers cannot be released safely",
                      tag, std::chrono::duration_cast<std::chrono::seconds>(margin).count());
     std::terminate();
+  }
+  // A chunk lost after this node's last receive leaves `right` waiting: fail here too, so the
+  // abort reaches the members that wait (the caller's `in` is untouched when out is another
+  // buffer, as every caller's is).
+  if (ok && send_failed()) {
+    fail(could_not_send(right, tag));
+    ok = false;
   }
   expect(tag + 1);
   result.ok = ok;

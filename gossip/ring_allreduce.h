@@ -56,6 +56,13 @@ class RingAllreduce {
   // The same without a RingAllreduce at hand: members that start a collective early must find
   // the window open, or their chunks are refused.
   static void open_window(Transport& transport, std::uint64_t tag);
+  // The window [tag, last_tag].
+  static void open_window(Transport& transport, std::uint64_t tag, std::uint64_t last_tag);
+  // Keeps the window open through `last_tag` whatever collective this node is at: a caller
+  // that knows the tag of a collective every member runs (the final allreduce of a gossip
+  // run) buffers its chunks however far behind it is, e.g. just restarted from a checkpoint
+  // while the others already wait in it.
+  void keep_open_through(std::uint64_t last_tag);
 
   // Reduces `in` over `members` (node indices in ring order, including this node) into `out`
   // (same length; may be the same buffer as `in`). `tag` must be the same on every member and
@@ -74,8 +81,15 @@ class RingAllreduce {
                                               std::uint64_t kind = 0);
 
  private:
+  // Waits until this node's connection to `peer` is up again if it was lost; false (after
+  // `fail`) when the collective is aborted, `peer` goes silent, a stop comes or the deadline.
+  bool await_connection(std::uint64_t tag, std::size_t peer, Clock::time_point deadline,
+                        const std::function<void(std::string)>& fail);
+  std::string could_not_send(std::size_t peer, std::uint64_t tag) const;
+
   Transport& transport_;
   AllreduceOptions options_;
+  std::uint64_t keep_open_through_ = 0;
 };
 
 }  // namespace starling::gossip

@@ -236,7 +236,10 @@ struct ZmqTransport::Impl {
                                                           : zmq::send_flags::none);
     if (!dealer.send(head_message, flags)) {
       // Not connected (IMMEDIATE) or over the high-water mark: the receiver's timeout handles it.
-      if (m.type != MessageType::heartbeat) owner.peers_.on_send_failure(peer);
+      if (m.type != MessageType::heartbeat) {
+        owner.peers_.on_send_failure(peer);
+        owner.mailbox_.wake_all();  // a collective that sent this chunk stops waiting
+      }
       if (m.type == MessageType::heartbeat) dealer_unconnected[peer] = true;
       return;
     }
@@ -345,13 +348,17 @@ struct ZmqTransport::Impl {
   // doubles up to reconnect_ivl_max while the peer is down, so a node that started early
   // would only reach a late one up to two seconds after it came up, and would start training
   // that much later than the others. Connecting again now skips the rest of the wait.
-  // Only before the first round trip (later a failed send means a full queue, which a new
-  // connection would throw away), and at most once per kReconnectSpacing: a reconnect
+  // The same for a peer that comes back (restarted) after our connection to it closed: it is
+  // alive for us as soon as its beats arrive, and a collective that counts it in waits for our
+  // connection to it (RingAllreduce::run) — for up to two seconds of backoff, had we not
+  // connected again. Only before the first round trip or after the connection closed
+  // (otherwise a failed send means a full queue, which a new connection would throw away),
+  // and at most once per kReconnectSpacing: a reconnect
   // restarts a handshake that may be under way, and on a loaded machine handshakes take a
   // while; restarting them every few tens of milliseconds kept peers from ever connecting.
   void connect_again_if_waiting(std::size_t peer, Clock::time_point now) {
     if (peer >= dealers.size() || !dealers[peer] || !dealer_unconnected[peer]) return;
-    if (owner.peers_.has_round_trip(peer)) return;
+    if (owner.peers_.has_round_trip(peer) && !owner.peers_.connection_lost(peer)) return;
     const bool ever = last_reconnect[peer] != Clock::time_point{};
     if (ever && now - last_reconnect[peer] < kReconnectSpacing) return;
     last_reconnect[peer] = now;
@@ -421,6 +428,7 @@ struct ZmqTransport::Impl {
         owner.mailbox_.wake_all();  // a round waiting for this peer stops waiting
       } else if (*id & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         owner.peers_.on_connection(peer, true);
+        owner.mailbox_.wake_all();  // a collective waiting to send to this peer may go on
       }
     }
   }

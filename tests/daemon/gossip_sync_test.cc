@@ -92,6 +92,36 @@ TEST(GossipSyncWindow, FollowsTheRoundPastASkippedScheduledSync) {
   }
 }
 
+// A node restarted from an old checkpoint may hear its peers' chunks of the final allreduce
+// (tag: the last round + 1) before it has caught up with them, even before start(). Refused,
+// they would be lost, and the final allreduce of every node would wait out its timeout.
+TEST(GossipSyncWindow, BuffersTheFinalAllreduceFromTheStartHoweverFarBehind) {
+  const auto spec = two_node_ring("model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 1000\nmax_steps = 2000\n");
+  const auto topo = topology::Topology::compile(spec);
+  gossip::FakeNetwork network(topo.names(), 1);
+  training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
+  ASSERT_EQ(trainer.total_steps(), 2000);
+  ScratchMetrics metrics("gossip-final-window-test");
+  GossipSyncOptions o;
+  o.period = 8;  // rounds at steps 8, 16, ..., 2000: 250 rounds, the final allreduce is 250
+  o.staleness = 0;
+  o.final_allreduce = true;
+  o.total_steps = trainer.total_steps();
+  GossipSync sync(network.node(0), topo, o, *metrics.log);
+  auto send_chunk = [&](std::uint64_t tag) {
+    gossip::OutgoingMessage chunk;
+    chunk.type = gossip::MessageType::allreduce_chunk;
+    chunk.tag = tag;
+    chunk.payload = gossip::copy_payload(std::vector<float>{1, 2});
+    const std::size_t buffered = network.node(0).mailbox().buffered();
+    network.node(1).send(0, chunk);
+    return network.node(0).mailbox().buffered() == buffered + 1;
+  };
+  EXPECT_TRUE(send_chunk(250)) << "the final allreduce's chunk was refused";
+  EXPECT_TRUE(send_chunk(251)) << "a retry's chunk was refused";
+  EXPECT_FALSE(send_chunk(250 + 100)) << "tags past the final allreduce's retries are buffered";
+}
+
 // With a period schedule, rounds start at the schedule's steps, and a node that jumps to its
 // neighbours' round lands on the step the schedule gives that round (not round * period).
 TEST(GossipSyncSchedule, RoundsStartAtTheSchedulesStepsAndAJumpLandsOnOne) {

@@ -175,6 +175,78 @@ TEST(RingAllreduce, ADeadMemberFailsTheCollectiveEverywhereWithoutHanging) {
   for (std::size_t m = 0; m < n; ++m) EXPECT_TRUE(all.results[m].ok) << all.results[m].error;
 }
 
+// A chunk the transport could not queue (here: the link from n1 to n2 is cut; in a cluster,
+// n1's connection to a restarted n2 not made again yet) never arrives, and n2 would wait for
+// it until the timeout. The sender knows at once: it fails the collective and tells the others.
+TEST(RingAllreduce, AChunkThatCannotBeSentFailsTheCollectiveAtOnceEverywhere) {
+  const std::size_t n = 4, length = 1000;
+  FakeNetwork network(names(n), 1);
+  auto inputs = random_inputs(n, length, 9);
+  const auto original = inputs;
+  network.cut(1, 2);
+  AllreduceOptions options;
+  options.timeout = 30s;
+  const auto start = Clock::now();
+  std::vector<AllreduceResult> results(n);
+  std::vector<std::vector<float>> outputs(n, std::vector<float>(length));
+  std::vector<std::unique_ptr<RingAllreduce>> rings(n);
+  for (std::size_t m = 0; m < n; ++m) {
+    rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
+  }
+  std::vector<std::future<void>> futures;
+  for (std::size_t m = 0; m < n; ++m) {
+    futures.push_back(std::async(std::launch::async, [&, m] {
+      results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
+    }));
+  }
+  for (auto& f : futures) f.get();
+  EXPECT_LT(Clock::now() - start, 10s) << "the members waited for the timeout";
+  for (std::size_t m = 0; m < n; ++m) EXPECT_FALSE(results[m].ok) << m;
+  EXPECT_NE(results[1].error.find("could not send to n2"), std::string::npos) << results[1].error;
+  EXPECT_EQ(inputs, original);
+  // Mended, the link carries the next collective.
+  network.heal(1, 2);
+  auto next = run_all(network, all_members(n), 2, inputs, AllreduceOptions{});
+  for (std::size_t m = 0; m < n; ++m) EXPECT_TRUE(next.results[m].ok) << next.results[m].error;
+}
+
+// A member that came back is heard from before this node's connection to it is made again;
+// sends meanwhile would be lost. The collective waits for the connection, then runs.
+TEST(RingAllreduce, WaitsForALostConnectionToItsRightToComeBackBeforeSending) {
+  const std::size_t n = 3, length = 1000;
+  FakeNetwork network(names(n), 1);
+  auto inputs = random_inputs(n, length, 10);
+  network.node(0).peers().on_connection(1, false);  // n0 sends to n1 (its right)
+  network.cut(0, 1);
+  AllreduceOptions options;
+  options.timeout = 30s;
+  std::vector<AllreduceResult> results(n);
+  std::vector<std::vector<float>> outputs(n, std::vector<float>(length));
+  std::vector<std::unique_ptr<RingAllreduce>> rings(n);
+  for (std::size_t m = 0; m < n; ++m) {
+    rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
+  }
+  std::vector<std::future<void>> futures;
+  for (std::size_t m = 0; m < n; ++m) {
+    futures.push_back(std::async(std::launch::async, [&, m] {
+      results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
+    }));
+  }
+  std::this_thread::sleep_for(200ms);
+  for (auto& f : futures) {
+    EXPECT_EQ(f.wait_for(0s), std::future_status::timeout) << "a member did not wait";
+  }
+  network.heal(0, 1);
+  network.node(0).peers().on_connection(1, true);
+  network.node(0).mailbox().wake_all();
+  for (auto& f : futures) f.get();
+  for (std::size_t m = 0; m < n; ++m) {
+    ASSERT_TRUE(results[m].ok) << m << ": " << results[m].error;
+    const double expected = (inputs[0][7] + inputs[1][7] + inputs[2][7]) / 3.0;  // the mean
+    EXPECT_NEAR(outputs[m][7], expected, 1e-5);
+  }
+}
+
 TEST(RingAllreduce, MembersThatDisagreeOnTheRingRefuseEachOther) {
   const std::size_t n = 4, length = 1000;
   FakeNetwork network(names(n), 1);
