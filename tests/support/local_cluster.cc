@@ -154,9 +154,17 @@ std::vector<nlohmann::json> LocalCluster::metrics(std::size_t i, const std::stri
 
 namespace {
 
+// The file's text, or what could be read of it. The /proc files of a process that is exiting
+// fail mid-read (ESRCH), and libstdc++'s filebuf reports a failed read by throwing: a log
+// asked for while a node dies must still come back.
 std::string read_small_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  try {
+    std::ifstream in(path);
+    for (std::istreambuf_iterator<char> it(in), end; it != end; ++it) text.push_back(*it);
+  } catch (const std::exception&) {
+    text += "?";
+  }
   while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.pop_back();
   return text;
 }
@@ -167,7 +175,10 @@ std::string read_small_file(const fs::path& path) {
 std::string describe_threads(pid_t pid) {
   std::ostringstream out;
   std::error_code ec;
-  for (const auto& task : fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "task", ec)) {
+  // increment(ec), not ++: the directory may go away under the iterator as the process exits.
+  for (fs::directory_iterator it(fs::path("/proc") / std::to_string(pid) / "task", ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const fs::directory_entry& task = *it;
     const std::string stat = read_small_file(task.path() / "stat");
     const auto close = stat.rfind(')');
     const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
