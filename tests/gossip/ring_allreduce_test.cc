@@ -69,6 +69,33 @@ std::vector<std::size_t> all_members(std::size_t n) {
   return members;
 }
 
+// Collective 1 of every node, each on its own thread into outputs[m], started and not waited
+// for: the test acts on the network meanwhile, then waits for `futures`.
+struct Launched {
+  std::vector<std::unique_ptr<RingAllreduce>> rings;
+  std::vector<AllreduceResult> results;
+  std::vector<std::vector<float>> outputs;
+  std::vector<std::future<void>> futures;
+
+  Launched(FakeNetwork& network, const std::vector<std::vector<float>>& inputs,
+           AllreduceOptions options)
+      : results(network.size()),
+        outputs(network.size(), std::vector<float>(inputs[0].size())) {
+    const std::size_t n = network.size();
+    for (std::size_t m = 0; m < n; ++m) {
+      rings.push_back(std::make_unique<RingAllreduce>(network.node(m), options));
+    }
+    for (std::size_t m = 0; m < n; ++m) {
+      futures.push_back(std::async(std::launch::async, [this, &inputs, m, n] {
+        results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
+      }));
+    }
+  }
+  void wait() {
+    for (auto& f : futures) f.get();
+  }
+};
+
 TEST(RingAllreduce, MatchesAPlainSumForEveryRingSizeAndLength) {
   for (std::size_t n = 2; n <= 8; ++n) {
     for (std::size_t length : {0u, 1u, 2u, 7u, 1000u, 100003u}) {
@@ -187,19 +214,9 @@ TEST(RingAllreduce, AChunkThatCannotBeSentFailsTheCollectiveAtOnceEverywhere) {
   AllreduceOptions options;
   options.timeout = 30s;
   const auto start = Clock::now();
-  std::vector<AllreduceResult> results(n);
-  std::vector<std::vector<float>> outputs(n, std::vector<float>(length));
-  std::vector<std::unique_ptr<RingAllreduce>> rings(n);
-  for (std::size_t m = 0; m < n; ++m) {
-    rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
-  }
-  std::vector<std::future<void>> futures;
-  for (std::size_t m = 0; m < n; ++m) {
-    futures.push_back(std::async(std::launch::async, [&, m] {
-      results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
-    }));
-  }
-  for (auto& f : futures) f.get();
+  Launched collective(network, inputs, options);
+  collective.wait();
+  const auto& results = collective.results;
   EXPECT_LT(Clock::now() - start, 10s) << "the members waited for the timeout";
   for (std::size_t m = 0; m < n; ++m) EXPECT_FALSE(results[m].ok) << m;
   EXPECT_NE(results[1].error.find("could not send to n2"), std::string::npos) << results[1].error;
@@ -220,30 +237,19 @@ TEST(RingAllreduce, WaitsForALostConnectionToItsRightToComeBackBeforeSending) {
   network.cut(0, 1);
   AllreduceOptions options;
   options.timeout = 30s;
-  std::vector<AllreduceResult> results(n);
-  std::vector<std::vector<float>> outputs(n, std::vector<float>(length));
-  std::vector<std::unique_ptr<RingAllreduce>> rings(n);
-  for (std::size_t m = 0; m < n; ++m) {
-    rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
-  }
-  std::vector<std::future<void>> futures;
-  for (std::size_t m = 0; m < n; ++m) {
-    futures.push_back(std::async(std::launch::async, [&, m] {
-      results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
-    }));
-  }
+  Launched collective(network, inputs, options);
   std::this_thread::sleep_for(200ms);
-  for (auto& f : futures) {
+  for (auto& f : collective.futures) {
     EXPECT_EQ(f.wait_for(0s), std::future_status::timeout) << "a member did not wait";
   }
   network.heal(0, 1);
   network.node(0).peers().on_connection(1, true);
   network.node(0).mailbox().wake_all();
-  for (auto& f : futures) f.get();
+  collective.wait();
   for (std::size_t m = 0; m < n; ++m) {
-    ASSERT_TRUE(results[m].ok) << m << ": " << results[m].error;
+    ASSERT_TRUE(collective.results[m].ok) << m << ": " << collective.results[m].error;
     const double expected = (inputs[0][7] + inputs[1][7] + inputs[2][7]) / 3.0;  // the mean
-    EXPECT_NEAR(outputs[m][7], expected, 1e-5);
+    EXPECT_NEAR(collective.outputs[m][7], expected, 1e-5);
   }
 }
 
