@@ -16,6 +16,7 @@
 
 #include "gossip/message.h"
 #include "gossip/wire.h"
+#include "support/idx_bytes.h"
 #include "support/local_cluster.h"
 #include "support/ports.h"
 #include "training/temp_dir.h"
@@ -630,19 +631,10 @@ TEST(Control, AStartRemovesTheCheckpointACrashLeftUnfinished) {
 }
 
 // An uncompressed IDX file of unsigned bytes (all zero) with the given dimensions.
-void write_idx(const std::filesystem::path& path, const std::vector<std::uint32_t>& dims,
-               std::uint8_t type) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  const char magic[4] = {0, 0, static_cast<char>(type), static_cast<char>(dims.size())};
-  out.write(magic, 4);
-  std::size_t payload = 1;
-  for (std::uint32_t d : dims) {
-    const char big_endian[4] = {static_cast<char>(d >> 24), static_cast<char>(d >> 16),
-                                static_cast<char>(d >> 8), static_cast<char>(d)};
-    out.write(big_endian, 4);
-    payload *= d;
-  }
-  out << std::string(payload, '\0');
+void write_idx(const std::filesystem::path& path, const std::vector<std::uint32_t>& dims) {
+  const auto bytes = idx_bytes(dims, 0);
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 // starlingd --check: the file, the node's place in it, and the dataset's files on this machine,
@@ -677,9 +669,9 @@ TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
 
   // Three of the four files (uncompressed IDX, two samples per split): the fourth is named.
   for (const char* split : {"train", "t10k"}) {
-    write_idx(dir / "data" / (std::string(split) + "-images-idx3-ubyte"), {2, 28, 28}, 0x08);
+    write_idx(dir / "data" / (std::string(split) + "-images-idx3-ubyte"), {2, 28, 28});
   }
-  write_idx(dir / "data" / "train-labels-idx1-ubyte", {2}, 0x08);
+  write_idx(dir / "data" / "train-labels-idx1-ubyte", {2});
   output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
   EXPECT_NE(output.find((dir / "data" / "t10k-labels-idx1-ubyte.gz").string() + ": missing"),
             std::string::npos) << output;
@@ -694,13 +686,13 @@ TEST(Control, CheckValidatesTheFileTheNodeAndTheDatasetFiles) {
   EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
 
   // Three labels for two images.
-  write_idx(labels, {3}, 0x08);
+  write_idx(labels, {3});
   output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
   EXPECT_NE(output.find("holds 2 images but " + labels.string() + " holds 3 labels"),
             std::string::npos) << output;
   EXPECT_NE(output.find("exit=3"), std::string::npos) << output;
 
-  write_idx(labels, {2}, 0x08);
+  write_idx(labels, {2});
   output = check("data_dir = \"" + (dir / "data").string() + "\"", "n0");
   EXPECT_NE(output.find("dataset fashion-mnist: " + (dir / "data").string()), std::string::npos)
       << output;

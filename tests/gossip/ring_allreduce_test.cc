@@ -69,8 +69,9 @@ std::vector<std::size_t> all_members(std::size_t n) {
   return members;
 }
 
-// Collective 1 of every node, each on its own thread into outputs[m], started and not waited
-// for: the test acts on the network meanwhile, then waits for `futures`.
+// Collective 1 of the ring of every node, run by `runners` (every node by default; a node that
+// is not a runner never joins), each on its own thread into outputs[m], started and not
+// waited for: the test acts on the network meanwhile, then waits.
 struct Launched {
   std::vector<std::unique_ptr<RingAllreduce>> rings;
   std::vector<AllreduceResult> results;
@@ -78,14 +79,14 @@ struct Launched {
   std::vector<std::future<void>> futures;
 
   Launched(FakeNetwork& network, const std::vector<std::vector<float>>& inputs,
-           AllreduceOptions options)
-      : results(network.size()),
+           AllreduceOptions options, std::vector<std::size_t> runners = {})
+      : rings(network.size()),
+        results(network.size()),
         outputs(network.size(), std::vector<float>(inputs[0].size())) {
     const std::size_t n = network.size();
-    for (std::size_t m = 0; m < n; ++m) {
-      rings.push_back(std::make_unique<RingAllreduce>(network.node(m), options));
-    }
-    for (std::size_t m = 0; m < n; ++m) {
+    if (runners.empty()) runners = all_members(n);
+    for (std::size_t m : runners) rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
+    for (std::size_t m : runners) {
       futures.push_back(std::async(std::launch::async, [this, &inputs, m, n] {
         results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
       }));
@@ -171,18 +172,8 @@ TEST(RingAllreduce, ADeadMemberFailsTheCollectiveEverywhereWithoutHanging) {
   auto start = Clock::now();
   std::vector<std::size_t> survivors{0, 1, 2, 4};
   // The members still believe the ring has five nodes: node 3 never sends.
-  Outcome outcome;
-  outcome.results.resize(n);
-  std::vector<std::vector<float>> outputs(n, std::vector<float>(length));
-  std::vector<std::unique_ptr<RingAllreduce>> rings(n);
-  for (std::size_t m : survivors) rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
-  std::vector<std::future<void>> futures;
-  for (std::size_t m : survivors) {
-    futures.push_back(std::async(std::launch::async, [&, m] {
-      outcome.results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
-    }));
-  }
-  for (auto& f : futures) f.get();
+  Launched outcome(network, inputs, options, survivors);
+  outcome.wait();
   EXPECT_LT(Clock::now() - start, 5s) << "survivors waited for the timeout";
   for (std::size_t m : survivors) {
     EXPECT_FALSE(outcome.results[m].ok) << m;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "support/idx_bytes.h"
 #include "temp_dir.h"
 #include "training/checkpoint_file.h"
 #include "training/host_dataset.h"
@@ -20,17 +21,7 @@ namespace {
 
 using testing::TempDir;
 
-std::vector<std::uint8_t> idx_bytes(std::vector<std::uint32_t> dims, std::uint8_t fill = 7,
-                                    std::uint8_t type = 0x08) {
-  std::vector<std::uint8_t> out = {0, 0, type, static_cast<std::uint8_t>(dims.size())};
-  std::size_t total = 1;
-  for (std::uint32_t d : dims) {
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(d >> shift));
-    total *= d;
-  }
-  out.insert(out.end(), total, fill);
-  return out;
-}
+using testing::idx_bytes;
 
 void write_gz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   gzFile file = gzopen(path.c_str(), "wb");
