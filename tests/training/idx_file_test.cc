@@ -21,7 +21,7 @@ namespace {
 
 using testing::TempDir;
 
-using testing::idx_bytes;
+using starling::testing::idx_bytes;
 
 void write_gz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   gzFile file = gzopen(path.c_str(), "wb");
