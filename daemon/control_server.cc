@@ -98,7 +98,7 @@ struct ControlServer::Impl {
   void run(ControlServer& owner) {
     std::vector<zmq::pollitem_t> items = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                           {nullptr, wake_fd, ZMQ_POLLIN, 0}};
-    if (zap) items.push_back({zap->handle(), 0, ZMQ_POLLIN, 0});
+    if (zap) items.push_back({zap->socket().handle(), 0, ZMQ_POLLIN, 0});
     while (!stopping.load()) {
       try {
         zmq::poll(items.data(), items.size(), std::chrono::milliseconds(500));

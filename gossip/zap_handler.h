@@ -6,7 +6,7 @@
 // is logged once, at most kMaxLoggedKeys of them: a stream of random keys must not grow
 // memory or the log.
 //
-// Not thread-safe: the thread that polls handle() calls serve(), as ZeroMQ sockets require.
+// Not thread-safe: the thread that polls socket() calls serve(), as ZeroMQ sockets require.
 #include <cstddef>
 #include <map>
 #include <set>
@@ -26,7 +26,7 @@ class ZapHandler {
   ZapHandler(zmq::context_t& context, std::map<std::string, std::string> admitted,
              std::string server, std::string refusal);
 
-  void* handle() { return socket_.handle(); }  // for zmq_poll
+  zmq::socket_t& socket() { return socket_; }  // to poll for requests
   void serve();  // answers every request waiting; never blocks
 
   // A Z85 public key (40 characters) as its 32 bytes; throws std::invalid_argument if it is not.

@@ -14,6 +14,7 @@
 
 #include "gossip/ipv6.h"
 #include "gossip/socket_monitor.h"
+#include "gossip/zmq_poll_set.h"
 #include "gossip/zap_handler.h"
 
 namespace starling::gossip {
@@ -66,6 +67,17 @@ struct ZmqTransport::Impl {
   std::atomic<bool> stopping{false};
 
   // Network-thread-only state.
+  // What run() waits on; made there. The handles of the dealers and their monitors are per
+  // peer (unused at self).
+  ZmqPollSet poll_set;
+  enum class Source { inbox, inbox_monitor, wake, zap, dealer, dealer_monitor };
+  struct Watched {
+    Source source;
+    std::size_t peer = 0;  // dealer and dealer_monitor only
+  };
+  std::vector<Watched> watched;  // by poll_set handle
+  ZmqPollSet::Handle router_item = 0, monitor_item = 0;
+  std::vector<ZmqPollSet::Handle> dealer_item, dealer_monitor_item;  // by peer; unused at self
   std::mt19937_64 fault_rng;
   std::multimap<Clock::time_point, Pending> delayed;
   std::thread thread;
@@ -232,6 +244,7 @@ struct ZmqTransport::Impl {
     auto head = encode_header(h);
     zmq::message_t head_message(head.data(), head.size());
     zmq::socket_t& dealer = *dealers[peer];
+    poll_set.touch(dealer_item[peer]);  // a send may take in the signal of an arriving ack
     auto flags = zmq::send_flags::dontwait | (has_payload ? zmq::send_flags::sndmore
                                                           : zmq::send_flags::none);
     if (!dealer.send(head_message, flags)) {
@@ -302,6 +315,7 @@ struct ZmqTransport::Impl {
     h.fingerprint = o.policy.fingerprint;
     h.aux0 = echo;
     auto head = encode_header(h);
+    poll_set.touch(router_item);
     try {
       zmq::message_t id_copy(identity.data(), identity.size());
       zmq::message_t head_message(head.data(), head.size());
@@ -362,6 +376,7 @@ struct ZmqTransport::Impl {
     const bool ever = last_reconnect[peer] != Clock::time_point{};
     if (ever && now - last_reconnect[peer] < kReconnectSpacing) return;
     last_reconnect[peer] = now;
+    poll_set.touch(dealer_item[peer]);
     const std::string& endpoint = options().endpoints[peer];
     try {
       dealers[peer]->disconnect(endpoint);
@@ -375,7 +390,7 @@ struct ZmqTransport::Impl {
   void receive_inbox() {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
       auto frames = std::make_shared<std::vector<zmq::message_t>>();
-      if (!read_message(router, *frames)) return;
+      if (!read_message(router, *frames)) return poll_set.drained(router_item);
       // Frame 0 is the routing id the peer's DEALER announced: its node id. With CURVE the
       // sender is the node whose key the connection proved (the ZAP User-Id), so a node
       // cannot speak for another by announcing its id: the header's sender then disagrees.
@@ -398,7 +413,7 @@ struct ZmqTransport::Impl {
   void receive_dealer(std::size_t peer) {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
       auto frames = std::make_shared<std::vector<zmq::message_t>>();
-      if (!read_message(*dealers[peer], *frames)) return;
+      if (!read_message(*dealers[peer], *frames)) return poll_set.drained(dealer_item[peer]);
       handle_frames(peer, frames, 0, nullptr);
     }
   }
@@ -406,7 +421,7 @@ struct ZmqTransport::Impl {
   void receive_monitor() {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
       auto id = next_monitor_event(monitor);
-      if (!id) return;
+      if (!id) return poll_set.drained(monitor_item);
       if (*id & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
         owner.peers_.on_handshake_failure();
@@ -422,7 +437,7 @@ struct ZmqTransport::Impl {
   void receive_dealer_monitor(std::size_t peer) {
     for (int n = 0; n < kMaxMessagesPerWake; ++n) {
       auto id = next_monitor_event(*dealer_monitors[peer]);
-      if (!id) return;
+      if (!id) return poll_set.drained(dealer_monitor_item[peer]);
       if (*id & ZMQ_EVENT_DISCONNECTED) {
         owner.peers_.on_connection(peer, false);
         owner.mailbox_.wake_all();  // a round waiting for this peer stops waiting
@@ -462,29 +477,42 @@ struct ZmqTransport::Impl {
     if (!transitions.empty()) owner.mailbox_.wake_all();
   }
 
+  void watch(ZmqPollSet::Handle item, Source source, std::size_t peer = 0) {
+    watched.resize(std::max(watched.size(), item + 1));
+    watched[item] = Watched{source, peer};
+  }
+
+  void watch_sockets() {
+    router_item = poll_set.add(router);
+    watch(router_item, Source::inbox);
+    monitor_item = poll_set.add(monitor);
+    watch(monitor_item, Source::inbox_monitor);
+    watch(poll_set.add_fd(wake_fd), Source::wake);
+    if (curve()) watch(poll_set.add(zap->socket()), Source::zap);
+    dealer_item.assign(dealers.size(), 0);
+    dealer_monitor_item.assign(dealers.size(), 0);
+    for (std::size_t i = 0; i < dealers.size(); ++i) {
+      if (!dealers[i]) continue;
+      dealer_item[i] = poll_set.add(*dealers[i]);
+      watch(dealer_item[i], Source::dealer, i);
+      dealer_monitor_item[i] = poll_set.add(*dealer_monitors[i]);
+      watch(dealer_monitor_item[i], Source::dealer_monitor, i);
+    }
+  }
+
+  void serve(const Watched& what) {
+    switch (what.source) {
+      case Source::inbox: return receive_inbox();
+      case Source::inbox_monitor: return receive_monitor();
+      case Source::zap: return zap->serve();
+      case Source::dealer: return receive_dealer(what.peer);
+      case Source::dealer_monitor: return receive_dealer_monitor(what.peer);
+      case Source::wake: return;  // see run()
+    }
+  }
+
   void run() {
-    std::vector<zmq::pollitem_t> items;
-    items.push_back({router.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
-    std::vector<std::size_t> dealer_of_item(3, 0);
-    const std::size_t zap_item = items.size();
-    if (curve()) {
-      items.push_back({zap->handle(), 0, ZMQ_POLLIN, 0});
-      dealer_of_item.push_back(0);
-    }
-    const std::size_t first_dealer_item = items.size();
-    for (std::size_t i = 0; i < dealers.size(); ++i) {
-      if (!dealers[i]) continue;
-      items.push_back({dealers[i]->handle(), 0, ZMQ_POLLIN, 0});
-      dealer_of_item.push_back(i);
-    }
-    const std::size_t first_monitor_item = items.size();
-    for (std::size_t i = 0; i < dealers.size(); ++i) {
-      if (!dealers[i]) continue;
-      items.push_back({dealer_monitors[i]->handle(), 0, ZMQ_POLLIN, 0});
-      dealer_of_item.push_back(i);
-    }
+    watch_sockets();
     auto next_tick = Clock::now();
     const auto quick_beats_until = next_tick + kStartupPhase;
     while (!stopping.load()) {
@@ -505,27 +533,17 @@ struct ZmqTransport::Impl {
       auto wake_at = next_tick;
       if (!delayed.empty()) wake_at = std::min(wake_at, delayed.begin()->first);
       auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now);
-      try {
-        zmq::poll(items.data(), items.size(),
-                  std::max(timeout, std::chrono::milliseconds(0)));
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        throw;
-      }
-      if (items[2].revents & ZMQ_POLLIN) {
+      const auto& ready = poll_set.wait(std::max(timeout, std::chrono::milliseconds(0)));
+      for (auto item : ready) {
+        // Before the queue is taken: a message queued after this read wakes the next wait.
+        if (watched[item].source != Source::wake) continue;
         std::uint64_t value;
         [[maybe_unused]] auto n = ::read(wake_fd, &value, sizeof value);
       }
+      // What the application queued goes out before what arrived is read: a collective that
+      // just queued a chunk waits on it.
       flush_queue(Clock::now());
-      if (items[0].revents & ZMQ_POLLIN) receive_inbox();
-      if (items[1].revents & ZMQ_POLLIN) receive_monitor();
-      if (curve() && (items[zap_item].revents & ZMQ_POLLIN)) zap->serve();
-      for (std::size_t k = first_dealer_item; k < first_monitor_item; ++k) {
-        if (items[k].revents & ZMQ_POLLIN) receive_dealer(dealer_of_item[k]);
-      }
-      for (std::size_t k = first_monitor_item; k < items.size(); ++k) {
-        if (items[k].revents & ZMQ_POLLIN) receive_dealer_monitor(dealer_of_item[k]);
-      }
+      for (auto item : ready) serve(watched[item]);
     }
     // Give queued messages (e.g. a last model to neighbours) to ZeroMQ; linger sends them.
     flush_queue(Clock::now());
