@@ -477,26 +477,24 @@ struct ZmqTransport::Impl {
     if (!transitions.empty()) owner.mailbox_.wake_all();
   }
 
-  void watch(ZmqPollSet::Handle item, Source source, std::size_t peer = 0) {
+  // Records what a new member of poll_set is; returns its handle.
+  ZmqPollSet::Handle watch(ZmqPollSet::Handle item, Source source, std::size_t peer = 0) {
     watched.resize(std::max(watched.size(), item + 1));
     watched[item] = Watched{source, peer};
+    return item;
   }
 
   void watch_sockets() {
-    router_item = poll_set.add(router);
-    watch(router_item, Source::inbox);
-    monitor_item = poll_set.add(monitor);
-    watch(monitor_item, Source::inbox_monitor);
+    router_item = watch(poll_set.add(router), Source::inbox);
+    monitor_item = watch(poll_set.add(monitor), Source::inbox_monitor);
     watch(poll_set.add_fd(wake_fd), Source::wake);
     if (curve()) watch(poll_set.add(zap->socket()), Source::zap);
     dealer_item.assign(dealers.size(), 0);
     dealer_monitor_item.assign(dealers.size(), 0);
     for (std::size_t i = 0; i < dealers.size(); ++i) {
       if (!dealers[i]) continue;
-      dealer_item[i] = poll_set.add(*dealers[i]);
-      watch(dealer_item[i], Source::dealer, i);
-      dealer_monitor_item[i] = poll_set.add(*dealer_monitors[i]);
-      watch(dealer_monitor_item[i], Source::dealer_monitor, i);
+      dealer_item[i] = watch(poll_set.add(*dealers[i]), Source::dealer, i);
+      dealer_monitor_item[i] = watch(poll_set.add(*dealer_monitors[i]), Source::dealer_monitor, i);
     }
   }
 

@@ -32,63 +32,42 @@ std::vector<std::vector<float>> random_inputs(std::size_t n, std::size_t length,
   return inputs;
 }
 
-struct Outcome {
-  std::vector<AllreduceResult> results;
-  std::vector<std::vector<float>> outputs;
-};
-
-// Runs one collective on `members` concurrently (one thread per member).
-Outcome run_all(FakeNetwork& network, const std::vector<std::size_t>& members, std::uint64_t tag,
-                std::vector<std::vector<float>>& inputs, AllreduceOptions options,
-                bool in_place = false) {
-  Outcome outcome;
-  outcome.results.resize(network.size());
-  outcome.outputs.assign(network.size(), std::vector<float>(inputs[0].size(), -7.0f));
-  // Every member is ready (its mailbox open for the collective) before anyone starts.
-  std::vector<std::unique_ptr<RingAllreduce>> rings(network.size());
-  for (std::size_t m : members) {
-    rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
-    rings[m]->expect(tag);
-  }
-  std::vector<std::future<void>> futures;
-  for (std::size_t m : members) {
-    futures.push_back(std::async(std::launch::async, [&, m] {
-      RingAllreduce& ring = *rings[m];
-      std::span<float> out = in_place ? std::span<float>(inputs[m]) : std::span<float>(outcome.outputs[m]);
-      outcome.results[m] = ring.run(tag, members, inputs[m], out);
-      if (in_place) outcome.outputs[m] = inputs[m];
-    }));
-  }
-  for (auto& f : futures) f.get();
-  return outcome;
-}
-
 std::vector<std::size_t> all_members(std::size_t n) {
   std::vector<std::size_t> members(n);
   for (std::size_t i = 0; i < n; ++i) members[i] = i;
   return members;
 }
 
-// Collective 1 of the ring of every node, run by `runners` (every node by default; a node that
-// is not a runner never joins), each on its own thread into outputs[m], started and not
-// waited for: the test acts on the network meanwhile, then waits.
-struct Launched {
-  std::vector<std::unique_ptr<RingAllreduce>> rings;
+struct Outcome {
   std::vector<AllreduceResult> results;
   std::vector<std::vector<float>> outputs;
+};
+
+// Collective `tag` of the ring `members`, run by `runners` (every member when empty; a member
+// that is not a runner never joins), one thread each, into outputs[m] (or inputs[m] itself when
+// in_place). Every runner's mailbox is open for the collective before any starts. Started and
+// not waited for: a test may act on the network meanwhile, then wait().
+struct Launched : Outcome {
+  std::vector<std::size_t> members;
+  std::vector<std::unique_ptr<RingAllreduce>> rings;
   std::vector<std::future<void>> futures;
 
-  Launched(FakeNetwork& network, const std::vector<std::vector<float>>& inputs,
-           AllreduceOptions options, std::vector<std::size_t> runners = {})
-      : rings(network.size()),
-        results(network.size()),
-        outputs(network.size(), std::vector<float>(inputs[0].size())) {
-    const std::size_t n = network.size();
-    if (runners.empty()) runners = all_members(n);
-    for (std::size_t m : runners) rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
+  Launched(FakeNetwork& network, std::vector<std::size_t> ring, std::uint64_t tag,
+           std::vector<std::vector<float>>& inputs, AllreduceOptions options,
+           std::vector<std::size_t> runners = {}, bool in_place = false)
+      : members(std::move(ring)), rings(network.size()) {
+    results.resize(network.size());
+    outputs.assign(network.size(), std::vector<float>(inputs[0].size(), -7.0f));
+    if (runners.empty()) runners = members;
     for (std::size_t m : runners) {
-      futures.push_back(std::async(std::launch::async, [this, &inputs, m, n] {
-        results[m] = rings[m]->run(1, all_members(n), inputs[m], outputs[m]);
+      rings[m] = std::make_unique<RingAllreduce>(network.node(m), options);
+      rings[m]->expect(tag);
+    }
+    for (std::size_t m : runners) {
+      futures.push_back(std::async(std::launch::async, [this, &inputs, m, tag, in_place] {
+        std::span<float> out = in_place ? std::span<float>(inputs[m]) : std::span<float>(outputs[m]);
+        results[m] = rings[m]->run(tag, members, inputs[m], out);
+        if (in_place) outputs[m] = inputs[m];
       }));
     }
   }
@@ -96,6 +75,15 @@ struct Launched {
     for (auto& f : futures) f.get();
   }
 };
+
+// Runs one collective on `members` concurrently (one thread per member) and waits for it.
+Outcome run_all(FakeNetwork& network, const std::vector<std::size_t>& members, std::uint64_t tag,
+                std::vector<std::vector<float>>& inputs, AllreduceOptions options,
+                bool in_place = false) {
+  Launched launched(network, members, tag, inputs, options, {}, in_place);
+  launched.wait();
+  return Outcome{std::move(launched.results), std::move(launched.outputs)};
+}
 
 TEST(RingAllreduce, MatchesAPlainSumForEveryRingSizeAndLength) {
   for (std::size_t n = 2; n <= 8; ++n) {
@@ -172,7 +160,7 @@ TEST(RingAllreduce, ADeadMemberFailsTheCollectiveEverywhereWithoutHanging) {
   auto start = Clock::now();
   std::vector<std::size_t> survivors{0, 1, 2, 4};
   // The members still believe the ring has five nodes: node 3 never sends.
-  Launched outcome(network, inputs, options, survivors);
+  Launched outcome(network, all_members(n), 1, inputs, options, survivors);
   outcome.wait();
   EXPECT_LT(Clock::now() - start, 5s) << "survivors waited for the timeout";
   for (std::size_t m : survivors) {
@@ -205,7 +193,7 @@ TEST(RingAllreduce, AChunkThatCannotBeSentFailsTheCollectiveAtOnceEverywhere) {
   AllreduceOptions options;
   options.timeout = 30s;
   const auto start = Clock::now();
-  Launched collective(network, inputs, options);
+  Launched collective(network, all_members(n), 1, inputs, options);
   collective.wait();
   const auto& results = collective.results;
   EXPECT_LT(Clock::now() - start, 10s) << "the members waited for the timeout";
@@ -228,7 +216,7 @@ TEST(RingAllreduce, WaitsForALostConnectionToItsRightToComeBackBeforeSending) {
   network.cut(0, 1);
   AllreduceOptions options;
   options.timeout = 30s;
-  Launched collective(network, inputs, options);
+  Launched collective(network, all_members(n), 1, inputs, options);
   std::this_thread::sleep_for(200ms);
   for (auto& f : collective.futures) {
     EXPECT_EQ(f.wait_for(0s), std::future_status::timeout) << "a member did not wait";
