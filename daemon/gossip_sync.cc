@@ -131,6 +131,9 @@ void GossipSync::launch_round(training::Trainer& trainer, bool in_background) {
   if (in_background) {
     in_flight_.emplace(
         InFlight{snapshot, averager_.begin_exchange(round, snapshot), trainer.step_count()});
+    // A node that reached the sync point after its in-neighbours already holds their
+    // messages: it applies the round now, on time, instead of one step late.
+    settle_in_flight(trainer, /*wait=*/false);
     return;
   }
   gossip::RoundExchange exchange = averager_.exchange(round, snapshot);

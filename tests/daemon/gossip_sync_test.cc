@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <future>
+#include <thread>
 #include <unistd.h>
 
 #include "daemon/gossip_sync.h"
@@ -204,14 +205,15 @@ TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
       trainer.step();
       shadow.step();
       const auto snapshot = pulled(shadow);
+      // Round 0 is launched from this snapshot before n1 has sent anything (a round that is
+      // complete at its launch is applied at once: see RoundCompleteAtItsLaunch...).
+      sync.after_step(trainer);
+      ASSERT_EQ(sync.status().value("rounds", std::uint64_t{9}), 0u);
       // n1 mixes in round 0 with an all-zero model.
       auto zeros = std::make_shared<const std::vector<float>>(snapshot.size(), 0.0f);
       std::vector<float> peer_delta(snapshot.size());
-      auto peer_round = std::async(std::launch::async, [&] {
-        return peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta);
-      });
-      sync.after_step(trainer);  // launches round 0 from this snapshot
-      ASSERT_EQ(peer_round.get().received, 1u);
+      ASSERT_EQ(peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta).received,
+                1u);
 
       trainer.step();  // the step taken while round 0 is in flight
       shadow.step();
@@ -231,6 +233,55 @@ TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
       EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 1.0);
     }
   }
+}
+
+// A node that reaches a sync point after its in-neighbour already holds the neighbour's
+// message for the round: it applies the round there, on time, instead of after one more step
+// (with staleness 1 it did, and every round came at least a step late).
+TEST(GossipSyncApply, RoundCompleteAtItsLaunchIsAppliedAtOnce) {
+  const auto spec = two_node_ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 50\n");
+  const auto topo = topology::Topology::compile(spec);
+  gossip::FakeNetwork network(topo.names(), 1);
+  training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
+  gossip::GossipAverager peer(network.node(1), topo, 5s);
+  ScratchMetrics metrics("gossip-apply-at-once-test");
+  GossipSyncOptions o;
+  o.period = 4;
+  o.staleness = 1;
+  o.round_timeout = 2s;
+  o.startup_timeout = 0ms;
+  GossipSync sync(network.node(0), topo, o, *metrics.log);
+  sync.start(trainer);
+  for (int i = 0; i < 3; ++i) {
+    trainer.step();
+    sync.after_step(trainer);
+  }
+  // n1 got to the sync point first: its round-0 message (a zero model) is waiting.
+  const std::size_t length = pulled(trainer).size();
+  auto zeros = std::make_shared<const std::vector<float>>(length, 0.0f);
+  std::vector<float> peer_delta(length);
+  auto peer_round = std::async(std::launch::async, [&] {
+    return peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta);
+  });
+  const auto waiting_since = std::chrono::steady_clock::now();
+  while (network.node(0).mailbox().buffered() == 0 &&
+         std::chrono::steady_clock::now() - waiting_since < 5s) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_GT(network.node(0).mailbox().buffered(), 0u) << "n1's round message never arrived";
+  trainer.step();  // step 4: a sync point
+  const auto snapshot = pulled(trainer);
+  sync.after_step(trainer);
+  ASSERT_EQ(peer_round.get().received, 1u);
+  EXPECT_EQ(sync.status().value("rounds", std::uint64_t{0}), 1u) << "the round was left in flight";
+  EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 0.0);
+  // A two-node ring mixes half and half, and no step came between snapshot and apply.
+  const auto mixed = pulled(trainer);
+  float worst = 0;
+  for (std::size_t k = 0; k < mixed.size(); ++k) {
+    worst = std::max(worst, std::abs(mixed[k] - 0.5f * snapshot[k]));
+  }
+  EXPECT_LT(worst, 1e-6f);
 }
 
 }  // namespace
