@@ -14,11 +14,20 @@ W is the exact average ("complete", what PeriodicModelAverager does), Starling's
 exponential graph ("exp": node i averages with node i - 2^(round mod 2)), pairs that swap
 ("pairs": i with i xor 2^(round mod 2)), or the ring with Metropolis weights (1/3).
 
+Per-node delays, as a real cluster has them: `--lags "1:265,8:84"` draws each node's delay
+for each round from a distribution (e.g. the `applied_after_steps` counts of a real run);
+`--phases random` lets each node reach each sync point at a random step of the period and
+apply the round once its partners got there. `--form fresh` applies a late round as
+x <- x + w (sum_j s_j - k x), mixing the neighbours' snapshots with the model as it is now,
+instead of Starling's x <- x + (m - s_i).
+
 It separates what staleness costs the algorithm from what a real cluster adds (stragglers,
-lost rounds): bench/RESULTS-cluster.md, "What staleness costs".
+lost rounds): bench/RESULTS-cluster.md, "What staleness costs" and "Bounding how late a round
+is applied".
 
     python3 bench/cluster/staleness_sim.py --graph exp --delays 0,1,2,4,8 --seeds 1,2,3
     python3 bench/cluster/staleness_sim.py --graph exp --delays 0 --schedule 4@0.25,6@0.5,12@0.75,64
+    python3 bench/cluster/staleness_sim.py --graph exp --lags 1:265,2:12,3:19,4:23,5:20,6:21,7:24,8:84
 """
 import argparse
 import math
@@ -71,7 +80,30 @@ def sync_steps(phases, total):
     return steps
 
 
-def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, schedule=""):
+def period_at(sync_at, step):
+    """The length of the period that ends at sync step `step`."""
+    earlier = [s for s in sync_at if s < step]
+    return step - (max(earlier) if earlier else 0)
+
+
+def apply_round(model, theirs, own, form, damping):
+    """Applies one round to `model`, the replica now. The uniform mix of the snapshots is
+    m = (own + sum theirs) / (1 + len(theirs)). "delta" adds m - own (Starling: the cluster's
+    average is kept, and a late correction removes a disagreement training may already have
+    removed); "fresh" adds w (sum theirs - len(theirs) x) with x the model now, w = 1/(1 +
+    len(theirs)): the neighbours' snapshots are mixed with the current model, so nothing is
+    undone twice, at the price of pulling x back by w of what it learnt since its snapshot."""
+    weight = 1.0 / (1 + len(theirs))
+    for k, p in enumerate(model.parameters()):
+        if form == "delta":
+            correction = (own[k] + sum(t[k] for t in theirs)) * weight - own[k]
+        else:
+            correction = (sum(t[k] for t in theirs) - len(theirs) * p) * weight
+        p.add_(correction, alpha=damping)
+
+
+def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, schedule="",
+          phases="fixed", form="delta", lag_distribution=()):
     xtr, ytr, xte, yte = data
     shards = [fmnist.iid_shard(xtr, ytr, r, WORLD) for r in range(WORLD)]
     torch.manual_seed(seed)
@@ -85,7 +117,11 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, 
     sync_at = sync_steps(parse_schedule(schedule, period), total)
     orders = [torch.Generator().manual_seed(seed * 100 + r) for r in range(WORLD)]
     permutation = [None] * WORLD
-    in_flight = None  # (step at which to apply, per-replica corrections)
+    # Applies still to come: (step at which to apply, replica, partners' snapshots, own snapshot).
+    pending = []
+    phase_rng = torch.Generator().manual_seed(seed * 7919 + 1)
+    lags = [d for d, _ in lag_distribution]
+    lag_weights = torch.tensor([float(w) for _, w in lag_distribution])
     round_index = 0
     for step in range(total):
         rate = 0.5 * lr * (1 + math.cos(math.pi * step / total))
@@ -103,28 +139,34 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, 
             optimizers[r].step()
         done = step + 1
         with torch.no_grad():
-            if in_flight is not None and done == in_flight[0]:
-                for model, correction in zip(models, in_flight[1]):
-                    for p, c in zip(model.parameters(), correction):
-                        p.add_(c, alpha=damping)
-                in_flight = None
+            due = [a for a in pending if a[0] == done]
+            pending = [a for a in pending if a[0] != done]
+            for _, r, theirs, own in due:
+                apply_round(models[r], theirs, own, form, damping)
             if done in sync_at:
                 # A round in flight is applied before the next snapshot, as in Starling.
-                assert in_flight is None, "delay must not exceed the period"
+                assert not pending, "delay must not exceed the period"
                 snapshots = [[p.detach().clone() for p in m.parameters()] for m in models]
-                corrections = []
+                length = period_at(sync_at, done)
+                if phases == "random":
+                    # Where each node reaches this sync point, in steps of wall time: a node
+                    # applies the round once the later of itself and its partners got there.
+                    offset = torch.randint(0, length, (WORLD,), generator=phase_rng).tolist()
                 for r in range(WORLD):
-                    partners = mixing_partners(graph, r, round_index)
-                    corrections.append([
-                        sum(snapshots[j][k] for j in partners) / len(partners) - snapshots[r][k]
-                        for k in range(len(snapshots[r]))])
+                    partners = [j for j in mixing_partners(graph, r, round_index) if j != r]
+                    if lags:
+                        late = min(length, lags[int(torch.multinomial(
+                            lag_weights, 1, generator=phase_rng))])
+                    elif phases == "fixed":
+                        late = delay
+                    else:
+                        late = max([0] + [offset[j] - offset[r] for j in partners])
+                    entry = (done + late, r, [snapshots[j] for j in partners], snapshots[r])
+                    if late == 0:
+                        apply_round(models[r], entry[2], entry[3], form, damping)
+                    else:
+                        pending.append(entry)
                 round_index += 1
-                if delay == 0:
-                    for model, correction in zip(models, corrections):
-                        for p, c in zip(model.parameters(), correction):
-                            p.add_(c, alpha=damping)
-                else:
-                    in_flight = (done + delay, corrections)
     return sum(fmnist.accuracy(m, xte, yte) for m in models) / WORLD, round_index
 
 
@@ -137,19 +179,37 @@ def main():
     p.add_argument("--delays", default="0,8", help="comma-separated steps from snapshot to apply")
     p.add_argument("--damping", type=float, default=1.0)
     p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--lags", default="",
+                   help='per node and round, the delay is drawn from this distribution, '
+                        '"1:265,8:84": delay 1 with weight 265, 8 with weight 84 (e.g. the '
+                        'applied_after_steps counts of a real run); --delays is ignored')
+    p.add_argument("--phases", choices=["fixed", "random"], default="fixed",
+                   help="fixed: every round applied `delay` steps late on every node; random: "
+                        "each node reaches each sync point at a random step of the period, and "
+                        "applies the round when its partners have got there too (the delay is "
+                        "then per node and round; --delays is ignored)")
+    p.add_argument("--form", choices=["delta", "fresh"], default="delta",
+                   help="how a round is applied to a replica that moved on (see apply_round)")
     p.add_argument("--epochs", type=float, default=2.0)
     args = p.parse_args()
     torch.set_num_threads(1)
     data = fmnist.load()
     seeds = [int(s) for s in args.seeds.split(",")]
-    for delay in (int(d) for d in args.delays.split(",")):
+    lag_distribution = [tuple(int(v) for v in part.split(":"))
+                        for part in args.lags.split(",") if part]
+    per_node = bool(lag_distribution) or args.phases == "random"  # delays drawn, not given
+    for delay in [0] if per_node else (int(d) for d in args.delays.split(",")):
         if delay > args.period:
             p.error(f"delay {delay} exceeds the period {args.period}")
         results = [train(data, s, args.graph, args.period, delay, args.damping, args.epochs,
-                         schedule=args.schedule) for s in seeds]
+                         schedule=args.schedule, phases=args.phases, form=args.form,
+                         lag_distribution=lag_distribution)
+                   for s in seeds]
         accuracies = [a for a, _ in results]
         mean = sum(accuracies) / len(accuracies)
-        print(f"graph {args.graph} period {args.schedule or args.period} delay {delay} "
+        print(f"graph {args.graph} period {args.schedule or args.period} "
+              f"delay {args.lags or ('random phases' if args.phases == 'random' else delay)} "
+              f"form {args.form} "
               f"damping {args.damping}, {results[0][1]} rounds: "
               f"mean accuracy {100 * mean:.2f}% over seeds {args.seeds} "
               f"({', '.join(f'{100 * a:.2f}' for a in accuracies)})", flush=True)
