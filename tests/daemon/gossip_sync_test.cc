@@ -38,6 +38,31 @@ endpoint = "tcp://127.0.0.1:7001"
 )" + training, "t.toml");
 }
 
+// n0 of a two-node ring on the in-process fake network, with a trainer for the given
+// [training] body: what every test here but the CUDA one starts from.
+struct TwoNodeRing {
+  topology::ClusterSpec spec;
+  topology::Topology topo;
+  gossip::FakeNetwork network;
+  training::Trainer trainer;
+  explicit TwoNodeRing(const std::string& training)
+      : spec(two_node_ring(training)),
+        topo(topology::Topology::compile(spec)),
+        network(topo.names(), 1),
+        trainer(spec.training, training::NodeShard{0, 2, 1}) {}
+};
+
+// Options for n0's GossipSync: no wait for n1 at start (in most tests it never sends).
+GossipSyncOptions options(std::int64_t period, std::int64_t staleness,
+                          std::chrono::milliseconds round_timeout) {
+  GossipSyncOptions o;
+  o.period = period;
+  o.staleness = staleness;
+  o.round_timeout = round_timeout;
+  o.startup_timeout = std::chrono::milliseconds(0);
+  return o;
+}
+
 // A metrics log in a directory of its own, removed with it.
 struct ScratchMetrics {
   std::filesystem::path dir;
@@ -59,25 +84,18 @@ struct ScratchMetrics {
 // sync. The allreduce window must still follow its rounds: pinned at the skipped sync's round
 // it refused later collectives, the final allreduce among them.
 TEST(GossipSyncWindow, FollowsTheRoundPastASkippedScheduledSync) {
-  const auto spec = two_node_ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 200\n");
-  const auto topo = topology::Topology::compile(spec);
-  gossip::FakeNetwork network(topo.names(), 1);
-  training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
+  TwoNodeRing ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 200\n");
   ScratchMetrics metrics("gossip-sync-test");
   {
-    GossipSyncOptions o;
-    o.period = 1;
-    o.staleness = 0;
-    o.round_timeout = 20ms;
-    o.startup_timeout = 0ms;
-    GossipSync sync(network.node(0), topo, o, *metrics.log);
-    sync.start(trainer);
+    GossipSyncOptions o = options(1, 0, 20ms);
+    GossipSync sync(ring.network.node(0), ring.topo, o, *metrics.log);
+    sync.start(ring.trainer);
     const std::uint64_t scheduled = sync.request_sync("test");  // at round 6
     ASSERT_EQ(scheduled, GossipSync::kSyncLead);
     // n1 reports round 40: this node is far behind and jumps there, past round 6.
-    network.node(0).peers().on_heartbeat(1, 40, 40);
-    trainer.step();
-    sync.after_step(trainer);
+    ring.network.node(0).peers().on_heartbeat(1, 40, 40);
+    ring.trainer.step();
+    sync.after_step(ring.trainer);
     EXPECT_EQ(sync.status().value("round", std::uint64_t{0}), 41u);
 
     // A collective of n1 at round 100 (its next sync, say) lies within 64 rounds of this
@@ -86,9 +104,9 @@ TEST(GossipSyncWindow, FollowsTheRoundPastASkippedScheduledSync) {
     chunk.type = gossip::MessageType::allreduce_chunk;
     chunk.tag = 100;
     chunk.payload = gossip::copy_payload(std::vector<float>{1, 2});
-    const std::size_t buffered = network.node(0).mailbox().buffered();
-    network.node(1).send(0, chunk);
-    EXPECT_EQ(network.node(0).mailbox().buffered(), buffered + 1)
+    const std::size_t buffered = ring.network.node(0).mailbox().buffered();
+    ring.network.node(1).send(0, chunk);
+    EXPECT_EQ(ring.network.node(0).mailbox().buffered(), buffered + 1)
         << "the allreduce window stayed at the skipped sync's round";
   }
 }
@@ -97,26 +115,23 @@ TEST(GossipSyncWindow, FollowsTheRoundPastASkippedScheduledSync) {
 // (tag: the last round + 1) before it has caught up with them, even before start(). Refused,
 // they would be lost, and the final allreduce of every node would wait out its timeout.
 TEST(GossipSyncWindow, BuffersTheFinalAllreduceFromTheStartHoweverFarBehind) {
-  const auto spec = two_node_ring("model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 1000\nmax_steps = 2000\n");
-  const auto topo = topology::Topology::compile(spec);
-  gossip::FakeNetwork network(topo.names(), 1);
-  training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
-  ASSERT_EQ(trainer.total_steps(), 2000);
+  TwoNodeRing ring("model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 1000\nmax_steps = 2000\n");
+  ASSERT_EQ(ring.trainer.total_steps(), 2000);
   ScratchMetrics metrics("gossip-final-window-test");
   GossipSyncOptions o;
   o.period = 8;  // rounds at steps 8, 16, ..., 2000: 250 rounds, the final allreduce is 250
   o.staleness = 0;
   o.final_allreduce = true;
-  o.total_steps = trainer.total_steps();
-  GossipSync sync(network.node(0), topo, o, *metrics.log);
+  o.total_steps = ring.trainer.total_steps();
+  GossipSync sync(ring.network.node(0), ring.topo, o, *metrics.log);
   auto send_chunk = [&](std::uint64_t tag) {
     gossip::OutgoingMessage chunk;
     chunk.type = gossip::MessageType::allreduce_chunk;
     chunk.tag = tag;
     chunk.payload = gossip::copy_payload(std::vector<float>{1, 2});
-    const std::size_t buffered = network.node(0).mailbox().buffered();
-    network.node(1).send(0, chunk);
-    return network.node(0).mailbox().buffered() == buffered + 1;
+    const std::size_t buffered = ring.network.node(0).mailbox().buffered();
+    ring.network.node(1).send(0, chunk);
+    return ring.network.node(0).mailbox().buffered() == buffered + 1;
   };
   EXPECT_TRUE(send_chunk(250)) << "the final allreduce's chunk was refused";
   EXPECT_TRUE(send_chunk(251)) << "a retry's chunk was refused";
@@ -126,12 +141,8 @@ TEST(GossipSyncWindow, BuffersTheFinalAllreduceFromTheStartHoweverFarBehind) {
 // With a period schedule, rounds start at the schedule's steps, and a node that jumps to its
 // neighbours' round lands on the step the schedule gives that round (not round * period).
 TEST(GossipSyncSchedule, RoundsStartAtTheSchedulesStepsAndAJumpLandsOnOne) {
-  const auto spec = two_node_ring(
-      "model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 100\nmax_steps = 400\n");
-  const auto topo = topology::Topology::compile(spec);
-  gossip::FakeNetwork network(topo.names(), 1);
-  training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
-  ASSERT_EQ(trainer.total_steps(), 400);
+  TwoNodeRing ring("model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 100\nmax_steps = 400\n");
+  ASSERT_EQ(ring.trainer.total_steps(), 400);
   ScratchMetrics metrics("gossip-schedule-test");
   GossipSyncOptions o;
   o.period = 5;
@@ -139,16 +150,16 @@ TEST(GossipSyncSchedule, RoundsStartAtTheSchedulesStepsAndAJumpLandsOnOne) {
   o.staleness = 0;
   o.round_timeout = 1ms;  // n1 never answers: each round leaves it out and goes on
   o.startup_timeout = 0ms;
-  GossipSync sync(network.node(0), topo, o, *metrics.log);
-  sync.start(trainer);
+  GossipSync sync(ring.network.node(0), ring.topo, o, *metrics.log);
+  sync.start(ring.trainer);
   EXPECT_EQ(sync.status().value("period", std::int64_t{0}), 2);
   std::vector<std::int64_t> round_steps;
   std::uint64_t rounds = 0;
-  while (trainer.step_count() < 21) {
-    trainer.step();
-    sync.after_step(trainer);
+  while (ring.trainer.step_count() < 21) {
+    ring.trainer.step();
+    sync.after_step(ring.trainer);
     const auto now = sync.status().value("rounds", std::uint64_t{0});
-    if (now != rounds) round_steps.push_back(trainer.step_count());
+    if (now != rounds) round_steps.push_back(ring.trainer.step_count());
     rounds = now;
   }
   EXPECT_EQ(round_steps, (std::vector<std::int64_t>{2, 4, 6, 11, 16, 21}));
@@ -156,14 +167,14 @@ TEST(GossipSyncSchedule, RoundsStartAtTheSchedulesStepsAndAJumpLandsOnOne) {
 
   // n1 reports round 40: far behind, this node moves to round 40's step at its next sync
   // point (step 26) and launches round 40 there.
-  network.node(0).peers().on_heartbeat(1, 40, 200);
-  while (sync.status().value("round", std::uint64_t{0}) == 6 && trainer.step_count() < 26) {
-    trainer.step();
-    sync.after_step(trainer);
+  ring.network.node(0).peers().on_heartbeat(1, 40, 200);
+  while (sync.status().value("round", std::uint64_t{0}) == 6 && ring.trainer.step_count() < 26) {
+    ring.trainer.step();
+    sync.after_step(ring.trainer);
   }
   EXPECT_EQ(sync.status().value("round", std::uint64_t{0}), 41u);
-  EXPECT_EQ(trainer.step_count(), RoundSchedule(o.period_schedule, o.period).step_of_round(40));
-  EXPECT_EQ(trainer.step_count(), 6 + (40 - 3 + 1) * 5);
+  EXPECT_EQ(ring.trainer.step_count(), RoundSchedule(o.period_schedule, o.period).step_of_round(40));
+  EXPECT_EQ(ring.trainer.step_count(), 6 + (40 - 3 + 1) * 5);
 }
 
 std::vector<float> pulled(training::Trainer& trainer) {
@@ -194,11 +205,8 @@ TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
     gossip::GossipAverager peer(network.node(1), topo, 5s);
     ScratchMetrics metrics("gossip-apply-test");
     {
-      GossipSyncOptions o;
-      o.period = 1;
-      o.staleness = 1;  // round r is applied at the step after it was launched
-      o.round_timeout = 200ms;
-      o.startup_timeout = 0ms;
+      // Staleness 1: round r is applied at the step after it was launched.
+      GossipSyncOptions o = options(1, 1, 200ms);
       GossipSync sync(network.node(0), topo, o, *metrics.log);
       sync.start(trainer);
 
@@ -239,44 +247,37 @@ TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
 // message for the round: it applies the round there, on time, instead of after one more step
 // (with staleness 1 it did, and every round came at least a step late).
 TEST(GossipSyncApply, RoundCompleteAtItsLaunchIsAppliedAtOnce) {
-  const auto spec = two_node_ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 50\n");
-  const auto topo = topology::Topology::compile(spec);
-  gossip::FakeNetwork network(topo.names(), 1);
-  training::Trainer trainer(spec.training, training::NodeShard{0, 2, 1});
-  gossip::GossipAverager peer(network.node(1), topo, 5s);
+  TwoNodeRing ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 50\n");
+  gossip::GossipAverager peer(ring.network.node(1), ring.topo, 5s);
   ScratchMetrics metrics("gossip-apply-at-once-test");
-  GossipSyncOptions o;
-  o.period = 4;
-  o.staleness = 1;
-  o.round_timeout = 2s;
-  o.startup_timeout = 0ms;
-  GossipSync sync(network.node(0), topo, o, *metrics.log);
-  sync.start(trainer);
+  GossipSyncOptions o = options(4, 1, 2s);
+  GossipSync sync(ring.network.node(0), ring.topo, o, *metrics.log);
+  sync.start(ring.trainer);
   for (int i = 0; i < 3; ++i) {
-    trainer.step();
-    sync.after_step(trainer);
+    ring.trainer.step();
+    sync.after_step(ring.trainer);
   }
   // n1 got to the sync point first: its round-0 message (a zero model) is waiting.
-  const std::size_t length = pulled(trainer).size();
+  const std::size_t length = pulled(ring.trainer).size();
   auto zeros = std::make_shared<const std::vector<float>>(length, 0.0f);
   std::vector<float> peer_delta(length);
   auto peer_round = std::async(std::launch::async, [&] {
     return peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta);
   });
   const auto waiting_since = std::chrono::steady_clock::now();
-  while (network.node(0).mailbox().buffered() == 0 &&
+  while (ring.network.node(0).mailbox().buffered() == 0 &&
          std::chrono::steady_clock::now() - waiting_since < 5s) {
     std::this_thread::sleep_for(1ms);
   }
-  ASSERT_GT(network.node(0).mailbox().buffered(), 0u) << "n1's round message never arrived";
-  trainer.step();  // step 4: a sync point
-  const auto snapshot = pulled(trainer);
-  sync.after_step(trainer);
+  ASSERT_GT(ring.network.node(0).mailbox().buffered(), 0u) << "n1's round message never arrived";
+  ring.trainer.step();  // step 4: a sync point
+  const auto snapshot = pulled(ring.trainer);
+  sync.after_step(ring.trainer);
   ASSERT_EQ(peer_round.get().received, 1u);
   EXPECT_EQ(sync.status().value("rounds", std::uint64_t{0}), 1u) << "the round was left in flight";
   EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 0.0);
   // A two-node ring mixes half and half, and no step came between snapshot and apply.
-  const auto mixed = pulled(trainer);
+  const auto mixed = pulled(ring.trainer);
   float worst = 0;
   for (std::size_t k = 0; k < mixed.size(); ++k) {
     worst = std::max(worst, std::abs(mixed[k] - 0.5f * snapshot[k]));
