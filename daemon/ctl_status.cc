@@ -93,6 +93,13 @@ std::string sync_summary(const nlohmann::json& reply) {
     // With overlapped rounds, how stale their mixes were: accuracy falls with it.
     if (sync.value("staleness", 0) > 0 && sync.value("rounds", 0) > 0) {
       text += ", applied " + num("mean_apply_lag_steps", 1) + " steps late";
+      // The mean hides the tail that costs the accuracy: rounds a whole period late.
+      const double rounds = sync.value("rounds", 0.0);
+      if (sync.contains("rounds_a_period_late") && sync["rounds_a_period_late"].is_number()) {
+        text += " (" +
+                fixed_digits(100.0 * sync["rounds_a_period_late"].get<double>() / rounds, 0) +
+                "% a period late)";
+      }
     }
     if (sync.value("allreduces", 0) > 0) text += ", allreduces " + num("allreduces", 0);
     return text;

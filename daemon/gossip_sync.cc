@@ -282,6 +282,10 @@ void GossipSync::after_step(training::Trainer& trainer) {
   // A round is applied at the first step boundary after its exchange completes, and at the
   // latest at the next sync point: at most one round is in flight across a sync point.
   const bool sync_point = schedule_.is_sync_point(step);
+  if (sync_point && in_flight_) {
+    std::lock_guard lock(mutex_);
+    ++rounds_a_period_late_;  // settled just below, however it completes
+  }
   settle_in_flight(trainer, sync_point);
   if (sync_point) launch_round(trainer, options_.staleness > 0);
   std::uint64_t next;
@@ -328,6 +332,7 @@ nlohmann::json GossipSync::status() const {
           {"last_wait_ms", last_wait_ms_},
           {"blocked_seconds", blocked_seconds_},
           {"apply_lag_steps", apply_lag_steps_},
+          {"rounds_a_period_late", rounds_a_period_late_},
           {"mean_apply_lag_steps",
            rounds_ == 0 ? 0.0 : static_cast<double>(apply_lag_steps_) / static_cast<double>(rounds_)},
           {"period", next_round_ == 0 ? schedule_.step_of_round(0)

@@ -153,6 +153,10 @@ class GossipSync final : public SyncStrategy {
   // Steps trained between a round's snapshot and its apply, summed over rounds: how stale the
   // mixes were (0 with staleness 0). Accuracy falls with it (bench/RESULTS-cluster.md).
   std::uint64_t apply_lag_steps_ = 0;
+  // Rounds (staleness 1) applied only at the next sync point, a whole period after their
+  // snapshot: the tail that costs most of overlapping's accuracy (bench/RESULTS-cluster.md,
+  // "Bounding how late a round is applied"). The mean lag alone hides it.
+  std::uint64_t rounds_a_period_late_ = 0;
   std::map<std::uint64_t, std::string> scheduled_syncs_;  // round -> why
   std::uint64_t last_sync_request_ = 0;  // round of this node's last request (rate limit)
   std::uint64_t allreduces_ok_ = 0;

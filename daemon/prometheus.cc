@@ -95,6 +95,14 @@ std::string render_prometheus(const nlohmann::json& status, const nlohmann::json
                "(divide by the rounds' rate for the mean delay; 0 with staleness 0).");
       e.sample("starling_gossip_apply_lag_steps_total", number(status["sync"], "apply_lag_steps"));
     }
+    if (status["sync"].contains("rounds_a_period_late")) {
+      e.family("starling_gossip_rounds_a_period_late_total", "counter",
+               "Rounds applied only at the next sync point, a whole period after their snapshot "
+               "(staleness 1): the late tail, which costs most of what overlapping costs in "
+               "accuracy.");
+      e.sample("starling_gossip_rounds_a_period_late_total",
+               number(status["sync"], "rounds_a_period_late"));
+    }
   }
 
   const auto& list = peers.contains("peers") ? peers["peers"] : nlohmann::json::array();

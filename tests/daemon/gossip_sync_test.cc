@@ -276,6 +276,7 @@ TEST(GossipSyncApply, RoundCompleteAtItsLaunchIsAppliedAtOnce) {
   ASSERT_EQ(peer_round.get().received, 1u);
   EXPECT_EQ(sync.status().value("rounds", std::uint64_t{0}), 1u) << "the round was left in flight";
   EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 0.0);
+  EXPECT_EQ(sync.status().value("rounds_a_period_late", std::uint64_t{9}), 0u);
   // A two-node ring mixes half and half, and no step came between snapshot and apply.
   const auto mixed = pulled(ring.trainer);
   float worst = 0;
@@ -283,6 +284,33 @@ TEST(GossipSyncApply, RoundCompleteAtItsLaunchIsAppliedAtOnce) {
     worst = std::max(worst, std::abs(mixed[k] - 0.5f * snapshot[k]));
   }
   EXPECT_LT(worst, 1e-6f);
+}
+
+// A round still in flight at the next sync point is applied there, a whole period after its
+// snapshot, and counted: status and Prometheus show that tail apart from the mean delay.
+TEST(GossipSyncApply, ARoundAppliedOnlyAtTheNextSyncPointCountsAsAPeriodLate) {
+  TwoNodeRing ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 50\n");
+  gossip::GossipAverager peer(ring.network.node(1), ring.topo, 5s);
+  ScratchMetrics metrics("gossip-period-late-test");
+  GossipSyncOptions o = options(4, 1, 5s);
+  GossipSync sync(ring.network.node(0), ring.topo, o, *metrics.log);
+  sync.start(ring.trainer);
+  for (int i = 0; i < 7; ++i) {  // step 4 launches round 0; n1 stays silent through step 7
+    ring.trainer.step();
+    sync.after_step(ring.trainer);
+  }
+  ASSERT_EQ(sync.status().value("rounds", std::uint64_t{9}), 0u);
+  const std::size_t length = pulled(ring.trainer).size();
+  auto zeros = std::make_shared<const std::vector<float>>(length, 0.0f);
+  std::vector<float> peer_delta(length);
+  // n0's round-0 message is already in n1's mailbox: this sends n1's and returns.
+  ASSERT_EQ(peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta).received,
+            1u);
+  ring.trainer.step();  // step 8, the next sync point
+  sync.after_step(ring.trainer);
+  EXPECT_EQ(sync.status().value("rounds", std::uint64_t{0}), 1u);
+  EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 4.0);
+  EXPECT_EQ(sync.status().value("rounds_a_period_late", std::uint64_t{0}), 1u);
 }
 
 }  // namespace

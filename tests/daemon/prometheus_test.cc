@@ -12,7 +12,11 @@ TEST(Prometheus, RendersStatusAndPeersInTheTextFormat) {
                            {"peers_alive", 1},   {"peers_total", 2},  {"paused", false},
                            {"checkpoint_failures", 2},
                            {"metrics_write_failures", 4},
-                           {"sync", {{"rounds", 15}, {"neighbours_left_out", 2}, {"apply_lag_steps", 51}}}};
+                           {"sync",
+                            {{"rounds", 15},
+                             {"neighbours_left_out", 2},
+                             {"apply_lag_steps", 51},
+                             {"rounds_a_period_late", 3}}}};
   nlohmann::json peers = {
       {"peers",
        {{{"id", "n1"}, {"state", "alive"}, {"rtt_ms", 0.5}, {"bytes_sent", 1000},
@@ -38,6 +42,8 @@ TEST(Prometheus, RendersStatusAndPeersInTheTextFormat) {
             std::string::npos);
   EXPECT_NE(text.find("starling_gossip_rounds_total{" + labels + "} 15"), std::string::npos);
   EXPECT_NE(text.find("starling_gossip_apply_lag_steps_total{" + labels + "} 51"), std::string::npos);
+  EXPECT_NE(text.find("starling_gossip_rounds_a_period_late_total{" + labels + "} 3"),
+            std::string::npos);
   EXPECT_NE(text.find("starling_checkpoint_failures_total{" + labels + "} 2"), std::string::npos);
   EXPECT_NE(text.find("starling_metrics_write_failures_total{" + labels + "} 4"), std::string::npos);
   EXPECT_NE(text.find("starling_handshake_failures_total{" + labels + "} 3"), std::string::npos);
