@@ -14,13 +14,13 @@
 // snapshot), and each snapshot already contains every earlier correction. An applied delta
 // m - x_s is a doubly stochastic mix minus its input, so it never moves the cluster's average
 // model. With staleness 0 the node blocks at each sync point and applies the round at once.
+// (An earlier version ran the exchange on a worker thread; polling between steps does the same
+// without the thread and its wake-ups, which on a busy machine cost CPU time.)
 //
 // A round that is already complete when its snapshot is taken (the node came to the sync
 // point after its in-neighbours) is applied there, on time. How late the other rounds come
 // is what overlapping costs in accuracy (bench/RESULTS-cluster.md, "What staleness costs"
 // and "Bounding how late a round is applied").
-// (An earlier version ran the exchange on a worker thread; polling between steps does the same
-// without the thread and its wake-ups, which on a busy machine cost CPU time.)
 //
 // Why not two rounds in flight: the second snapshot would miss the first round's correction,
 // so both rounds correct the same disagreement. On a mode with mixing eigenvalue lambda the
