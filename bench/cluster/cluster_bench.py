@@ -166,9 +166,13 @@ def spread(values):
     return f"{statistics.median(values):.2f}x [{min(values):.2f}..{max(values):.2f}]"
 
 
-def lag_text(rows, key):
+def lag_text(rows, key, late_key):
     lags = [x[key] for x in rows if key in x]
-    return f"(applied {statistics.median(lags):.1f} steps after the snapshot)" if lags else ""
+    late = [x[late_key] for x in rows if late_key in x]
+    if not lags:
+        return ""
+    tail = f", {100 * statistics.median(late):.0f}% a whole period late" if late else ""
+    return f"(applied {statistics.median(lags):.1f} steps after the snapshot{tail})"
 
 
 def main():
@@ -209,6 +213,11 @@ def main():
                         if "mean_apply_lag_steps" in s.get("sync", {})]
                 if lags:  # steps from a round's snapshot to its apply, mean over nodes
                     row[name.replace("starling_", "") + "_apply_lag"] = statistics.mean(lags)
+                late = [s["sync"]["rounds_a_period_late"] / s["sync"]["rounds"]
+                        for s in starling_runs.summaries(metrics)
+                        if s.get("sync", {}).get("rounds") and "rounds_a_period_late" in s["sync"]]
+                if late:  # the tail that costs the accuracy: share of rounds a whole period late
+                    row[name.replace("starling_", "") + "_period_late"] = statistics.mean(late)
             pma = pytorch("pma", args.epochs, seed=seed)
             row["pytorch_pma"] = pytorch_throughput(pma)
             row["pma_accuracy"] = statistics.mean(x["accuracy"] for x in pma)
@@ -235,7 +244,8 @@ def main():
               f"(overhead {100 * (1 - statistics.median(r)):.1f}%);",
               "/ PyTorch PMA", spread(ratio(name, "pytorch_pma")) + ";",
               f"accuracy {100 * median_of(name.replace('starling_', '') + '_accuracy'):.2f}%",
-              lag_text(rows, name.replace("starling_", "") + "_apply_lag"),
+              lag_text(rows, name.replace("starling_", "") + "_apply_lag",
+                       name.replace("starling_", "") + "_period_late"),
               "(minus PMA's, same seed:",
               points_spread([100 * (x[name.replace('starling_', '') + '_accuracy'] - x['pma_accuracy'])
                              for x in rows]) + ")")
