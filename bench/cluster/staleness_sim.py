@@ -103,7 +103,7 @@ def apply_round(model, theirs, own, form, damping):
 
 
 def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, schedule="",
-          phases="fixed", form="delta", lag_distribution=()):
+          phases="fixed", form="delta", lag_distribution=(), late_damping=None):
     xtr, ytr, xte, yte = data
     shards = [fmnist.iid_shard(xtr, ytr, r, WORLD) for r in range(WORLD)]
     torch.manual_seed(seed)
@@ -117,9 +117,12 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, 
     sync_at = sync_steps(parse_schedule(schedule, period), total)
     orders = [torch.Generator().manual_seed(seed * 100 + r) for r in range(WORLD)]
     permutation = [None] * WORLD
-    # Applies still to come: (step at which to apply, replica, partners' snapshots, own snapshot).
+    # Applies still to come: (step at which to apply, replica, partners' snapshots, own
+    # snapshot, whether it comes a whole period late).
     pending = []
     phase_rng = torch.Generator().manual_seed(seed * 7919 + 1)
+    if late_damping is None:
+        late_damping = damping
     lags = [d for d, _ in lag_distribution]
     lag_weights = torch.tensor([float(w) for _, w in lag_distribution])
     round_index = 0
@@ -141,8 +144,9 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, 
         with torch.no_grad():
             due = [a for a in pending if a[0] == done]
             pending = [a for a in pending if a[0] != done]
-            for _, r, theirs, own in due:
-                apply_round(models[r], theirs, own, form, damping)
+            for _, r, theirs, own, a_period_late in due:
+                apply_round(models[r], theirs, own, form,
+                            late_damping if a_period_late else damping)
             if done in sync_at:
                 # A round in flight is applied before the next snapshot, as in Starling.
                 assert not pending, "delay must not exceed the period"
@@ -161,7 +165,8 @@ def train(data, seed, graph, period, delay, damping, epochs, batch=32, lr=0.05, 
                         late = delay
                     else:
                         late = max([0] + [offset[j] - offset[r] for j in partners])
-                    entry = (done + late, r, [snapshots[j] for j in partners], snapshots[r])
+                    entry = (done + late, r, [snapshots[j] for j in partners], snapshots[r],
+                             late >= length)
                     if late == 0:
                         apply_round(models[r], entry[2], entry[3], form, damping)
                     else:
@@ -178,6 +183,8 @@ def main():
                    help='periods by phase, "4@0.25,16": 4 for the first quarter of the steps, then 16')
     p.add_argument("--delays", default="0,8", help="comma-separated steps from snapshot to apply")
     p.add_argument("--damping", type=float, default=1.0)
+    p.add_argument("--late-damping", type=float, default=None,
+                   help="damping for rounds applied a whole period late only (default: --damping)")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--lags", default="",
                    help='per node and round, the delay is drawn from this distribution, '
@@ -203,13 +210,14 @@ def main():
             p.error(f"delay {delay} exceeds the period {args.period}")
         results = [train(data, s, args.graph, args.period, delay, args.damping, args.epochs,
                          schedule=args.schedule, phases=args.phases, form=args.form,
-                         lag_distribution=lag_distribution)
+                         lag_distribution=lag_distribution, late_damping=args.late_damping)
                    for s in seeds]
         accuracies = [a for a, _ in results]
         mean = sum(accuracies) / len(accuracies)
         print(f"graph {args.graph} period {args.schedule or args.period} "
               f"delay {args.lags or ('random phases' if args.phases == 'random' else delay)} "
               f"form {args.form} "
+              f"{'' if args.late_damping is None else f'late damping {args.late_damping} '}"
               f"damping {args.damping}, {results[0][1]} rounds: "
               f"mean accuracy {100 * mean:.2f}% over seeds {args.seeds} "
               f"({', '.join(f'{100 * a:.2f}' for a in accuracies)})", flush=True)
