@@ -243,42 +243,59 @@ TEST(GossipSyncApply, AMixKeepsTheStepsTakenWhileItWasInFlight) {
   }
 }
 
+// n0 with overlapped rounds (staleness 1) every 4 steps, and n1 as a bare averager that the
+// test drives: n1 sends when the test says, so the test decides which node comes first.
+struct OverlappedRounds {
+  TwoNodeRing ring{"model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 50\n"};
+  gossip::GossipAverager peer{ring.network.node(1), ring.topo, 5s};
+  ScratchMetrics metrics;
+  GossipSync sync;
+  std::vector<float> peer_delta;
+
+  explicit OverlappedRounds(const std::string& name)
+      : metrics(name), sync(ring.network.node(0), ring.topo, options(4, 1, 5s), *metrics.log) {
+    sync.start(ring.trainer);
+  }
+  void train(int steps) {
+    for (int i = 0; i < steps; ++i) {
+      ring.trainer.step();
+      sync.after_step(ring.trainer);
+    }
+  }
+  // n1 sends its message of `round`, an all-zero model, and returns once it holds n0's.
+  gossip::GossipRoundResult peer_round_of_zeros(std::uint64_t round) {
+    const std::size_t length = pulled(ring.trainer).size();
+    peer_delta.assign(length, 0.0f);
+    return peer.run_round(round, std::make_shared<const std::vector<float>>(length, 0.0f),
+                          peer_delta, gossip::GossipAverager::Output::delta);
+  }
+  std::uint64_t count(const char* key) const { return sync.status().value(key, std::uint64_t{99}); }
+  double mean_lag() const { return sync.status().value("mean_apply_lag_steps", -1.0); }
+};
+
 // A node that reaches a sync point after its in-neighbour already holds the neighbour's
 // message for the round: it applies the round there, on time, instead of after one more step
 // (with staleness 1 it did, and every round came at least a step late).
 TEST(GossipSyncApply, RoundCompleteAtItsLaunchIsAppliedAtOnce) {
-  TwoNodeRing ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 50\n");
-  gossip::GossipAverager peer(ring.network.node(1), ring.topo, 5s);
-  ScratchMetrics metrics("gossip-apply-at-once-test");
-  GossipSyncOptions o = options(4, 1, 2s);
-  GossipSync sync(ring.network.node(0), ring.topo, o, *metrics.log);
-  sync.start(ring.trainer);
-  for (int i = 0; i < 3; ++i) {
-    ring.trainer.step();
-    sync.after_step(ring.trainer);
-  }
-  // n1 got to the sync point first: its round-0 message (a zero model) is waiting.
-  const std::size_t length = pulled(ring.trainer).size();
-  auto zeros = std::make_shared<const std::vector<float>>(length, 0.0f);
-  std::vector<float> peer_delta(length);
-  auto peer_round = std::async(std::launch::async, [&] {
-    return peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta);
-  });
+  OverlappedRounds n0("gossip-apply-at-once-test");
+  n0.train(3);
+  // n1 gets to the sync point first: its round-0 message (a zero model) waits for n0.
+  auto peer_round = std::async(std::launch::async, [&] { return n0.peer_round_of_zeros(0); });
+  auto& mailbox = n0.ring.network.node(0).mailbox();
   const auto waiting_since = std::chrono::steady_clock::now();
-  while (ring.network.node(0).mailbox().buffered() == 0 &&
-         std::chrono::steady_clock::now() - waiting_since < 5s) {
+  while (mailbox.buffered() == 0 && std::chrono::steady_clock::now() - waiting_since < 5s) {
     std::this_thread::sleep_for(1ms);
   }
-  ASSERT_GT(ring.network.node(0).mailbox().buffered(), 0u) << "n1's round message never arrived";
-  ring.trainer.step();  // step 4: a sync point
-  const auto snapshot = pulled(ring.trainer);
-  sync.after_step(ring.trainer);
+  ASSERT_GT(mailbox.buffered(), 0u) << "n1's round message never arrived";
+  n0.ring.trainer.step();  // step 4: a sync point
+  const auto snapshot = pulled(n0.ring.trainer);
+  n0.sync.after_step(n0.ring.trainer);
   ASSERT_EQ(peer_round.get().received, 1u);
-  EXPECT_EQ(sync.status().value("rounds", std::uint64_t{0}), 1u) << "the round was left in flight";
-  EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 0.0);
-  EXPECT_EQ(sync.status().value("rounds_a_period_late", std::uint64_t{9}), 0u);
+  EXPECT_EQ(n0.count("rounds"), 1u) << "the round was left in flight";
+  EXPECT_EQ(n0.mean_lag(), 0.0);
+  EXPECT_EQ(n0.count("rounds_a_period_late"), 0u);
   // A two-node ring mixes half and half, and no step came between snapshot and apply.
-  const auto mixed = pulled(ring.trainer);
+  const auto mixed = pulled(n0.ring.trainer);
   float worst = 0;
   for (std::size_t k = 0; k < mixed.size(); ++k) {
     worst = std::max(worst, std::abs(mixed[k] - 0.5f * snapshot[k]));
@@ -289,28 +306,15 @@ TEST(GossipSyncApply, RoundCompleteAtItsLaunchIsAppliedAtOnce) {
 // A round still in flight at the next sync point is applied there, a whole period after its
 // snapshot, and counted: status and Prometheus show that tail apart from the mean delay.
 TEST(GossipSyncApply, ARoundAppliedOnlyAtTheNextSyncPointCountsAsAPeriodLate) {
-  TwoNodeRing ring("model = \"logreg\"\ndataset = \"synthetic\"\nmax_steps = 50\n");
-  gossip::GossipAverager peer(ring.network.node(1), ring.topo, 5s);
-  ScratchMetrics metrics("gossip-period-late-test");
-  GossipSyncOptions o = options(4, 1, 5s);
-  GossipSync sync(ring.network.node(0), ring.topo, o, *metrics.log);
-  sync.start(ring.trainer);
-  for (int i = 0; i < 7; ++i) {  // step 4 launches round 0; n1 stays silent through step 7
-    ring.trainer.step();
-    sync.after_step(ring.trainer);
-  }
-  ASSERT_EQ(sync.status().value("rounds", std::uint64_t{9}), 0u);
-  const std::size_t length = pulled(ring.trainer).size();
-  auto zeros = std::make_shared<const std::vector<float>>(length, 0.0f);
-  std::vector<float> peer_delta(length);
+  OverlappedRounds n0("gossip-period-late-test");
+  n0.train(7);  // step 4 launches round 0; n1 stays silent through step 7
+  ASSERT_EQ(n0.count("rounds"), 0u);
   // n0's round-0 message is already in n1's mailbox: this sends n1's and returns.
-  ASSERT_EQ(peer.run_round(0, zeros, peer_delta, gossip::GossipAverager::Output::delta).received,
-            1u);
-  ring.trainer.step();  // step 8, the next sync point
-  sync.after_step(ring.trainer);
-  EXPECT_EQ(sync.status().value("rounds", std::uint64_t{0}), 1u);
-  EXPECT_EQ(sync.status().value("mean_apply_lag_steps", -1.0), 4.0);
-  EXPECT_EQ(sync.status().value("rounds_a_period_late", std::uint64_t{0}), 1u);
+  ASSERT_EQ(n0.peer_round_of_zeros(0).received, 1u);
+  n0.train(1);  // step 8, the next sync point
+  EXPECT_EQ(n0.count("rounds"), 1u);
+  EXPECT_EQ(n0.mean_lag(), 4.0);
+  EXPECT_EQ(n0.count("rounds_a_period_late"), 1u);
 }
 
 }  // namespace
