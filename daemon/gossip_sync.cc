@@ -233,6 +233,9 @@ void GossipSync::apply(training::Trainer& trainer, const gossip::WireSnapshot& s
     std::lock_guard lock(mutex_);
     ++rounds_;
     apply_lag_steps_ += static_cast<std::uint64_t>(lag_steps);
+    // A round applied at a sync point after steps of training was carried there from the
+    // previous one: a whole period late (a round applied on time has lag 0).
+    if (lag_steps > 0 && schedule_.is_sync_point(trainer.step_count())) ++rounds_a_period_late_;
     neighbours_left_out_ += r.missing.size();
     last_distance_ = r.consensus_distance;
     last_wait_ms_ = waited_ms;
@@ -282,10 +285,6 @@ void GossipSync::after_step(training::Trainer& trainer) {
   // A round is applied at the first step boundary after its exchange completes, and at the
   // latest at the next sync point: at most one round is in flight across a sync point.
   const bool sync_point = schedule_.is_sync_point(step);
-  if (sync_point && in_flight_) {
-    std::lock_guard lock(mutex_);
-    ++rounds_a_period_late_;  // settled just below, however it completes
-  }
   settle_in_flight(trainer, sync_point);
   if (sync_point) launch_round(trainer, options_.staleness > 0);
   std::uint64_t next;

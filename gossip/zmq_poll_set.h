@@ -38,6 +38,7 @@ class ZmqPollSet {
 
   // Members are watched for input (ZMQ_POLLIN) from the next wait() on. A new ZeroMQ socket is
   // asked at the first wait (it may already hold messages). The socket must outlive the set.
+  // Handles count up from 0 in the order members are added.
   Handle add(zmq::socket_t& socket);
   Handle add_fd(int fd);
 

@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
 #include <deque>
 #include <map>
@@ -477,10 +478,11 @@ struct ZmqTransport::Impl {
     if (!transitions.empty()) owner.mailbox_.wake_all();
   }
 
-  // Records what a new member of poll_set is; returns its handle.
+  // Records what a new member of poll_set is; returns its handle. Handles count up from 0 in
+  // the order members are added, so `watched` is indexed by them.
   ZmqPollSet::Handle watch(ZmqPollSet::Handle item, Source source, std::size_t peer = 0) {
-    watched.resize(std::max(watched.size(), item + 1));
-    watched[item] = Watched{source, peer};
+    assert(item == watched.size());
+    watched.push_back(Watched{source, peer});
     return item;
   }
 
