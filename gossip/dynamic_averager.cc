@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gossip/checksum.h"
+#include "gossip/lane_sum.h"
 
 #include <algorithm>
 #include <cmath>
@@ -65,13 +66,13 @@ std::shared_ptr<const std::vector<float>> from_drift(std::span<const Half> drift
   return model;
 }
 
+// In double, in lanes (gossip/lane_sum.h): with one accumulator, every drift check was a
+// scalar chain of dependent additions over the whole model.
 double squared_distance(std::span<const float> a, std::span<const float> b) {
-  double sum = 0;
-  for (std::size_t k = 0; k < a.size(); ++k) {
-    double d = static_cast<double>(a[k]) - static_cast<double>(b[k]);
-    sum += d * d;
-  }
-  return sum;
+  return sum_in_lanes<double>(0, a.size(), [&](std::size_t k) {
+    const double d = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    return d * d;
+  });
 }
 
 }  // namespace

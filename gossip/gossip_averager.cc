@@ -1,5 +1,7 @@
 #include "gossip/gossip_averager.h"
 
+#include "gossip/lane_sum.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,22 +17,21 @@ namespace {
 // loops unroll and the outer loop vectorises. The distance is summed in float within blocks
 // of 1024 elements and in double across blocks (bounded rounding error, no slow doubles in the
 // vector loop).
+// The distance is summed in lanes (gossip/lane_sum.h), without which the loop stays scalar.
 template <std::size_t N, bool Delta>
 double mix_block(float* __restrict out, const float* const* x, const float* w, std::size_t begin,
                  std::size_t end) {
   const float inv = 1.0f / static_cast<float>(N);
-  float squared = 0.0f;
-  for (std::size_t k = begin; k < end; ++k) {
+  return sum_in_lanes<float>(begin, end, [&](std::size_t k) {
     float mixed = 0.0f, sum = 0.0f;
     for (std::size_t j = 0; j < N; ++j) {
       mixed += w[j] * x[j][k];
       sum += x[j][k];
     }
     out[k] = Delta ? mixed - x[0][k] : mixed;
-    float diff = x[0][k] - sum * inv;
-    squared += diff * diff;
-  }
-  return squared;
+    const float diff = x[0][k] - sum * inv;
+    return diff * diff;
+  });
 }
 
 template <std::size_t N>
@@ -95,13 +96,14 @@ double mix_squared(std::span<float> out, const std::vector<std::span<const float
 }
 
 // model[k] += sum_j w[j] (in[j][k] - s[k]) for N neighbour inputs, and the squared distance of
-// s from the plain mean of s and the inputs, in one pass. Summed in float within the block.
+// s from the plain mean of s and the inputs, in one pass. Summed in float lanes within the
+// block (gossip/lane_sum.h): with one float accumulator this pass, the apply of every gossip
+// round, was scalar.
 template <std::size_t N>
 double add_delta_block(float* __restrict model, const float* __restrict s, const float* const* in,
                        const float* w, std::size_t length) {
   constexpr float inv = 1.0f / static_cast<float>(N + 1);
-  float squared = 0.0f;
-  for (std::size_t k = 0; k < length; ++k) {
+  return sum_in_lanes<float>(0, length, [&](std::size_t k) {
     float delta = 0.0f, sum = s[k];
     for (std::size_t j = 0; j < N; ++j) {
       delta += w[j] * (in[j][k] - s[k]);
@@ -109,9 +111,8 @@ double add_delta_block(float* __restrict model, const float* __restrict s, const
     }
     model[k] += delta;
     const float diff = s[k] - sum * inv;
-    squared += diff * diff;
-  }
-  return squared;
+    return diff * diff;
+  });
 }
 
 double add_delta_general(float* model, const float* s, const float* const* in, const float* w,
