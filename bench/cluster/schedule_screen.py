@@ -99,8 +99,9 @@ def main():
     print(f"\nraw rows: {os.path.relpath(out_path)}")
     print("schedule: minus PMA in points, mean +- s.e. over seeds; seeds at or above PMA")
     for name, diffs in points.items():
-        se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-        print(f"  {name}: {statistics.mean(diffs):+.3f} +- {se:.3f}; "
+        se = (f" +- {statistics.stdev(diffs) / len(diffs) ** 0.5:.3f}" if len(diffs) > 1
+              else " (one seed: no s.e.)")
+        print(f"  {name}: {statistics.mean(diffs):+.3f}{se}; "
               f"{sum(d >= 0 for d in diffs)} of {len(diffs)}")
 
 
