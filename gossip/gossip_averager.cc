@@ -14,10 +14,9 @@ namespace {
 
 // One fused pass for a fixed number of inputs: the weighted mix and the squared distance of
 // input 0 from the plain mean, element by element. N is a template parameter so the inner
-// loops unroll and the outer loop vectorises. The distance is summed in float within blocks
-// of 1024 elements and in double across blocks (bounded rounding error, no slow doubles in the
-// vector loop).
-// The distance is summed in lanes (gossip/lane_sum.h), without which the loop stays scalar.
+// loops unroll and the outer loop vectorises. The distance is summed in float lanes within
+// blocks of 1024 elements (gossip/lane_sum.h: with one accumulator the loop stays scalar) and
+// in double across blocks (bounded rounding error, no slow doubles in the vector loop).
 template <std::size_t N, bool Delta>
 double mix_block(float* __restrict out, const float* const* x, const float* w, std::size_t begin,
                  std::size_t end) {

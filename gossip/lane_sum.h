@@ -4,15 +4,14 @@
 // A loop that adds into one float or double accumulator is a chain of dependent additions:
 // without -ffast-math the compiler may not reorder them, so the whole loop stays scalar, and
 // any other work in it (a mix, an update of the model) is scalar with it. Keeping one
-// accumulator per lane breaks the chain: lane l sums the elements k with k = l (mod kLanes),
-// each lane's loop is independent, and the lanes become SIMD registers. On a 1 MB model the
+// accumulator per lane breaks the chain: lane l sums the elements begin + l, begin + l +
+// kSumLanes, ..., each lane's chain is independent, and the lanes become SIMD registers. On a 1 MB model the
 // gossip apply pass ran 2.4x faster this way on SSE2 alone (bench/RESULTS-cluster.md, "The
 // apply pass, vectorised").
 //
-// The order of the additions is fixed by the data's length alone (lane by lane, then the
-// lanes in order), so a result is the same on every run and every machine with IEEE floats:
-// what a node reports does not depend on timing. It differs in the last bits from a
-// left-to-right sum.
+// The order of the additions is fixed by the range alone (lane by lane, then the lanes in
+// order), so a build gives the same result on every run: what a node reports does not depend
+// on timing. It differs in the last bits from a left-to-right sum.
 #include <cstddef>
 
 namespace starling::gossip {
