@@ -47,6 +47,20 @@ TRAINING = ('model = "mlp"\npartition = "iid"\nbatch_size = 32\nlr = 0.05\nmomen
             'epochs = 40\neval_every = 400\ncheckpoint_every = 50')
 
 
+def read_metrics(path):
+    """(events, fragments): the JSON lines of a metrics.jsonl, and how many lines did not parse.
+    A node killed in the middle of a line's write(2) leaves a fragment, which its successor
+    ends with a newline (README, "Files"): readers skip it, as starlingctl does."""
+    events, fragments = [], 0
+    with open(path, errors="replace") as f:  # a fragment may end inside a UTF-8 sequence
+        for line in filter(str.strip, f):
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                fragments += 1
+    return events, fragments
+
+
 def soak(name, rng, chaos_seconds, deadline, stall_share):
     sync, one_model = MODES[name]
     run_dir = tempfile.mkdtemp(prefix=f"starling-soak-{name}-")
@@ -62,6 +76,7 @@ def soak(name, rng, chaos_seconds, deadline, stall_share):
     nodes = {i: start(i) for i in range(4)}
     began = time.time()
     kills = stalls = 0
+    kills_of = {i: 0 for i in range(4)}
     while time.time() - began < chaos_seconds:
         time.sleep(rng.uniform(2, 5))
         i = rng.randrange(4)
@@ -78,6 +93,7 @@ def soak(name, rng, chaos_seconds, deadline, stall_share):
             nodes[i].send_signal(signal.SIGKILL)
             nodes[i].wait()
             kills += 1
+            kills_of[i] += 1
             time.sleep(rng.uniform(0.2, 2.0))
             nodes[i] = start(i)
     end_by = time.time() + deadline
@@ -89,14 +105,19 @@ def soak(name, rng, chaos_seconds, deadline, stall_share):
             exits[i] = "did not finish"
             p.kill()
     accuracies = []
+    fragments_ok = True
     for i in range(4):
         try:
-            with open(os.path.join(run_dir, f"n{i}", "metrics.jsonl")) as f:
-                summaries = [e for e in map(json.loads, filter(str.strip, f)) if e["event"] == "summary"]
-            accuracies.append(summaries[-1]["accuracy"] if summaries else None)
+            events, fragments = read_metrics(os.path.join(run_dir, f"n{i}", "metrics.jsonl"))
         except OSError:
             accuracies.append(None)
-    ok = all(code == 0 for code in exits.values())
+            continue
+        summaries = [e for e in events if e.get("event") == "summary"]
+        accuracies.append(summaries[-1]["accuracy"] if summaries else None)
+        if fragments > kills_of[i]:  # a kill cuts at most the one line being written
+            print(f"  n{i}: {fragments} unreadable metrics lines after {kills_of[i]} kills")
+            fragments_ok = False
+    ok = fragments_ok and all(code == 0 for code in exits.values())
     if one_model:
         ok = ok and len(set(accuracies)) == 1
     print(f"{name:18} {'ok' if ok else 'FAILED':7} kills {kills}  stalls {stalls}  exits {exits}  accuracies {accuracies}  "
