@@ -181,6 +181,11 @@ def lag_text(rows, key, late_key):
     return f"(applied {statistics.median(lags):.1f} steps after the snapshot{tail})"
 
 
+def row_key(variant, field):
+    """The row's key for a variant's field: "starling_gossip" -> "gossip_accuracy"."""
+    return variant.replace("starling_", "") + "_" + field
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
@@ -214,16 +219,16 @@ def main():
                 metrics = starling(options.pop("mode", "gossip"), args.epochs, seed=seed,
                                    **options)
                 row[name] = starling_runs.throughput(metrics)
-                row[name.replace("starling_", "") + "_accuracy"] = mean_accuracy(metrics)
+                row[row_key(name, "accuracy")] = mean_accuracy(metrics)
                 lags = [s["sync"]["mean_apply_lag_steps"] for s in starling_runs.summaries(metrics)
                         if "mean_apply_lag_steps" in s.get("sync", {})]
                 if lags:  # steps from a round's snapshot to its apply, mean over nodes
-                    row[name.replace("starling_", "") + "_apply_lag"] = statistics.mean(lags)
+                    row[row_key(name, "apply_lag")] = statistics.mean(lags)
                 late = [s["sync"]["rounds_a_period_late"] / s["sync"]["rounds"]
                         for s in starling_runs.summaries(metrics)
                         if s.get("sync", {}).get("rounds") and "rounds_a_period_late" in s["sync"]]
                 if late:  # the tail that costs the accuracy: share of rounds a whole period late
-                    row[name.replace("starling_", "") + "_period_late"] = statistics.mean(late)
+                    row[row_key(name, "period_late")] = statistics.mean(late)
             pma = pytorch("pma", args.epochs, seed=seed)
             row["pytorch_pma"] = pytorch_throughput(pma)
             row["pma_accuracy"] = statistics.mean(x["accuracy"] for x in pma)
@@ -249,11 +254,10 @@ def main():
         print(f"{name}: {median_of(name):.0f} samples/s;".ljust(50), "/ local", spread(r),
               f"(overhead {100 * (1 - statistics.median(r)):.1f}%);",
               "/ PyTorch PMA", spread(ratio(name, "pytorch_pma")) + ";",
-              f"accuracy {100 * median_of(name.replace('starling_', '') + '_accuracy'):.2f}%",
-              lag_text(rows, name.replace("starling_", "") + "_apply_lag",
-                       name.replace("starling_", "") + "_period_late"),
+              f"accuracy {100 * median_of(row_key(name, 'accuracy')):.2f}%",
+              lag_text(rows, row_key(name, "apply_lag"), row_key(name, "period_late")),
               "(minus PMA's, same seed:",
-              points_spread([100 * (x[name.replace('starling_', '') + '_accuracy'] - x['pma_accuracy'])
+              points_spread([100 * (x[row_key(name, 'accuracy')] - x['pma_accuracy'])
                              for x in rows]) + ")")
     print(f"pytorch PMA accuracy {100 * median_of('pma_accuracy'):.2f}%")
     tta = [] if args.no_time_to_accuracy else ratio("gossip_tta_seconds", "ddp_tta_seconds")
