@@ -524,7 +524,17 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       spdlog::info("CURVE: every connection is encrypted, and only the {} keys of the cluster "
                    "file get in", n.spec.nodes.size());
     }
+    if (topology::collectives_use_tcp_links(n.spec)) {
+      for (const auto& node : n.spec.nodes) {
+        t.ring_link_hosts.push_back(topology::tcp_endpoint_host(node.endpoint).value());
+      }
+    }
     n.transport = std::make_unique<gossip::ZmqTransport>(std::move(t));
+    if (auto* links = n.transport->ring_links()) {
+      spdlog::info("ring allreduce chunks travel over plain TCP links (port {}); set [sync] "
+                   "collective_transport = \"zeromq\" to send them through ZeroMQ",
+                   links->port());
+    }
     if (s.mode == "gossip") {
       GossipSyncOptions g;
       g.period = s.period;

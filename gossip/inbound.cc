@@ -90,6 +90,8 @@ InboundAction InboundPipeline::handle(std::optional<std::size_t> transport_sende
       peers_.on_received(peer, bytes, header.incarnation, std::chrono::steady_clock::now());
       std::uint64_t now = monotonic_ns();
       if (header.aux0 <= now) peers_.on_rtt(peer, std::chrono::nanoseconds(now - header.aux0));
+      // A restarted peer listens on a new port: every ack says where, the newest wins.
+      if (header.aux1 <= 0xFFFF) peers_.on_ring_port(peer, static_cast<std::uint16_t>(header.aux1));
       return action;
     }
     default: break;

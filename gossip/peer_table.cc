@@ -89,6 +89,16 @@ std::uint64_t PeerTable::send_failures(std::size_t peer) const {
   return peers_[peer].send_failures;
 }
 
+void PeerTable::on_ring_port(std::size_t peer, std::uint16_t port) {
+  std::lock_guard lock(mutex_);
+  peers_[peer].ring_port = port;
+}
+
+std::uint16_t PeerTable::ring_port(std::size_t peer) const {
+  std::lock_guard lock(mutex_);
+  return peers_[peer].ring_port;
+}
+
 bool PeerTable::on_rejected(std::size_t peer, RejectReason reason) {
   std::lock_guard lock(mutex_);
   return ++peers_[peer].rejected[static_cast<std::size_t>(reason)] == 1;

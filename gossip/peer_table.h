@@ -68,6 +68,8 @@ struct PeerInfo {
   // Our connection to it closed and has not been made again: its process is gone (a crash
   // closes its sockets), whatever its silence says yet. Set and cleared by the transport.
   bool connection_lost = false;
+  // Where its ring link listens (ring_links.h), from its heartbeat acks; 0 until known.
+  std::uint16_t ring_port = 0;
 };
 
 struct PeerTransition {
@@ -100,6 +102,10 @@ class PeerTable {
   void on_fingerprint_mismatch(std::size_t peer);
   // Our connection to `peer` closed (up = false) or completed its handshake (up = true).
   void on_connection(std::size_t peer, bool up);
+
+  // The port `peer`'s ring link listens on, as its heartbeat acks report it (0: none).
+  void on_ring_port(std::size_t peer, std::uint16_t port);
+  std::uint16_t ring_port(std::size_t peer) const;
 
   // For transports that learn liveness out of band (the in-process fake): sets the state now.
   void declare(std::size_t peer, PeerState state);

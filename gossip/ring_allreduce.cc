@@ -9,6 +9,10 @@
 #include <mutex>
 #include <stdexcept>
 
+#include <poll.h>
+
+#include "gossip/checksum.h"
+
 namespace starling::gossip {
 namespace {
 
@@ -161,6 +165,7 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
     result.ok = true;
     return result;
   }
+  if (RingLinks* links = transport_.ring_links()) return run_on_links(*links, tag, members, in, out, kind);
 
   const std::size_t length = in.size();
   std::vector<std::size_t> begin(n + 1);
@@ -329,6 +334,257 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
     fail(could_not_send(right, tag));
     ok = false;
   }
+  expect(tag + 1);
+  result.ok = ok;
+  result.elapsed = Clock::now() - start;
+  return result;
+}
+
+AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
+                                            const std::vector<std::size_t>& members,
+                                            std::span<const float> in, std::span<float> out,
+                                            std::uint64_t kind) {
+  std::lock_guard one_collective_at_a_time(links.mutex());
+  const auto start = Clock::now();
+  const auto deadline = start + options_.timeout;
+  AllreduceResult result;
+  const std::size_t self = transport_.self();
+  const std::size_t n = members.size();
+  const std::size_t p =
+      static_cast<std::size_t>(std::find(members.begin(), members.end(), self) - members.begin());
+  const std::size_t length = in.size();
+  std::vector<std::size_t> begin(n + 1);
+  for (std::size_t k = 0; k <= n; ++k) begin[k] = length * k / n;
+  const std::size_t chunk = options_.chunk_bytes > 0
+                                ? std::max<std::size_t>(1, options_.chunk_bytes / sizeof(float))
+                                : auto_chunk_elements(length, n);
+  auto chunks_of = [&](std::size_t segment) {
+    return (begin[segment + 1] - begin[segment] + chunk - 1) / chunk;
+  };
+  auto chunk_range = [&](std::size_t segment, std::size_t c) {
+    std::size_t lo = begin[segment] + c * chunk;
+    return std::pair{lo, std::min(begin[segment + 1], lo + chunk)};
+  };
+  const std::size_t left = members[(p + n - 1) % n];
+  const std::size_t right = members[(p + 1) % n];
+  const std::uint64_t fingerprint = membership_fingerprint(members, kind);
+  Mailbox& mailbox = transport_.mailbox();
+  PeerTable& peers = transport_.peers();
+  expect(tag);  // aborts of this collective are buffered
+  partial_.resize(length);
+  scratch_.resize(std::min(chunk, length));
+
+  auto fail = [&](std::string why) {
+    result.ok = false;
+    result.error = std::move(why);
+    OutgoingMessage abort;
+    abort.type = MessageType::allreduce_abort;
+    abort.tag = tag;
+    for (std::size_t m : members) {
+      if (m != self) transport_.send(m, abort);
+    }
+  };
+  // What ends a wait early, in the order the errors name it.
+  auto given_up = [&]() -> std::optional<std::string> {
+    const std::string t = " (collective " + std::to_string(tag) + ")";
+    if (mailbox.contains(MessageType::allreduce_abort, tag)) {
+      return "another member aborted collective " + std::to_string(tag);
+    }
+    if (options_.stop && options_.stop()) return "stopped while waiting for the ring" + t;
+    if (!peers.is_active(left)) return peers.id(left) + " went silent during collective " + std::to_string(tag);
+    if (!peers.is_active(right)) return peers.id(right) + " went silent during collective " + std::to_string(tag);
+    if (Clock::now() >= deadline) return "timed out waiting for " + peers.id(left) + t;
+    return std::nullopt;
+  };
+  // Waits for any of the links' sockets (and new connections), at most 10 ms: aborts, stops
+  // and liveness arrive elsewhere and are checked between waits.
+  auto wait = [&](const OutboundLink* to_right, bool want_left) {
+    std::vector<pollfd> fds;
+    fds.push_back({links.listener_fd(), POLLIN, 0});
+    for (int fd : links.unidentified_fds()) fds.push_back({fd, POLLIN, 0});
+    if (want_left) {
+      if (InboundLink* from_left = links.inbound(left)) fds.push_back({from_left->fd(), POLLIN, 0});
+    }
+    if (to_right && !to_right->idle()) fds.push_back({to_right->fd(), POLLOUT, 0});
+    const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    poll(fds.data(), fds.size(), static_cast<int>(std::clamp<long long>(left_ms, 0, 10)));
+    links.service_listener();
+  };
+
+  // The link to the right neighbour, connected and greeted before any chunk is queued: a
+  // neighbour that is just coming back may refuse connections for a moment (its port is then
+  // still the old one), which is retried until the deadline, not a failure.
+  OutboundLink* to_right = nullptr;
+  std::string last_connect_error;
+  while (true) {
+    if (auto why = given_up()) {
+      if (!last_connect_error.empty() && Clock::now() >= deadline) {
+        *why = "could not connect the ring link to " + peers.id(right) + ": " + last_connect_error;
+      }
+      fail(*why);
+      links.drop_outbound(right);
+      expect(tag + 1);
+      result.elapsed = Clock::now() - start;
+      return result;
+    }
+    std::string why;
+    to_right = links.outbound(right, &why);
+    if (to_right && !to_right->flush()) {
+      last_connect_error = to_right->error();
+      links.drop_outbound(right);
+      to_right = nullptr;
+    } else if (!why.empty()) {
+      last_connect_error = why;
+    }
+    if (to_right && !to_right->connecting() && to_right->idle()) break;
+    wait(to_right, false);
+  }
+
+  const float scale = options_.mean ? 1.0f / static_cast<float>(n) : 1.0f;
+  auto queue = [&](std::uint64_t step, std::size_t c, const float* data, std::size_t count,
+                   std::optional<std::uint32_t> crc) {
+    const auto bytes = std::as_bytes(std::span<const float>(data, count));
+    Header h;
+    h.type = MessageType::allreduce_chunk;
+    h.sender = static_cast<std::uint32_t>(self);
+    h.incarnation = links.incarnation();
+    h.fingerprint = links.fingerprint();
+    h.tag = tag;
+    h.aux0 = (step << 32) | c;
+    h.aux1 = fingerprint;
+    h.payload_bytes = bytes.size();
+    h.payload_crc = crc ? *crc : payload_checksum(bytes);
+    to_right->queue(h, bytes);
+    peers.on_sent(right, kHeaderSize + bytes.size());
+    result.payload_bytes_sent += bytes.size();
+  };
+
+  // Reduce-scatter step s (< n - 1) receives segment p - s - 1 and adds it to this node's;
+  // all-gather step n - 1 + a receives segment p - a, reduced, into `out`. Wire steps are
+  // numbered as on the ZeroMQ path.
+  const std::size_t steps = 2 * (n - 1);
+  std::size_t step = 0, c = 0;
+  for (std::size_t k = 0; k < chunks_of(p); ++k) {
+    auto [lo, hi] = chunk_range(p, k);
+    queue(0, k, in.data() + lo, hi - lo, std::nullopt);
+  }
+  auto segment_of = [&](std::size_t at) {
+    return at + 1 < n ? (p + 2 * n - at - 1) % n : (p + n - (at - (n - 1))) % n;
+  };
+  // Segments shorter than the ring (length < n) have no chunks: nothing arrives for them.
+  auto skip_empty_steps = [&] {
+    while (step < steps && chunks_of(segment_of(step)) == 0) ++step;
+  };
+  skip_empty_steps();
+  bool ok = true;
+  while (ok && (step < steps || !to_right->idle())) {
+    if (!to_right->flush()) {
+      fail("lost the ring link to " + peers.id(right) + " (collective " + std::to_string(tag) +
+           "): " + to_right->error());
+      ok = false;
+      break;
+    }
+    InboundLink* from_left = step < steps ? links.inbound(left) : nullptr;
+    while (ok && from_left && step < steps) {
+      auto broken = [&](const std::string& what) {
+        fail("the ring link from " + peers.id(left) + " (collective " + std::to_string(tag) +
+             "): " + what);
+        links.drop_inbound(left);
+        ok = false;
+      };
+      InboundLink::Read status = from_left->read_header(links.context_for(left), links.max_payload_bytes());
+      if (status == InboundLink::Read::failed) {
+        if (from_left->closed_between_frames() && !peers.connection_lost(left)) {
+          // Left gave up on an earlier collective and connects again for this one: wait for
+          // the new link (an abort, left's silence or the deadline ends the wait).
+          links.drop_inbound(left);
+          break;
+        }
+        broken(from_left->error());
+        break;
+      }
+      if (status == InboundLink::Read::more) break;
+      const Header& h = from_left->header();
+      if (h.tag < tag) {  // the rest of a collective this node gave up on
+        status = from_left->skip_body();
+        if (status == InboundLink::Read::failed) broken(from_left->error());
+        if (status != InboundLink::Read::ready) break;
+        from_left->next_frame();
+        continue;
+      }
+      if (h.tag > tag) {
+        // Left the header where it is: it opens that collective when this node gets there.
+        fail(peers.id(left) + " is already in collective " + std::to_string(h.tag) +
+             " while this node runs " + std::to_string(tag));
+        ok = false;
+        break;
+      }
+      if (h.aux1 != fingerprint) {
+        fail(peers.id(left) + " runs collective " + std::to_string(tag) + " with another membership");
+        ok = false;
+        break;
+      }
+      const bool reducing = step + 1 < n;
+      const std::size_t g = segment_of(step);
+      auto [lo, hi] = chunk_range(g, c);
+      if (h.aux0 != ((static_cast<std::uint64_t>(step) << 32) | c) ||
+          h.payload_bytes != (hi - lo) * sizeof(float)) {
+        broken("sent step " + std::to_string(h.aux0 >> 32) + " chunk " +
+               std::to_string(h.aux0 & 0xFFFFFFFFu) + " of " + std::to_string(h.payload_bytes) +
+               " bytes where step " + std::to_string(step) + " chunk " + std::to_string(c) +
+               " of " + std::to_string((hi - lo) * sizeof(float)) + " bytes was due");
+        break;
+      }
+      float* into = reducing ? scratch_.data() : out.data() + lo;
+      status = from_left->read_body(reinterpret_cast<std::byte*>(into));
+      if (status == InboundLink::Read::failed) broken(from_left->error());
+      if (status != InboundLink::Read::ready) break;
+      const auto received = std::as_bytes(std::span<const float>(into, hi - lo));
+      const PayloadScan scan = scan_payload(received);
+      if (scan.checksum != h.payload_crc || !scan.all_finite) {
+        const RejectReason reason =
+            scan.checksum != h.payload_crc ? RejectReason::checksum_mismatch : RejectReason::non_finite;
+        peers.on_rejected(left, reason);
+        broken(std::string("a chunk was refused: ") + std::string(to_string(reason)));
+        break;
+      }
+      // Incarnation 0: the peer table keeps what heartbeats said (max), this only counts.
+      peers.on_received(left, kHeaderSize + received.size(), 0, Clock::now());
+      const std::uint32_t crc = h.payload_crc;
+      from_left->next_frame();
+      if (reducing) {
+        const bool owned = step + 2 == n;  // the last step completes this node's own segment
+        float* o = (owned ? out.data() : partial_.data()) + lo;
+        const float* mine = in.data() + lo;
+        if (owned && options_.mean) {
+          for (std::size_t k = 0; k < hi - lo; ++k) o[k] = (mine[k] + into[k]) * scale;
+        } else {
+          for (std::size_t k = 0; k < hi - lo; ++k) o[k] = mine[k] + into[k];
+        }
+        queue(step + 1, c, o, hi - lo, std::nullopt);
+      } else if (step + 1 < steps) {
+        queue(step + 1, c, into, hi - lo, crc);  // forwarded unchanged: its checksum holds
+      }
+      if (++c == chunks_of(g)) {
+        c = 0;
+        ++step;
+        skip_empty_steps();
+      }
+      if (!to_right->flush()) break;  // reported at the top of the loop
+    }
+    if (!ok) break;
+    if (step < steps || !to_right->idle()) {
+      if (auto why = given_up()) {
+        fail(*why);
+        ok = false;
+        break;
+      }
+      wait(to_right, step < steps);
+    }
+  }
+  // Frames still queued point into the caller's buffers and would be sent after run()
+  // returned: the link goes, and with it the framing that a half-written frame broke.
+  if (!ok && !to_right->idle()) links.drop_outbound(right);
   expect(tag + 1);
   result.ok = ok;
   result.elapsed = Clock::now() - start;

@@ -14,6 +14,10 @@
 // written as scratch, and the caller commits it only when run() succeeds. A member that gives
 // up (timeout, its left neighbour silent, a membership mismatch) tells every other member
 // (allreduce_abort), so nobody waits out the whole timeout for a ring that is already broken.
+//
+// Chunks travel over the transport's ring links when it has them (ring_links.h: plain TCP,
+// written and read by the calling thread, received straight into their destination), else
+// through send() and the mailbox. Aborts, liveness and everything else use the transport.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -86,10 +90,18 @@ class RingAllreduce {
   bool await_connection(std::uint64_t tag, std::size_t peer, Clock::time_point deadline,
                         const std::function<void(std::string)>& fail);
   std::string could_not_send(std::size_t peer, std::uint64_t tag) const;
+  // run() over the transport's ring links.
+  AllreduceResult run_on_links(RingLinks& links, std::uint64_t tag,
+                               const std::vector<std::size_t>& members, std::span<const float> in,
+                               std::span<float> out, std::uint64_t kind);
 
   Transport& transport_;
   AllreduceOptions options_;
   std::uint64_t keep_open_through_ = 0;
+  // Ring links only: reduce-scatter partial sums still being sent (out cannot hold them: the
+  // all-gather writes there while they may still be queued) and one received chunk.
+  std::vector<float> partial_;
+  std::vector<float> scratch_;
 };
 
 }  // namespace starling::gossip

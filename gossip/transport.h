@@ -13,6 +13,7 @@
 #include "gossip/mailbox.h"
 #include "gossip/message.h"
 #include "gossip/peer_table.h"
+#include "gossip/ring_links.h"
 
 namespace starling::gossip {
 
@@ -32,6 +33,10 @@ class Transport {
   // The longest a sent payload may stay held after its peer vanished (until the connection is
   // given up and what is queued on it freed); zero when sends never hold payloads.
   virtual std::chrono::milliseconds release_bound() const { return std::chrono::milliseconds(0); }
+  // Plain TCP links to ring neighbours for the chunks of a ring allreduce (ring_links.h), or
+  // nullptr when collectives go through send() and the mailbox. Every node of a cluster must
+  // answer alike (the cluster file decides), or neighbours would wait on different channels.
+  virtual RingLinks* ring_links() { return nullptr; }
 };
 
 }  // namespace starling::gossip

@@ -27,7 +27,7 @@ T get(std::span<const std::byte> in, std::size_t offset) {
 
 }  // namespace
 
-bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 13; }
+bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 14; }
 
 bool carries_payload(MessageType type) {
   switch (type) {
@@ -66,6 +66,7 @@ std::string_view to_string(MessageType type) {
     case MessageType::gossip_params_f16: return "gossip-params-f16";
     case MessageType::model_reply_f16: return "model-reply-f16";
     case MessageType::model_update_f16: return "model-update-f16";
+    case MessageType::ring_hello: return "ring-hello";
   }
   return "unknown";
 }
@@ -137,15 +138,12 @@ bool all_finite_bytes(std::span<const std::byte> bytes) {
   return largest != kExponent;
 }
 
-Decoded decode_message(std::span<const std::span<const std::byte>> frames,
-                       const DecodeContext& context) {
+Decoded decode_header(std::span<const std::byte> head, const DecodeContext& context) {
   Decoded out;
   auto fail = [&out](RejectReason reason) {
     out.error = reason;
     return out;
   };
-  if (frames.empty()) return fail(RejectReason::missing_frames);
-  std::span<const std::byte> head = frames[0];
   if (head.size() != kHeaderSize) return fail(RejectReason::malformed_header);
   if (get<std::uint32_t>(head, 0) != kMagic) return fail(RejectReason::bad_magic);
   out.version = get<std::uint16_t>(head, 4);
@@ -168,6 +166,25 @@ Decoded decode_message(std::span<const std::span<const std::byte>> frames,
   if (h.sender >= context.cluster_size) return fail(RejectReason::unknown_sender);
   if (h.sender != context.transport_sender) return fail(RejectReason::sender_mismatch);
   if (h.fingerprint != context.fingerprint) return fail(RejectReason::fingerprint_mismatch);
+  return out;
+}
+
+Decoded decode_message(std::span<const std::span<const std::byte>> frames,
+                       const DecodeContext& context) {
+  if (frames.empty()) {
+    Decoded out;
+    out.error = RejectReason::missing_frames;
+    return out;
+  }
+  Decoded out = decode_header(frames[0], context);
+  if (out.error) return out;
+  auto fail = [&out](RejectReason reason) {
+    out.error = reason;
+    return out;
+  };
+  const Header& h = out.header;
+  // Ring hellos belong to ring links, never to a ZeroMQ message.
+  if (h.type == MessageType::ring_hello) return fail(RejectReason::unknown_type);
 
   const std::size_t expected_frames = carries_payload(h.type) ? 2 : 1;
   if (frames.size() < expected_frames) return fail(RejectReason::missing_frames);

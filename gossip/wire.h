@@ -37,7 +37,9 @@ inline constexpr std::uint32_t kMagic = 0x4C525453u;  // bytes 'S' 'T' 'R' 'L'
 // 3: the header's fingerprint covers the protocol settings (topology/protocol_fingerprint.h),
 // not the model alone, so a version-2 node would report every version-3 peer as running
 // another model; a version mismatch says what is wrong instead.
-inline constexpr std::uint16_t kProtocolVersion = 3;
+// 4: heartbeat acks carry the sender's ring-link port in aux1, and ring links (ring_links.h)
+// open with a ring_hello; a version-3 node would never send its collectives' chunks there.
+inline constexpr std::uint16_t kProtocolVersion = 4;
 inline constexpr std::size_t kHeaderSize = 64;
 
 // Set in a heartbeat's aux1 (above any real step count) while the sender is paused: it is
@@ -47,7 +49,8 @@ constexpr std::uint64_t kHeartbeatPausedBit = std::uint64_t{1} << 63;
 enum class MessageType : std::uint16_t {
   heartbeat = 1,        // tag: sender's next gossip round; aux0: send time (ns); aux1: step,
                         // with kHeartbeatPausedBit set while the sender's training is paused
-  heartbeat_ack = 2,    // aux0: the heartbeat's send time, echoed
+  heartbeat_ack = 2,    // aux0: the heartbeat's send time, echoed; aux1: the sender's
+                        // ring-link port (ring_links.h), 0 when it has none
   gossip_params = 3,    // tag: round; payload: the sender's parameters
   allreduce_chunk = 4,  // tag: collective; aux0: (ring step << 32) | chunk; aux1: membership
   sync_request = 5,     // tag: requested collective; asks every node for one allreduce
@@ -61,6 +64,9 @@ enum class MessageType : std::uint16_t {
   // reference r, in binary16; aux1 carries the reference's checksum (dynamic_averager.h).
   model_reply_f16 = 12,
   model_update_f16 = 13,
+  // The first frame on a ring link (a TCP stream that carries allreduce chunks, ring_links.h):
+  // aux0 = the node index the sender means to reach. Never sent over ZeroMQ.
+  ring_hello = 14,
 };
 
 bool is_known_type(std::uint16_t type);
@@ -122,6 +128,10 @@ struct Decoded {
   std::uint16_t version = 0;          // the sender's protocol version, once the magic matched
   Header header;
 };
+
+// Checks a header alone: magic, version, type, sender, fingerprint (what decode_message checks
+// before it looks at frames). For streams, where a payload's length comes from its header.
+Decoded decode_header(std::span<const std::byte> head, const DecodeContext& context);
 
 // Checks frames (header, then payload if the type carries one) in order: sizes, magic, version,
 // type, sender, fingerprint, frame count, length, checksum, finiteness.

@@ -315,6 +315,7 @@ struct ZmqTransport::Impl {
     h.incarnation = o.incarnation;
     h.fingerprint = o.policy.fingerprint;
     h.aux0 = echo;
+    h.aux1 = owner.ring_links_ ? owner.ring_links_->port() : 0;
     auto head = encode_header(h);
     poll_set.touch(router_item);
     try {
@@ -561,6 +562,24 @@ ZmqTransport::ZmqTransport(ZmqTransportOptions options)
   }
   impl_ = std::make_unique<Impl>(*this);
   impl_->open_sockets();
+  // After the inbox: a data endpoint that cannot be bound is reported as such, not as a ring
+  // link's failure. Before the network thread: its acks announce the links' port.
+  if (!options_.ring_link_hosts.empty()) {
+    if (!options_.public_keys.empty()) {
+      throw std::invalid_argument("ZmqTransport: ring links are plain TCP; not with CURVE keys");
+    }
+    RingLinksOptions links;
+    links.self = options_.self;
+    links.hosts = options_.ring_link_hosts;
+    links.fingerprint = options_.policy.fingerprint;
+    links.incarnation = options_.incarnation;
+    links.max_payload_bytes = options_.max_payload_bytes;
+    try {
+      ring_links_ = std::make_unique<RingLinks>(std::move(links), peers_);
+    } catch (const std::runtime_error& e) {
+      throw TransportError(options_.ids[options_.self] + ": " + e.what());
+    }
+  }
   impl_->thread = std::thread([this] {
     try {
       impl_->run();

@@ -63,6 +63,10 @@ struct ZmqTransportOptions {
   // node whose key its connection proved, whatever routing id the connection announced.
   std::vector<std::string> public_keys;
   std::string secret_key;
+  // Every node's host in cluster order, for ring links (ring_links.h) that carry collective
+  // chunks; empty: collectives go through ZeroMQ. Not with CURVE keys (links are plain TCP).
+  // The fault-injection hooks above do not act on ring links.
+  std::vector<std::string> ring_link_hosts;
 };
 
 class ZmqTransport final : public Transport {
@@ -81,6 +85,7 @@ class ZmqTransport final : public Transport {
   void set_paused(bool paused) override;
   // The ZMTP heartbeat timeout and one heartbeat more (see zmq_transport.cc).
   std::chrono::milliseconds release_bound() const override;
+  RingLinks* ring_links() override { return ring_links_.get(); }
 
   std::uint64_t dropped_by_fault_injection() const { return injected_drops_.load(); }
 
@@ -94,6 +99,7 @@ class ZmqTransport final : public Transport {
   std::atomic<std::uint64_t> step_{0};
   std::atomic<bool> paused_{false};
   std::atomic<std::uint64_t> injected_drops_{0};
+  std::unique_ptr<RingLinks> ring_links_;  // before impl_: its acks announce the links' port
   std::unique_ptr<Impl> impl_;
 };
 

@@ -29,6 +29,14 @@ std::optional<std::string> tcp_endpoint_host(const std::string& endpoint) {
   return endpoint.substr(6, colon - 6);
 }
 
+bool collectives_use_tcp_links(const ClusterSpec& spec) {
+  if (spec.sync.mode == "local" || spec.sync.collective_transport == "zeromq") return false;
+  if (spec.sync.collective_transport == "tcp") return true;
+  return std::all_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) {
+    return n.public_key.empty() && tcp_endpoint_host(n.endpoint).has_value();
+  });
+}
+
 namespace {
 
 int line_of(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
@@ -729,6 +737,27 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   }
   s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
   s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
+  s.collective_transport =
+      r.choice("collective_transport", s.collective_transport, {"auto", "tcp", "zeromq"});
+  if (r.has("collective_transport") && s.mode == "local") {
+    r.fail_at(r.get("collective_transport"), "collective_transport",
+              "needs a mode that talks to peers, not \"local\"");
+  }
+  if (s.collective_transport == "tcp") {
+    for (std::size_t i = 0; i < spec.nodes.size(); ++i) {
+      const NodeSpec& node = spec.nodes[i];
+      if (!node.public_key.empty()) {
+        r.fail_at(r.get("collective_transport"), "collective_transport",
+                  "\"tcp\" links are not encrypted, and node[" + std::to_string(i) +
+                      "] has a CURVE public_key; use \"zeromq\" (or \"auto\")");
+      }
+      if (!tcp_endpoint_host(node.endpoint)) {
+        r.fail_at(r.get("collective_transport"), "collective_transport",
+                  "\"tcp\" needs tcp:// endpoints, and node[" + std::to_string(i) +
+                      "] has " + node.endpoint + "; use \"zeromq\" (or \"auto\")");
+      }
+    }
+  }
   // Silently ignoring them would let an operator believe they act.
   for (const char* key : {"staleness", "final_rounds", "consensus_bound", "period_schedule"}) {
     if (r.has(key) && s.mode != "gossip") {

@@ -26,6 +26,10 @@ const std::vector<std::string>& implemented_sync_modes();
 // for an ipc:// endpoint or a tcp:// one without host:port.
 std::optional<std::string> tcp_endpoint_host(const std::string& endpoint);
 
+// Whether this cluster's ring allreduces send their chunks over plain TCP links
+// ([sync] collective_transport; the same answer on every node of the file).
+bool collectives_use_tcp_links(const ClusterSpec& spec);
+
 // Why `path` cannot be a Unix socket's (an ipc:// endpoint's): longer than the 107 bytes a
 // socket address holds (bind would fail with "File name too long"), or empty. nullopt if fine.
 std::optional<std::string> ipc_path_problem(const std::string& path);

@@ -77,6 +77,12 @@ std::uint64_t protocol_fingerprint(const ClusterSpec& spec, std::uint64_t model_
   h.add(s.budget_bytes_per_epoch);
   h.add(s.final_rounds);
   h.add(static_cast<std::int64_t>(s.final_allreduce));
+  // Only when set, so that files without it keep the fingerprint they had. (Nodes of one file
+  // agree on "auto"'s answer: it depends on the file alone.)
+  if (s.collective_transport != "auto") {
+    h.add(std::string("collective_transport"));
+    h.add(s.collective_transport);
+  }
   // Only when present, so that files without a schedule keep the fingerprint they had.
   if (!s.period_schedule.empty()) {
     h.add(std::string("period_schedule"));

@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   app.add_option("--chunk-bytes", chunk_bytes, "0: chosen from the buffer size");
   app.add_flag("--verify", verify, "check results and input integrity; exit at the first failure");
   app.add_flag("--sum", sum, "sum instead of mean");
+  std::string links = "tcp";
+  app.add_option("--links", links,
+                 "how chunks travel: tcp (plain TCP ring links; tcp:// endpoints only) or zeromq")
+      ->check(CLI::IsMember({"tcp", "zeromq"}));
   CLI11_PARSE(app, argc, argv);
 
   auto spec = topology::parse_cluster_file(config);
@@ -80,6 +84,17 @@ int main(int argc, char** argv) {
   o.timing.suspect_after = std::chrono::milliseconds(1000);
   o.timing.dead_after = std::chrono::milliseconds(2000);
   o.mailbox_per_sender_limit = 1024;
+  if (links == "tcp") {
+    for (const auto& n : spec.nodes) {
+      auto host = topology::tcp_endpoint_host(n.endpoint);
+      if (!host) {
+        std::cerr << "allreduce_rank: --links tcp needs tcp:// endpoints; " << n.id << " has "
+                  << n.endpoint << "\n";
+        return 2;
+      }
+      o.ring_link_hosts.push_back(*host);
+    }
+  }
   gossip::ZmqTransport transport(o);
   gossip::AllreduceOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms);

@@ -57,6 +57,34 @@ TEST(Allreduce, SynchronousSgdMatchesOneNodeWithFourTimesTheBatch) {
       << "allreduce " << *accuracies.begin() << " vs one node " << reference.value("accuracy", 0.0);
 }
 
+// Chunks over the TCP ring links (the default with tcp:// endpoints) and through ZeroMQ
+// (collective_transport = "zeromq") reduce in the same order: the two clusters train the same
+// model to the bit. Each log says which way its chunks went.
+TEST(Allreduce, RingLinksAndZeroMqTrainTheSameModel) {
+  std::map<std::string, std::set<double>> losses;
+  for (const std::string transport : {"tcp", "zeromq"}) {
+    SCOPED_TRACE(transport);
+    LocalClusterOptions o;
+    o.nodes = 3;
+    o.training = "model = \"mlp\"\nepochs = 1\nmax_steps = 150\nlr = 0.1";
+    o.sync = "mode = \"allreduce\"\ncollective_transport = \"" + transport + "\"";
+    LocalCluster cluster(o);
+    cluster.start_all();
+    for (std::size_t i = 0; i < o.nodes; ++i) {
+      ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 120s))) << cluster.log(i);
+      auto summary = cluster.metrics(i, "summary").back();
+      EXPECT_EQ(summary["sync"].value("failed", -1), 0) << cluster.log(i);
+      EXPECT_EQ(summary.value("step", 0), 150);
+      losses[transport].insert(summary.value("eval_loss", -1.0));
+      const bool said_links = cluster.log(i).find("travel over plain TCP links") != std::string::npos;
+      EXPECT_EQ(said_links, transport == "tcp") << cluster.log(i);
+    }
+  }
+  ASSERT_EQ(losses["tcp"].size(), 1u);  // every replica the same
+  EXPECT_GT(*losses["tcp"].begin(), 0.0);  // a test loss was measured
+  EXPECT_EQ(losses["tcp"], losses["zeromq"]);
+}
+
 TEST(Allreduce, AKilledMemberHandsOverToGossipAndTheRingTakesItBack) {
   LocalClusterOptions o;
   o.nodes = 4;

@@ -171,6 +171,21 @@ std::vector<BrokenFile> broken_files() {
       {"wire_precision_in_allreduce_mode",
        kHead + kRing + nodes(2) + "[sync]\nmode = \"allreduce\"\nwire_precision = \"f16\"  # <-\n",
        "sync.wire_precision", "applies only when mode = \"gossip\" or \"dynamic\""},
+      {"unknown_collective_transport",
+       kHead + kRing + nodes(2) + "[sync]\nmode = \"allreduce\"\ncollective_transport = \"udp\"  # <-\n",
+       "sync.collective_transport", "\"udp\" is not valid"},
+      {"collective_transport_in_local_mode",
+       kHead + kRing + nodes(2) + "[sync]\ncollective_transport = \"tcp\"  # <-\n",
+       "sync.collective_transport", "needs a mode that talks to peers, not \"local\""},
+      {"tcp_collectives_with_an_ipc_endpoint",
+       kHead + kRing + nodes(1) + "[[node]]\nid = \"n1\"\nendpoint = \"ipc:///run/s/n1\"\n" +
+           "[sync]\nmode = \"allreduce\"\ncollective_transport = \"tcp\"  # <-\n",
+       "sync.collective_transport", "\"tcp\" needs tcp:// endpoints, and node[1] has ipc:///run/s/n1"},
+      {"tcp_collectives_with_curve_keys",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+           "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+           "[sync]\nmode = \"allreduce\"\ncollective_transport = \"tcp\"  # <-\n",
+       "sync.collective_transport", "\"tcp\" links are not encrypted, and node[0] has a CURVE public_key"},
       {"max_lead_steps_without_dynamic",
        kHead + kRing + nodes(2) + "[sync]\nmode = \"gossip\"\nmax_lead_steps = 32  # <-\n",
        "sync.max_lead_steps", "applies only when mode = \"dynamic\""},

@@ -41,6 +41,26 @@ TEST(ClusterFile, ParsesMinimalFileWithDefaults) {
   EXPECT_EQ(spec.index_of("zz"), 3u);
 }
 
+// "auto" sends collective chunks over TCP links only where every node can take them: all
+// endpoints tcp:// and no CURVE keys (links are not encrypted). Local mode has no collectives.
+TEST(ClusterFile, CollectivesUseTcpLinksWhereEveryEndpointIsTcpAndNothingIsEncrypted) {
+  const std::string two_tcp = "[cluster]\nname = \"t\"\n[topology]\nkind = \"ring\"\n"
+                              "[[node]]\nid = \"a\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+                              "[[node]]\nid = \"b\"\nendpoint = \"tcp://[::1]:7001\"\n";
+  EXPECT_FALSE(collectives_use_tcp_links(parse_cluster_text(two_tcp, "t.toml")));  // local mode
+  EXPECT_TRUE(collectives_use_tcp_links(
+      parse_cluster_text(two_tcp + "[sync]\nmode = \"allreduce\"\n", "t.toml")));
+  EXPECT_FALSE(collectives_use_tcp_links(parse_cluster_text(
+      two_tcp + "[sync]\nmode = \"allreduce\"\ncollective_transport = \"zeromq\"\n", "t.toml")));
+  EXPECT_FALSE(collectives_use_tcp_links(
+      parse_cluster_text(std::string(kMinimal) + "[sync]\nmode = \"gossip\"\n", "t.toml")));  // an ipc node
+  const std::string keyed = "[cluster]\nname = \"t\"\n[topology]\nkind = \"ring\"\n"
+                            "[[node]]\nid = \"a\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+                            "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+                            "[sync]\nmode = \"allreduce\"\n";
+  EXPECT_FALSE(collectives_use_tcp_links(parse_cluster_text(keyed, "t.toml")));
+}
+
 TEST(ClusterFile, ANodeMayNameItsOwnDevice) {
   std::string text = kMinimal;
   const std::string first_endpoint = "endpoint = \"tcp://127.0.0.1:7000\"\n";

@@ -1,0 +1,363 @@
+#include "gossip/ring_links.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace starling::gossip {
+namespace {
+
+std::string errno_text(int error) { return std::strerror(error); }
+
+void set_nonblocking_nodelay(int fd) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+// Resolves `host` (a literal address or a name) for a TCP socket; nullopt with `why` set.
+std::optional<sockaddr_storage> resolve(std::string host, std::uint16_t port,
+                                        socklen_t& length, std::string& why) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  const int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+  if (rc != 0 || found == nullptr) {
+    why = "cannot resolve host '" + host + "': " + gai_strerror(rc);
+    return std::nullopt;
+  }
+  sockaddr_storage address{};
+  std::memcpy(&address, found->ai_addr, found->ai_addrlen);
+  length = found->ai_addrlen;
+  freeaddrinfo(found);
+  return address;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- OutboundLink
+
+OutboundLink::OutboundLink(int fd, std::size_t peer, std::uint16_t port, std::uint64_t incarnation)
+    : fd_(fd), peer_(peer), port_(port), incarnation_(incarnation) {}
+
+OutboundLink::~OutboundLink() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void OutboundLink::queue(const Header& header, std::span<const std::byte> payload) {
+  frames_.push_back(Frame{encode_header(header), payload});
+}
+
+bool OutboundLink::flush() {
+  if (!error_.empty()) return false;
+  if (connecting_) {
+    pollfd ready{fd_, POLLOUT, 0};
+    if (poll(&ready, 1, 0) <= 0) return true;  // the handshake is still under way
+    int error = 0;
+    socklen_t length = sizeof error;
+    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) {
+      error_ = errno_text(error);
+      return false;
+    }
+    connecting_ = false;
+  }
+  while (!frames_.empty()) {
+    Frame& frame = frames_.front();
+    iovec parts[2];
+    int count = 0;
+    if (written_ < kHeaderSize) {
+      parts[count++] = {frame.head.data() + written_, kHeaderSize - written_};
+      if (!frame.payload.empty()) {
+        parts[count++] = {const_cast<std::byte*>(frame.payload.data()), frame.payload.size()};
+      }
+    } else {
+      const std::size_t body = written_ - kHeaderSize;
+      parts[count++] = {const_cast<std::byte*>(frame.payload.data()) + body,
+                        frame.payload.size() - body};
+    }
+    msghdr message{};
+    message.msg_iov = parts;
+    message.msg_iovlen = static_cast<std::size_t>(count);
+    const ssize_t sent = sendmsg(fd_, &message, MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+      error_ = errno_text(errno);
+      return false;
+    }
+    written_ += static_cast<std::size_t>(sent);
+    if (written_ < kHeaderSize + frame.payload.size()) continue;
+    frames_.pop_front();
+    written_ = 0;
+  }
+  return true;
+}
+
+// ----------------------------------------------------------------------------- InboundLink
+
+InboundLink::InboundLink(int fd, std::size_t sender, std::uint64_t incarnation)
+    : fd_(fd), sender_(sender), incarnation_(incarnation) {}
+
+InboundLink::~InboundLink() {
+  if (fd_ >= 0) close(fd_);
+}
+
+InboundLink::Read InboundLink::fill(std::byte* into, std::size_t want, std::size_t& got) {
+  while (got < want) {
+    const ssize_t r = recv(fd_, into + got, want - got, 0);
+    if (r > 0) {
+      got += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r == 0) {
+      closed_ = true;
+      error_ = "the connection was closed";
+      return Read::failed;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Read::more;
+    error_ = errno_text(errno);
+    return Read::failed;
+  }
+  return Read::ready;
+}
+
+InboundLink::Read InboundLink::read_header(const DecodeContext& context, std::size_t max_payload) {
+  if (header_ready_) return Read::ready;
+  const Read status = fill(head_.data(), kHeaderSize, header_got_);
+  if (status != Read::ready) return status;
+  Decoded decoded = decode_header(head_, context);
+  if (decoded.error) {
+    error_ = std::string("a frame header was refused: ") + std::string(to_string(*decoded.error));
+    return Read::failed;
+  }
+  const Header& h = decoded.header;
+  if (h.type != MessageType::allreduce_chunk) {
+    error_ = "a " + std::string(to_string(h.type)) + " frame where allreduce chunks belong";
+    return Read::failed;
+  }
+  if (h.incarnation != incarnation_) {
+    error_ = "a frame of another incarnation than the link's hello";
+    return Read::failed;
+  }
+  if (h.payload_bytes % sizeof(float) != 0 ||
+      (max_payload > 0 && h.payload_bytes > max_payload)) {
+    error_ = "a frame announcing " + std::to_string(h.payload_bytes) + " payload bytes";
+    return Read::failed;
+  }
+  header_ = h;
+  header_ready_ = true;
+  return Read::ready;
+}
+
+InboundLink::Read InboundLink::read_body(std::byte* into) {
+  return fill(into, header_.payload_bytes, body_got_);
+}
+
+InboundLink::Read InboundLink::skip_body() {
+  constexpr std::size_t kDiscard = 64 * 1024;
+  if (discard_.empty()) discard_.resize(kDiscard);
+  while (body_got_ < header_.payload_bytes) {
+    std::size_t got = 0;
+    const std::size_t want = std::min(kDiscard, header_.payload_bytes - body_got_);
+    const Read status = fill(discard_.data(), want, got);
+    body_got_ += got;
+    if (status != Read::ready) return status;
+  }
+  return Read::ready;
+}
+
+void InboundLink::next_frame() {
+  header_got_ = 0;
+  header_ready_ = false;
+  body_got_ = 0;
+}
+
+// -------------------------------------------------------------------------------- RingLinks
+
+RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers)
+    : options_(std::move(options)), peers_(peers) {
+  const std::string& host = options_.hosts.at(options_.self);
+  std::string why;
+  socklen_t length = 0;
+  auto address = resolve(host, 0, length, why);
+  if (!address) throw std::runtime_error("ring link: " + why);
+  listener_ = socket(address->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listener_ < 0) throw std::runtime_error("ring link: socket: " + errno_text(errno));
+  if (bind(listener_, reinterpret_cast<sockaddr*>(&*address), length) != 0 ||
+      listen(listener_, static_cast<int>(kMaxUnidentified)) != 0) {
+    const std::string error = errno_text(errno);
+    close(listener_);
+    throw std::runtime_error("ring link: cannot listen on " + host + ": " + error);
+  }
+  sockaddr_storage bound{};
+  socklen_t bound_length = sizeof bound;
+  getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &bound_length);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+RingLinks::~RingLinks() {
+  for (auto& pending : unidentified_) close(pending.fd);
+  if (listener_ >= 0) close(listener_);
+}
+
+DecodeContext RingLinks::context_for(std::size_t sender) const {
+  return DecodeContext{static_cast<std::uint32_t>(options_.hosts.size()), options_.fingerprint,
+                       static_cast<std::uint32_t>(sender)};
+}
+
+std::vector<int> RingLinks::unidentified_fds() const {
+  std::vector<int> fds;
+  for (const auto& pending : unidentified_) fds.push_back(pending.fd);
+  return fds;
+}
+
+void RingLinks::refuse(const Unidentified& pending, std::optional<std::size_t> sender,
+                       RejectReason reason, const std::string& detail) {
+  const bool first = sender ? peers_.on_rejected(*sender, reason) : peers_.on_rejected_unknown(reason);
+  if (first) {
+    spdlog::warn("ring link: refused a connection from {}: {} (further refusals of this kind "
+                 "are only counted)",
+                 sender ? peers_.id(*sender) : std::string("an unknown sender"), detail);
+  }
+  close(pending.fd);
+}
+
+void RingLinks::service_listener() {
+  const auto now = std::chrono::steady_clock::now();
+  while (true) {
+    const int fd = accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) break;  // EAGAIN: none waiting (other errors: the next call tries again)
+    set_nonblocking_nodelay(fd);
+    if (unidentified_.size() >= kMaxUnidentified) {
+      // A flood of silent connections must not starve real peers: the oldest goes.
+      refuse(unidentified_.front(), std::nullopt, RejectReason::malformed_header,
+             "too many connections without a hello");
+      unidentified_.erase(unidentified_.begin());
+    }
+    unidentified_.push_back(Unidentified{fd, now});
+  }
+  for (auto it = unidentified_.begin(); it != unidentified_.end();) {
+    Unidentified& pending = *it;
+    bool closed = false;
+    while (pending.got < kHeaderSize) {
+      const ssize_t r = recv(pending.fd, pending.head.data() + pending.got, kHeaderSize - pending.got, 0);
+      if (r > 0) {
+        pending.got += static_cast<std::size_t>(r);
+        continue;
+      }
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+      close(pending.fd);  // closed (or failed) before its hello: nothing to count
+      closed = true;
+      break;
+    }
+    if (closed) {
+      it = unidentified_.erase(it);
+      continue;
+    }
+    if (pending.got < kHeaderSize) {
+      if (now - pending.since > kHelloTimeout) {
+        refuse(pending, std::nullopt, RejectReason::malformed_header, "no hello within 5 s");
+        it = unidentified_.erase(it);
+      } else {
+        ++it;
+      }
+      continue;
+    }
+    // The hello names its sender; check it against itself (the stream has no other identity).
+    std::uint32_t claimed = 0;
+    std::memcpy(&claimed, pending.head.data() + 8, sizeof claimed);
+    Decoded decoded = decode_header(pending.head, context_for(claimed));
+    const bool known = decoded.header_parsed && claimed < options_.hosts.size() && claimed != options_.self;
+    const std::optional<std::size_t> sender = known ? std::optional<std::size_t>(claimed) : std::nullopt;
+    if (decoded.error) {
+      if (*decoded.error == RejectReason::fingerprint_mismatch && sender) {
+        peers_.on_fingerprint_mismatch(*sender);
+      }
+      refuse(pending, sender, *decoded.error,
+             "its hello failed: " + std::string(to_string(*decoded.error)));
+    } else if (!known) {
+      refuse(pending, std::nullopt, RejectReason::unknown_sender, "its hello names no other node");
+    } else if (decoded.header.type != MessageType::ring_hello || decoded.header.payload_bytes != 0) {
+      refuse(pending, sender, RejectReason::unknown_type, "its first frame is not a ring hello");
+    } else if (decoded.header.aux0 != options_.self) {
+      refuse(pending, sender, RejectReason::not_a_neighbour,
+             "its hello is meant for node " + std::to_string(decoded.header.aux0));
+    } else {
+      // The newest connection from a sender wins: the older one belongs to a collective that
+      // gave up, or to the sender's previous process.
+      inbound_[claimed] = std::make_unique<InboundLink>(pending.fd, claimed, decoded.header.incarnation);
+    }
+    it = unidentified_.erase(it);
+  }
+}
+
+InboundLink* RingLinks::inbound(std::size_t peer) {
+  auto it = inbound_.find(peer);
+  return it == inbound_.end() ? nullptr : it->second.get();
+}
+
+OutboundLink* RingLinks::outbound(std::size_t peer, std::string* why) {
+  const std::uint16_t port = peers_.ring_port(peer);
+  const std::uint64_t incarnation = peers_.incarnation(peer);
+  auto it = outbound_.find(peer);
+  if (it != outbound_.end()) {
+    OutboundLink& link = *it->second;
+    if (link.port() == port && link.peer_incarnation() == incarnation && link.error().empty()) {
+      return &link;
+    }
+    outbound_.erase(it);  // the peer restarted, or the connection failed: connect again
+  }
+  if (port == 0) return nullptr;
+  std::string error;
+  socklen_t length = 0;
+  auto address = resolve(options_.hosts.at(peer), port, length, error);
+  if (!address) {
+    if (why) *why = error;
+    return nullptr;
+  }
+  const int fd = socket(address->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    if (why) *why = "socket: " + errno_text(errno);
+    return nullptr;
+  }
+  set_nonblocking_nodelay(fd);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&*address), length) != 0 && errno != EINPROGRESS) {
+    if (why) *why = "connect to port " + std::to_string(port) + ": " + errno_text(errno);
+    close(fd);
+    return nullptr;
+  }
+  auto link = std::make_unique<OutboundLink>(fd, peer, port, incarnation);
+  Header hello;
+  hello.type = MessageType::ring_hello;
+  hello.sender = static_cast<std::uint32_t>(options_.self);
+  hello.incarnation = options_.incarnation;
+  hello.fingerprint = options_.fingerprint;
+  hello.aux0 = peer;
+  link->queue(hello, {});
+  OutboundLink* raw = link.get();
+  outbound_[peer] = std::move(link);
+  return raw;
+}
+
+void RingLinks::drop_inbound(std::size_t peer) { inbound_.erase(peer); }
+void RingLinks::drop_outbound(std::size_t peer) { outbound_.erase(peer); }
+
+}  // namespace starling::gossip

@@ -1,0 +1,189 @@
+#pragma once
+// RingLinks: plain TCP streams between ring neighbours that carry the chunks of a ring
+// allreduce, beside the ZeroMQ transport.
+//
+// Why: through ZeroMQ a chunk hops three threads on each side (the collective's thread, the
+// transport's network thread, ZeroMQ's I/O thread) and is copied once more on receipt. On a
+// machine where wake-ups and syscalls are dear that costs most of a 1 MiB collective
+// (bench/RESULTS-allreduce.md: the same ring over plain sockets ran 4x faster). Here the
+// collective's own thread writes each chunk from the caller's buffer and reads it straight
+// into its destination. Everything else (heartbeats, liveness, aborts, gossip) stays on
+// ZeroMQ.
+//
+// Each node listens on one TCP port, on the host of its data endpoint, chosen by the kernel,
+// and tells its peers the port in its heartbeat acks (PeerTable::ring_port). A node connects
+// to its right neighbour when a collective first needs it and keeps the connection. The first
+// frame of every connection is a ring_hello (sender, incarnation, fingerprint, and aux0 = the
+// node it means to reach); the acceptor trusts nothing on the stream before that frame has
+// passed decode_header. Then frames follow: a 64-byte wire header and payload_bytes of payload.
+//
+// Invariants: a link is dropped whenever it may have lost its framing (a frame half written
+// or half read when a collective gives up, a header that fails its checks), so every byte a
+// link reads is at a frame boundary or inside the frame its header announced. A new
+// connection from a sender replaces the older one; a peer whose port or incarnation changed is
+// connected to again.
+//
+// Not thread-safe: a collective holds mutex() for its whole run.
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gossip/peer_table.h"
+#include "gossip/wire.h"
+
+namespace starling::gossip {
+
+struct RingLinksOptions {
+  std::size_t self = 0;
+  // Each node's host (of its data endpoint: a name, an IPv4 address or an IPv6 one, bracketed
+  // or not), in cluster order.
+  std::vector<std::string> hosts;
+  std::uint64_t fingerprint = 0;
+  std::uint64_t incarnation = 0;
+  std::size_t max_payload_bytes = 0;  // the largest frame payload accepted (0: no limit)
+};
+
+// One direction of a connection: frames written without blocking, in order.
+class OutboundLink {
+ public:
+  OutboundLink(int fd, std::size_t peer, std::uint16_t port, std::uint64_t incarnation);
+  ~OutboundLink();
+  OutboundLink(const OutboundLink&) = delete;
+  OutboundLink& operator=(const OutboundLink&) = delete;
+
+  int fd() const { return fd_; }
+  std::size_t peer() const { return peer_; }
+  std::uint16_t port() const { return port_; }
+  std::uint64_t peer_incarnation() const { return incarnation_; }
+  // Queues a frame. The payload must stay valid until idle() (or the link is dropped).
+  void queue(const Header& header, std::span<const std::byte> payload);
+  // Writes what the socket takes now. False once the connection failed; error() says why.
+  bool flush();
+  bool idle() const { return frames_.empty(); }
+  bool connecting() const { return connecting_; }
+  // Whether a frame is partly written (a collective that gives up then must drop the link).
+  bool mid_frame() const { return written_ > 0; }
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Frame {
+    std::array<std::byte, kHeaderSize> head;
+    std::span<const std::byte> payload;
+  };
+  int fd_;
+  std::size_t peer_;
+  std::uint16_t port_;
+  std::uint64_t incarnation_;
+  bool connecting_ = true;
+  std::deque<Frame> frames_;
+  std::size_t written_ = 0;  // bytes of frames_.front() written
+  std::string error_;
+};
+
+// The other direction: frames read without blocking, header first, then the body into
+// wherever the reader wants it.
+class InboundLink {
+ public:
+  InboundLink(int fd, std::size_t sender, std::uint64_t incarnation);
+  ~InboundLink();
+  InboundLink(const InboundLink&) = delete;
+  InboundLink& operator=(const InboundLink&) = delete;
+
+  enum class Read { more, ready, failed };
+  int fd() const { return fd_; }
+  std::size_t sender() const { return sender_; }
+  std::uint64_t incarnation() const { return incarnation_; }
+  // Reads toward the next header; `ready` once it is whole and passed decode_header (an
+  // allreduce chunk from this link's sender and incarnation, at most max_payload bytes).
+  Read read_header(const DecodeContext& context, std::size_t max_payload);
+  bool has_header() const { return header_ready_; }
+  const Header& header() const { return header_; }
+  // Reads the announced payload into `into` (header().payload_bytes long); `ready` once whole.
+  Read read_body(std::byte* into);
+  // Reads and discards the announced payload.
+  Read skip_body();
+  // Whether any byte of the current frame was read (a collective that gives up now drops it).
+  bool mid_frame() const { return header_got_ > 0; }
+  void next_frame();  // after read_body/skip_body returned ready
+  const std::string& error() const { return error_; }
+  // The sender closed the connection between two frames (it dropped the link after a
+  // collective it gave up on, and connects again for the next one).
+  bool closed_between_frames() const { return closed_ && header_got_ == 0; }
+
+ private:
+  Read fill(std::byte* into, std::size_t want, std::size_t& got);
+  int fd_;
+  std::size_t sender_;
+  std::uint64_t incarnation_;
+  std::array<std::byte, kHeaderSize> head_{};
+  std::size_t header_got_ = 0;
+  bool header_ready_ = false;
+  Header header_{};
+  std::size_t body_got_ = 0;
+  std::vector<std::byte> discard_;
+  std::string error_;
+  bool closed_ = false;
+};
+
+class RingLinks {
+ public:
+  static constexpr std::size_t kMaxUnidentified = 16;       // connections awaiting a hello
+  static constexpr std::chrono::seconds kHelloTimeout{5};   // then they are closed
+
+  // Binds the listener on hosts[self]; throws TransportError naming host and reason.
+  RingLinks(RingLinksOptions options, PeerTable& peers);
+  ~RingLinks();
+
+  std::uint16_t port() const { return port_; }
+  std::size_t self() const { return options_.self; }
+  std::uint64_t incarnation() const { return options_.incarnation; }
+  std::uint64_t fingerprint() const { return options_.fingerprint; }
+  std::size_t max_payload_bytes() const { return options_.max_payload_bytes; }
+  DecodeContext context_for(std::size_t sender) const;
+  std::mutex& mutex() { return mutex_; }
+
+  // Accepts waiting connections and reads their hellos; a valid hello makes the connection
+  // the inbound link of its sender. Refused hellos are counted in the peer table and logged
+  // once per peer and reason.
+  void service_listener();
+  int listener_fd() const { return listener_; }
+  std::vector<int> unidentified_fds() const;  // to poll for their hellos
+
+  InboundLink* inbound(std::size_t peer);
+  // The link to `peer`, connecting (again) if there is none or the peer's ring port or
+  // incarnation changed since. nullptr while the port is unknown, or when a connect failed
+  // at once (then `why` says so).
+  OutboundLink* outbound(std::size_t peer, std::string* why);
+  void drop_inbound(std::size_t peer);
+  void drop_outbound(std::size_t peer);
+
+ private:
+  struct Unidentified {
+    int fd;
+    std::chrono::steady_clock::time_point since;
+    std::array<std::byte, kHeaderSize> head{};
+    std::size_t got = 0;
+  };
+  void refuse(const Unidentified& pending, std::optional<std::size_t> sender, RejectReason reason,
+              const std::string& detail);
+
+  RingLinksOptions options_;
+  PeerTable& peers_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::mutex mutex_;
+  std::vector<Unidentified> unidentified_;
+  std::map<std::size_t, std::unique_ptr<InboundLink>> inbound_;
+  std::map<std::size_t, std::unique_ptr<OutboundLink>> outbound_;
+};
+
+}  // namespace starling::gossip

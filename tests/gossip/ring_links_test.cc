@@ -1,0 +1,344 @@
+// Ring allreduce over ring links (plain TCP on loopback), with the in-process fake network
+// for everything else (aborts, liveness): exact results, the bandwidth-optimal byte count,
+// links that survive failed collectives, and streams that lie.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+#include <random>
+#include <thread>
+
+#include "gossip/checksum.h"
+#include "gossip/fake_transport.h"
+#include "gossip/ring_allreduce.h"
+#include "gossip/ring_links.h"
+
+namespace starling::gossip {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A fake transport with real ring links: chunks go over loopback TCP, the rest through the
+// fake network.
+class LinkedTransport final : public Transport {
+ public:
+  LinkedTransport(FakeTransport& inner, std::size_t n) : inner_(inner) {
+    RingLinksOptions o;
+    o.self = inner.self();
+    o.hosts.assign(n, "127.0.0.1");
+    o.fingerprint = inner.fingerprint();
+    o.incarnation = 1;
+    links_ = std::make_unique<RingLinks>(o, inner.peers());
+  }
+  std::size_t self() const override { return inner_.self(); }
+  std::size_t size() const override { return inner_.size(); }
+  void send(std::size_t peer, OutgoingMessage message) override { inner_.send(peer, std::move(message)); }
+  Mailbox& mailbox() override { return inner_.mailbox(); }
+  PeerTable& peers() override { return inner_.peers(); }
+  void set_progress(std::uint64_t round, std::uint64_t step) override { inner_.set_progress(round, step); }
+  RingLinks* ring_links() override { return links_.get(); }
+
+ private:
+  FakeTransport& inner_;
+  std::unique_ptr<RingLinks> links_;
+};
+
+std::vector<std::string> names(std::size_t n) {
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < n; ++i) ids.push_back("n" + std::to_string(i));
+  return ids;
+}
+
+struct LinkedNetwork {
+  FakeNetwork fake;
+  std::vector<std::unique_ptr<LinkedTransport>> nodes;
+
+  explicit LinkedNetwork(std::size_t n) : fake(names(n), 1, {}, 1 << 16) {
+    for (std::size_t i = 0; i < n; ++i) nodes.push_back(std::make_unique<LinkedTransport>(fake.node(i), n));
+    // What heartbeat acks would tell each node.
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < n; ++j) {
+        if (i != j) nodes[i]->peers().on_ring_port(j, nodes[j]->ring_links()->port());
+      }
+    }
+  }
+  LinkedTransport& node(std::size_t i) { return *nodes[i]; }
+};
+
+std::vector<std::vector<float>> random_inputs(std::size_t n, std::size_t length, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<std::vector<float>> inputs(n, std::vector<float>(length));
+  for (auto& v : inputs) {
+    for (float& x : v) x = uniform(rng);
+  }
+  return inputs;
+}
+
+std::vector<std::size_t> all_members(std::size_t n) {
+  std::vector<std::size_t> members(n);
+  for (std::size_t i = 0; i < n; ++i) members[i] = i;
+  return members;
+}
+
+// One collective `tag` of `members`, run by `runners` (all members when empty), one thread
+// each, with a RingAllreduce per runner kept in `rings` across calls.
+struct Runs {
+  LinkedNetwork& network;
+  AllreduceOptions options;
+  std::vector<std::unique_ptr<RingAllreduce>> rings;
+  Runs(LinkedNetwork& net, AllreduceOptions o) : network(net), options(o) {
+    for (std::size_t i = 0; i < net.nodes.size(); ++i) {
+      rings.push_back(std::make_unique<RingAllreduce>(net.node(i), options));
+    }
+  }
+  std::vector<AllreduceResult> run(std::uint64_t tag, const std::vector<std::size_t>& members,
+                                   const std::vector<std::vector<float>>& inputs,
+                                   std::vector<std::vector<float>>& outputs,
+                                   std::vector<std::size_t> runners = {}) {
+    if (runners.empty()) runners = members;
+    std::vector<AllreduceResult> results(network.nodes.size());
+    outputs.assign(network.nodes.size(), std::vector<float>(inputs[0].size(), -7.0f));
+    std::vector<std::future<void>> futures;
+    for (std::size_t m : runners) {
+      futures.push_back(std::async(std::launch::async, [&, m] {
+        results[m] = rings[m]->run(tag, members, inputs[m], outputs[m]);
+      }));
+    }
+    for (auto& f : futures) f.get();
+    return results;
+  }
+};
+
+TEST(RingLinks, AllreduceMatchesAPlainSumForEveryRingSizeAndLength) {
+  for (std::size_t n = 2; n <= 8; ++n) {
+    LinkedNetwork network(n);
+    std::uint64_t tag = 1;
+    for (std::size_t length : {0u, 1u, 2u, 7u, 1000u, 100003u}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " length=" + std::to_string(length));
+      auto inputs = random_inputs(n, length, static_cast<unsigned>(n * 1000 + length));
+      std::vector<double> sum(length, 0.0);
+      for (const auto& v : inputs) {
+        for (std::size_t k = 0; k < length; ++k) sum[k] += v[k];
+      }
+      for (bool mean : {false, true}) {
+        AllreduceOptions options;
+        options.mean = mean;
+        options.chunk_bytes = length > 1000 ? 4096 : 8;  // many chunks: exercises pipelining
+        Runs runs(network, options);
+        std::vector<std::vector<float>> outputs;
+        auto results = runs.run(tag++, all_members(n), inputs, outputs);
+        for (std::size_t i = 0; i < n; ++i) {
+          ASSERT_TRUE(results[i].ok) << results[i].error;
+          for (std::size_t k = 0; k < length; ++k) {
+            double expected = mean ? sum[k] / static_cast<double>(n) : sum[k];
+            ASSERT_NEAR(outputs[i][k], expected, 1e-5) << "node " << i << " element " << k;
+          }
+        }
+        for (std::size_t i = 1; i < n; ++i) EXPECT_EQ(outputs[i], outputs[0]);
+      }
+    }
+  }
+}
+
+TEST(RingLinks, EachMemberSendsTwoNMinusOneOverNOfTheBuffer) {
+  for (std::size_t n : {2u, 3u, 4u, 8u}) {
+    const std::size_t length = 1 << 20;
+    LinkedNetwork network(n);
+    auto inputs = random_inputs(n, length, 4);
+    Runs runs(network, AllreduceOptions{});
+    std::vector<std::vector<float>> outputs;
+    auto results = runs.run(1, all_members(n), inputs, outputs);
+    const double optimal = 2.0 * static_cast<double>(n - 1) / static_cast<double>(n) *
+                           static_cast<double>(length * sizeof(float));
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_TRUE(results[i].ok) << results[i].error;
+      EXPECT_NEAR(static_cast<double>(results[i].payload_bytes_sent) / optimal, 1.0, 0.01);
+      double sent = static_cast<double>(network.node(i).peers().snapshot()[(i + 1) % n].bytes_sent);
+      EXPECT_NEAR(sent / optimal, 1.0, 0.01) << "n=" << n << " node " << i;
+    }
+  }
+}
+
+// A member that never joins: the others fail without waiting out the timeout once it is
+// dead, keep their inputs, and the next collectives (without it, then with it again) run on
+// the same links, past the chunks of the failed one still queued in them.
+TEST(RingLinks, AFailedCollectiveLeavesTheLinksUsableForTheNextOnes) {
+  const std::size_t n = 4, length = 300000;
+  LinkedNetwork network(n);
+  auto inputs = random_inputs(n, length, 5);
+  const auto original = inputs;
+  AllreduceOptions options;
+  options.timeout = 20s;
+  options.chunk_bytes = 64 * 1024;
+  Runs runs(network, options);
+  std::vector<std::vector<float>> outputs;
+  ASSERT_TRUE(runs.run(1, all_members(n), inputs, outputs)[0].ok);
+
+  network.fake.kill(2);
+  const auto start = Clock::now();
+  auto failed = runs.run(2, all_members(n), inputs, outputs, {0, 1, 3});
+  EXPECT_LT(Clock::now() - start, 5s) << "survivors waited for the timeout";
+  for (std::size_t m : {0u, 1u, 3u}) {
+    EXPECT_FALSE(failed[m].ok) << m;
+    EXPECT_FALSE(failed[m].error.empty());
+    EXPECT_EQ(inputs[m], original[m]);
+  }
+
+  auto without = runs.run(3, {0, 1, 3}, inputs, outputs);
+  for (std::size_t m : {0u, 1u, 3u}) {
+    ASSERT_TRUE(without[m].ok) << m << ": " << without[m].error;
+    EXPECT_NEAR(outputs[m][10], (inputs[0][10] + inputs[1][10] + inputs[3][10]) / 3.0, 1e-5);
+  }
+  // n1 sent its first chunks of collective 2 to n2, which never read them: n2 skips them.
+  network.fake.revive(2);
+  auto again = runs.run(4, all_members(n), inputs, outputs);
+  for (std::size_t m = 0; m < n; ++m) {
+    ASSERT_TRUE(again[m].ok) << m << ": " << again[m].error;
+    EXPECT_NEAR(outputs[m][123],
+                (inputs[0][123] + inputs[1][123] + inputs[2][123] + inputs[3][123]) / 4.0, 1e-5);
+  }
+}
+
+// A raw TCP client that speaks for a node: what a buggy or hostile peer could put on a link.
+class RawClient {
+ public:
+  explicit RawClient(std::uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  }
+  ~RawClient() { close(fd_); }
+  void write(std::span<const std::byte> bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+  void write(const Header& h) { write(encode_header(h)); }
+
+ private:
+  int fd_ = -1;
+};
+
+Header hello_from(std::size_t sender, std::size_t to, std::uint64_t fingerprint) {
+  Header h;
+  h.type = MessageType::ring_hello;
+  h.sender = static_cast<std::uint32_t>(sender);
+  h.incarnation = 1;
+  h.fingerprint = fingerprint;
+  h.aux0 = to;
+  return h;
+}
+
+// Garbage, a hello with another fingerprint and a hello meant for another node are refused
+// and counted, and the collective that serves them succeeds.
+TEST(RingLinks, ConnectionsWithoutAValidHelloAreRefusedAndCounted) {
+  LinkedNetwork network(2);
+  const std::uint16_t port = network.node(1).ring_links()->port();
+  const std::uint64_t fingerprint = network.fake.node(0).fingerprint();
+  RawClient garbage(port);
+  std::vector<std::byte> junk(kHeaderSize, std::byte{0x5A});
+  garbage.write(junk);
+  RawClient other_model(port);
+  other_model.write(hello_from(0, 1, fingerprint + 1));
+  RawClient misdirected(port);
+  misdirected.write(hello_from(0, 7, fingerprint));
+
+  auto inputs = random_inputs(2, 1000, 9);
+  Runs runs(network, AllreduceOptions{});
+  std::vector<std::vector<float>> outputs;
+  auto results = runs.run(1, all_members(2), inputs, outputs);
+  ASSERT_TRUE(results[0].ok) << results[0].error;
+  ASSERT_TRUE(results[1].ok) << results[1].error;
+  PeerTable& peers = network.node(1).peers();
+  EXPECT_EQ(peers.unknown_rejections()[static_cast<std::size_t>(RejectReason::bad_magic)], 1u);
+  const auto n0 = peers.snapshot()[0].rejected;
+  EXPECT_EQ(n0[static_cast<std::size_t>(RejectReason::fingerprint_mismatch)], 1u);
+  EXPECT_EQ(n0[static_cast<std::size_t>(RejectReason::not_a_neighbour)], 1u);
+}
+
+// A chunk whose bytes do not match its checksum (or that carries NaN) fails the collective
+// with a message that says so, is counted, and the caller's input is untouched. The left
+// neighbour here is a raw client speaking for n0 to n1.
+TEST(RingLinks, ACorruptOrNonFiniteChunkFailsTheCollectiveAndIsCounted) {
+  for (bool corrupt : {true, false}) {
+    SCOPED_TRACE(corrupt ? "corrupt" : "non-finite");
+    LinkedNetwork network(2);
+    const std::uint64_t fingerprint = network.fake.node(0).fingerprint();
+    RawClient left(network.node(1).ring_links()->port());
+    left.write(hello_from(0, 1, fingerprint));
+    // n1's segment 0 arrives from n0 in reduce-scatter step 0, chunk 0.
+    std::vector<float> values(50, 1.0f);
+    const std::vector<std::size_t> members{0, 1};
+    Header chunk;
+    chunk.type = MessageType::allreduce_chunk;
+    chunk.sender = 0;
+    chunk.incarnation = 1;
+    chunk.fingerprint = fingerprint;
+    chunk.tag = 1;
+    chunk.aux0 = 0;
+    chunk.aux1 = RingAllreduce::membership_fingerprint(members);
+    chunk.payload_bytes = values.size() * sizeof(float);
+    chunk.payload_crc = payload_checksum(std::as_bytes(std::span<const float>(values)));
+    if (corrupt) {
+      values[3] = 2.0f;
+    } else {
+      values[3] = std::numeric_limits<float>::quiet_NaN();
+      chunk.payload_crc = payload_checksum(std::as_bytes(std::span<const float>(values)));
+    }
+    left.write(chunk);
+    left.write(std::as_bytes(std::span<const float>(values)));
+
+    AllreduceOptions options;
+    options.timeout = 10s;
+    RingAllreduce ring(network.node(1), options);
+    std::vector<float> in(100, 0.5f), out(100, -7.0f);
+    const auto start = Clock::now();
+    AllreduceResult result = ring.run(1, members, in, out);
+    EXPECT_LT(Clock::now() - start, 5s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_NE(result.error.find(corrupt ? "checksum" : "NaN"), std::string::npos) << result.error;
+    EXPECT_EQ(in, std::vector<float>(100, 0.5f));
+    const auto rejected = network.node(1).peers().snapshot()[0].rejected;
+    EXPECT_EQ(rejected[static_cast<std::size_t>(corrupt ? RejectReason::checksum_mismatch
+                                                        : RejectReason::non_finite)],
+              1u);
+  }
+}
+
+// A left neighbour that sends the wrong chunk (another step, or another size than the ring
+// has for it) fails the collective at once and loses its link; it is not read as data.
+TEST(RingLinks, AChunkOutOfOrderFailsTheCollectiveAndDropsTheLink) {
+  LinkedNetwork network(2);
+  const std::uint64_t fingerprint = network.fake.node(0).fingerprint();
+  RawClient left(network.node(1).ring_links()->port());
+  left.write(hello_from(0, 1, fingerprint));
+  std::vector<float> values(50, 1.0f);
+  Header chunk;
+  chunk.type = MessageType::allreduce_chunk;
+  chunk.sender = 0;
+  chunk.incarnation = 1;
+  chunk.fingerprint = fingerprint;
+  chunk.tag = 1;
+  chunk.aux0 = (std::uint64_t{1} << 32);  // step 1 where step 0 is due
+  chunk.aux1 = RingAllreduce::membership_fingerprint({0, 1});
+  chunk.payload_bytes = values.size() * sizeof(float);
+  chunk.payload_crc = payload_checksum(std::as_bytes(std::span<const float>(values)));
+  left.write(chunk);
+  left.write(std::as_bytes(std::span<const float>(values)));
+  AllreduceOptions options;
+  options.timeout = 10s;
+  RingAllreduce ring(network.node(1), options);
+  std::vector<float> in(100, 0.5f), out(100, -7.0f);
+  AllreduceResult result = ring.run(1, {0, 1}, in, out);
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.error.find("step 1 chunk 0"), std::string::npos) << result.error;
+  EXPECT_EQ(network.node(1).ring_links()->inbound(0), nullptr);
+}
+
+}  // namespace
+}  // namespace starling::gossip
