@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
 #include <random>
 #include <thread>
@@ -201,6 +202,35 @@ TEST(RingLinks, AFailedCollectiveLeavesTheLinksUsableForTheNextOnes) {
     EXPECT_NEAR(outputs[m][123],
                 (inputs[0][123] + inputs[1][123] + inputs[2][123] + inputs[3][123]) / 4.0, 1e-5);
   }
+}
+
+// A stop ends a member's wait on its links at once (within the 10 ms between checks), and its
+// abort ends the others' waits too. n0 never joins, so n1 waits for n0 and n2 for n1.
+TEST(RingLinks, AStopEndsTheWaitAtOnceAndTellsTheOthers) {
+  LinkedNetwork network(3);
+  std::atomic<bool> stopping{false};
+  AllreduceOptions plain;
+  plain.timeout = 20s;
+  AllreduceOptions stoppable = plain;
+  stoppable.stop = [&] { return stopping.load(); };
+  RingAllreduce ring0(network.node(0), plain);  // opens n0's mailbox for the abort
+  RingAllreduce ring1(network.node(1), stoppable);
+  RingAllreduce ring2(network.node(2), plain);
+  auto inputs = random_inputs(3, 5000, 11);
+  std::vector<float> out1(5000), out2(5000);
+  auto f1 = std::async(std::launch::async, [&] { return ring1.run(1, all_members(3), inputs[1], out1); });
+  auto f2 = std::async(std::launch::async, [&] { return ring2.run(1, all_members(3), inputs[2], out2); });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(f1.wait_for(0s), std::future_status::timeout) << "n1 did not wait for n0";
+  const auto start = Clock::now();
+  stopping = true;
+  AllreduceResult r1 = f1.get(), r2 = f2.get();
+  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_FALSE(r1.ok);
+  EXPECT_NE(r1.error.find("stopped"), std::string::npos) << r1.error;
+  EXPECT_FALSE(r2.ok);
+  EXPECT_NE(r2.error.find("aborted"), std::string::npos) << r2.error;
+  EXPECT_TRUE(network.fake.node(0).mailbox().contains(MessageType::allreduce_abort, 1));
 }
 
 // A raw TCP client that speaks for a node: what a buggy or hostile peer could put on a link.
