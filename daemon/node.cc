@@ -214,6 +214,7 @@ struct Node::Impl {
              {"rejected", rejected},
              {"round", p.reported_round},
              {"step", p.reported_step},
+             {"ring_port", p.ring_port ? nlohmann::json(p.ring_port) : nlohmann::json(nullptr)},
              {"fingerprint_mismatch", p.fingerprint_mismatch}});
       }
       auto counts = transport->peers().unknown_rejections();
@@ -224,10 +225,14 @@ struct Node::Impl {
       }
       handshake_failures = transport->peers().handshake_failures();
     }
+    // This node's ring-link port (README "Ring links"); null when collectives use ZeroMQ.
+    nlohmann::json ring_port = nullptr;
+    if (transport && transport->ring_links()) ring_port = transport->ring_links()->port();
     return {{"node", id},
             {"peers", peers},
             {"rejected_from_unknown", unknown},
-            {"handshake_failures", handshake_failures}};
+            {"handshake_failures", handshake_failures},
+            {"ring_link_port", ring_port}};
   }
 
   void handle_control(const ControlRequest& request, ReplyToken token) {

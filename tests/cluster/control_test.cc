@@ -888,6 +888,71 @@ TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
   EXPECT_NE(log.find("failed the ZeroMQ handshake"), std::string::npos) << log;
 }
 
+// The ring-link port (allreduce chunks over TCP) takes the same abuse: garbage and a hello
+// with another model's fingerprint are refused, counted and logged once, and training goes on.
+TEST(Control, GarbageAndForgedHellosOnTheRingLinkPortAreCountedAndIgnored) {
+  LocalClusterOptions o = long_pair();
+  o.sync = "mode = \"allreduce\"\nstartup_timeout_ms = 3000";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto s = cluster.ask(0, "status", 500ms);
+        return s && s->value("step", 0) > 10 && s->value("peers_alive", 0) == 1;
+      },
+      60s));
+  auto peers = cluster.ask(0, "peers");
+  ASSERT_TRUE(peers);
+  ASSERT_TRUE((*peers)["ring_link_port"].is_number()) << peers->dump(2);
+  const int port = (*peers)["ring_link_port"].get<int>();
+  EXPECT_TRUE((*peers)["peers"][0]["ring_port"].is_number()) << "n1's port, from its acks";
+  auto connect_to_link = [&] {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return fd;
+  };
+  int garbage = connect_to_link();
+  std::string junk(2048, '\xff');
+  [[maybe_unused]] auto w1 = ::write(garbage, junk.data(), junk.size());
+  int forged = connect_to_link();
+  gossip::Header hello;
+  hello.type = gossip::MessageType::ring_hello;
+  hello.sender = 1;  // pretends to be the real neighbour
+  hello.fingerprint = 12345;
+  hello.aux0 = 0;
+  auto head = gossip::encode_header(hello);
+  [[maybe_unused]] auto w2 = ::write(forged, head.data(), head.size());
+
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto p = cluster.ask(0, "peers");
+        if (!p) return false;
+        return (*p)["rejected_from_unknown"].value("wrong magic", 0) == 1 &&
+               (*p)["peers"][0]["rejected"].value("model fingerprint mismatch", 0) == 1;
+      },
+      10s))
+      << cluster.ask(0, "peers")->dump(2);
+  ::close(garbage);
+  ::close(forged);
+  auto step = cluster.ask(0, "status")->value("step", 0);
+  EXPECT_TRUE(eventually([&] { return cluster.ask(0, "status")->value("step", 0) > step + 20; }, 10s));
+  auto status = cluster.ask(0, "status");
+  EXPECT_EQ((*status)["sync"].value("failed", -1), 0) << status->dump(2);
+  const std::string log = cluster.log(0);
+  EXPECT_NE(log.find("ring link: refused a connection from an unknown sender: its hello failed: "
+                     "wrong magic"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("ring link: refused a connection from n1: its hello failed: model "
+                     "fingerprint mismatch"),
+            std::string::npos)
+      << log;
+}
+
 // A pair where node 1 runs the cluster file with `from` replaced by `to`: node 0 must refuse
 // it with the log line that says why, never count it alive, and train alone.
 void expect_refused_when_node_1_runs(const std::string& from, const std::string& to) {
