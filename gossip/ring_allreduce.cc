@@ -66,6 +66,39 @@ std::size_t auto_chunk_elements(std::size_t length, std::size_t members) {
   return std::clamp(segment / 4, lo, hi);
 }
 
+// Where a member's segments and chunks lie and who its neighbours are, the same whichever
+// way chunks travel. Segment k is [begin[k], begin[k + 1]); reduce-scatter step s (< n - 1)
+// receives segment p - s - 1, all-gather step n - 1 + a receives segment p - a (mod n).
+struct RingLayout {
+  std::size_t n = 0, p = 0, left = 0, right = 0, chunk = 0;
+  std::vector<std::size_t> begin;
+
+  std::size_t chunks_of(std::size_t segment) const {
+    return (begin[segment + 1] - begin[segment] + chunk - 1) / chunk;
+  }
+  std::pair<std::size_t, std::size_t> chunk_range(std::size_t segment, std::size_t c) const {
+    const std::size_t lo = begin[segment] + c * chunk;
+    return {lo, std::min(begin[segment + 1], lo + chunk)};
+  }
+  std::size_t received_segment(std::size_t step) const {
+    return step + 1 < n ? (p + 2 * n - step - 1) % n : (p + n - (step - (n - 1))) % n;
+  }
+};
+
+RingLayout make_layout(const std::vector<std::size_t>& members, std::size_t p, std::size_t length,
+                       std::size_t chunk_bytes) {
+  RingLayout ring;
+  ring.n = members.size();
+  ring.p = p;
+  ring.left = members[(p + ring.n - 1) % ring.n];
+  ring.right = members[(p + 1) % ring.n];
+  ring.chunk = chunk_bytes > 0 ? std::max<std::size_t>(1, chunk_bytes / sizeof(float))
+                               : auto_chunk_elements(length, ring.n);
+  ring.begin.resize(ring.n + 1);
+  for (std::size_t k = 0; k <= ring.n; ++k) ring.begin[k] = length * k / ring.n;
+  return ring;
+}
+
 }  // namespace
 
 std::uint64_t RingAllreduce::membership_fingerprint(const std::vector<std::size_t>& members,
@@ -111,6 +144,15 @@ void RingAllreduce::abort(std::uint64_t tag) {
   message.tag = tag;
   for (std::size_t peer = 0; peer < transport_.size(); ++peer) {
     if (peer != transport_.self()) transport_.send(peer, message);
+  }
+}
+
+void RingAllreduce::abort_members(std::uint64_t tag, const std::vector<std::size_t>& members) {
+  OutgoingMessage message;
+  message.type = MessageType::allreduce_abort;
+  message.tag = tag;
+  for (std::size_t m : members) {
+    if (m != transport_.self()) transport_.send(m, message);
   }
 }
 
@@ -167,22 +209,9 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
   }
   if (RingLinks* links = transport_.ring_links()) return run_on_links(*links, tag, members, in, out, kind);
 
-  const std::size_t length = in.size();
-  std::vector<std::size_t> begin(n + 1);
-  for (std::size_t k = 0; k <= n; ++k) begin[k] = length * k / n;
-  const std::size_t chunk = options_.chunk_bytes > 0
-                                ? std::max<std::size_t>(1, options_.chunk_bytes / sizeof(float))
-                                : auto_chunk_elements(length, n);
-  auto chunks_of = [&](std::size_t segment) {
-    std::size_t len = begin[segment + 1] - begin[segment];
-    return (len + chunk - 1) / chunk;
-  };
-  auto chunk_range = [&](std::size_t segment, std::size_t c) {
-    std::size_t lo = begin[segment] + c * chunk;
-    return std::pair{lo, std::min(begin[segment + 1], lo + chunk)};
-  };
-  const std::size_t left = members[(p + n - 1) % n];
-  const std::size_t right = members[(p + 1) % n];
+  const RingLayout ring = make_layout(members, p, in.size(), options_.chunk_bytes);
+  const std::size_t left = ring.left;
+  const std::size_t right = ring.right;
   const std::uint64_t fingerprint = membership_fingerprint(members, kind);
   Mailbox& mailbox = transport_.mailbox();
   PeerTable& peers = transport_.peers();
@@ -209,12 +238,7 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
   auto fail = [&](std::string why) {
     result.ok = false;
     result.error = std::move(why);
-    OutgoingMessage abort;
-    abort.type = MessageType::allreduce_abort;
-    abort.tag = tag;
-    for (std::size_t m : members) {
-      if (m != self) transport_.send(m, abort);
-    }
+    abort_members(tag, members);
   };
   auto receive = [&](std::uint64_t step, std::size_t c,
                      std::size_t expected) -> std::optional<ReceivedMessage> {
@@ -269,15 +293,15 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
 
   const float scale = options_.mean ? 1.0f / static_cast<float>(n) : 1.0f;
   // Reduce-scatter. Step s sends segment p - s and receives segment p - s - 1 (mod n).
-  for (std::size_t c = 0; ok && c < chunks_of(p); ++c) {
-    auto [lo, hi] = chunk_range(p, c);
+  for (std::size_t c = 0; ok && c < ring.chunks_of(p); ++c) {
+    auto [lo, hi] = ring.chunk_range(p, c);
     send(0, c, p, in.subspan(lo, hi - lo));
   }
   for (std::size_t s = 0; ok && s + 1 < n; ++s) {
-    const std::size_t g = (p + 2 * n - s - 1) % n;
+    const std::size_t g = ring.received_segment(s);
     const bool owned = s + 2 == n;  // the last step completes this node's own segment
-    for (std::size_t c = 0; ok && c < chunks_of(g); ++c) {
-      auto [lo, hi] = chunk_range(g, c);
+    for (std::size_t c = 0; ok && c < ring.chunks_of(g); ++c) {
+      auto [lo, hi] = ring.chunk_range(g, c);
       auto message = receive(s, c, hi - lo);
       if (!message) {
         ok = false;
@@ -297,14 +321,14 @@ AllreduceResult RingAllreduce::run(std::uint64_t tag, const std::vector<std::siz
   }
   // All-gather. Step a (numbered n - 1 + a on the wire) receives segment p - a (mod n).
   for (std::size_t a = 0; ok && a + 1 < n; ++a) {
-    const std::size_t g = (p + n - a) % n;
+    const std::size_t g = ring.received_segment(n - 1 + a);
     if (!in_flight->wait(g, deadline)) {
       fail("a send of this node's did not complete in time (collective " + std::to_string(tag) + ")");
       ok = false;
       break;
     }
-    for (std::size_t c = 0; ok && c < chunks_of(g); ++c) {
-      auto [lo, hi] = chunk_range(g, c);
+    for (std::size_t c = 0; ok && c < ring.chunks_of(g); ++c) {
+      auto [lo, hi] = ring.chunk_range(g, c);
       auto message = receive(n - 1 + a, c, hi - lo);
       if (!message) {
         ok = false;
@@ -353,20 +377,10 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
   const std::size_t p =
       static_cast<std::size_t>(std::find(members.begin(), members.end(), self) - members.begin());
   const std::size_t length = in.size();
-  std::vector<std::size_t> begin(n + 1);
-  for (std::size_t k = 0; k <= n; ++k) begin[k] = length * k / n;
-  const std::size_t chunk = options_.chunk_bytes > 0
-                                ? std::max<std::size_t>(1, options_.chunk_bytes / sizeof(float))
-                                : auto_chunk_elements(length, n);
-  auto chunks_of = [&](std::size_t segment) {
-    return (begin[segment + 1] - begin[segment] + chunk - 1) / chunk;
-  };
-  auto chunk_range = [&](std::size_t segment, std::size_t c) {
-    std::size_t lo = begin[segment] + c * chunk;
-    return std::pair{lo, std::min(begin[segment + 1], lo + chunk)};
-  };
-  const std::size_t left = members[(p + n - 1) % n];
-  const std::size_t right = members[(p + 1) % n];
+  const RingLayout ring = make_layout(members, p, length, options_.chunk_bytes);
+  const std::size_t chunk = ring.chunk;
+  const std::size_t left = ring.left;
+  const std::size_t right = ring.right;
   const std::uint64_t fingerprint = membership_fingerprint(members, kind);
   Mailbox& mailbox = transport_.mailbox();
   PeerTable& peers = transport_.peers();
@@ -377,23 +391,24 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
   auto fail = [&](std::string why) {
     result.ok = false;
     result.error = std::move(why);
-    OutgoingMessage abort;
-    abort.type = MessageType::allreduce_abort;
-    abort.tag = tag;
-    for (std::size_t m : members) {
-      if (m != self) transport_.send(m, abort);
-    }
+    abort_members(tag, members);
   };
-  // What ends a wait early, in the order the errors name it.
+  // What ends a wait early, in the order the errors name it (strings only when one does).
   auto given_up = [&]() -> std::optional<std::string> {
-    const std::string t = " (collective " + std::to_string(tag) + ")";
     if (mailbox.contains(MessageType::allreduce_abort, tag)) {
       return "another member aborted collective " + std::to_string(tag);
     }
-    if (options_.stop && options_.stop()) return "stopped while waiting for the ring" + t;
-    if (!peers.is_active(left)) return peers.id(left) + " went silent during collective " + std::to_string(tag);
-    if (!peers.is_active(right)) return peers.id(right) + " went silent during collective " + std::to_string(tag);
-    if (Clock::now() >= deadline) return "timed out waiting for " + peers.id(left) + t;
+    if (options_.stop && options_.stop()) {
+      return "stopped while waiting for the ring (collective " + std::to_string(tag) + ")";
+    }
+    for (std::size_t neighbour : {left, right}) {
+      if (!peers.is_active(neighbour)) {
+        return peers.id(neighbour) + " went silent during collective " + std::to_string(tag);
+      }
+    }
+    if (Clock::now() >= deadline) {
+      return "timed out waiting for " + peers.id(left) + " (collective " + std::to_string(tag) + ")";
+    }
     return std::nullopt;
   };
   // Waits for any of the links' sockets (and new connections), at most 10 ms: aborts, stops
@@ -464,16 +479,13 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
   // numbered as on the ZeroMQ path.
   const std::size_t steps = 2 * (n - 1);
   std::size_t step = 0, c = 0;
-  for (std::size_t k = 0; k < chunks_of(p); ++k) {
-    auto [lo, hi] = chunk_range(p, k);
+  for (std::size_t k = 0; k < ring.chunks_of(p); ++k) {
+    auto [lo, hi] = ring.chunk_range(p, k);
     queue(0, k, in.data() + lo, hi - lo, std::nullopt);
   }
-  auto segment_of = [&](std::size_t at) {
-    return at + 1 < n ? (p + 2 * n - at - 1) % n : (p + n - (at - (n - 1))) % n;
-  };
   // Segments shorter than the ring (length < n) have no chunks: nothing arrives for them.
   auto skip_empty_steps = [&] {
-    while (step < steps && chunks_of(segment_of(step)) == 0) ++step;
+    while (step < steps && ring.chunks_of(ring.received_segment(step)) == 0) ++step;
   };
   skip_empty_steps();
   bool ok = true;
@@ -525,8 +537,8 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
         break;
       }
       const bool reducing = step + 1 < n;
-      const std::size_t g = segment_of(step);
-      auto [lo, hi] = chunk_range(g, c);
+      const std::size_t g = ring.received_segment(step);
+      auto [lo, hi] = ring.chunk_range(g, c);
       if (h.aux0 != ((static_cast<std::uint64_t>(step) << 32) | c) ||
           h.payload_bytes != (hi - lo) * sizeof(float)) {
         broken("sent step " + std::to_string(h.aux0 >> 32) + " chunk " +
@@ -565,7 +577,7 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
       } else if (step + 1 < steps) {
         queue(step + 1, c, into, hi - lo, crc);  // forwarded unchanged: its checksum holds
       }
-      if (++c == chunks_of(g)) {
+      if (++c == ring.chunks_of(g)) {
         c = 0;
         ++step;
         skip_empty_steps();

@@ -90,6 +90,8 @@ class RingAllreduce {
   bool await_connection(std::uint64_t tag, std::size_t peer, Clock::time_point deadline,
                         const std::function<void(std::string)>& fail);
   std::string could_not_send(std::size_t peer, std::uint64_t tag) const;
+  // Tells the other members that this node gave up on collective `tag`.
+  void abort_members(std::uint64_t tag, const std::vector<std::size_t>& members);
   // run() over the transport's ring links.
   AllreduceResult run_on_links(RingLinks& links, std::uint64_t tag,
                                const std::vector<std::size_t>& members, std::span<const float> in,
