@@ -394,7 +394,9 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
     abort_members(tag, members);
   };
   // What ends a wait early, in the order the errors name it (strings only when one does).
-  auto given_up = [&]() -> std::optional<std::string> {
+  // `awaited`: the neighbour this node waits for (left while chunks are due, right while it
+  // still has chunks to write), named if the deadline passes.
+  auto given_up = [&](std::size_t awaited) -> std::optional<std::string> {
     if (mailbox.contains(MessageType::allreduce_abort, tag)) {
       return "another member aborted collective " + std::to_string(tag);
     }
@@ -407,7 +409,7 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
       }
     }
     if (Clock::now() >= deadline) {
-      return "timed out waiting for " + peers.id(left) + " (collective " + std::to_string(tag) + ")";
+      return "timed out waiting for " + peers.id(awaited) + " (collective " + std::to_string(tag) + ")";
     }
     return std::nullopt;
   };
@@ -432,7 +434,7 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
   OutboundLink* to_right = nullptr;
   std::string last_connect_error;
   while (true) {
-    if (auto why = given_up()) {
+    if (auto why = given_up(right)) {
       if (!last_connect_error.empty() && Clock::now() >= deadline) {
         *why = "could not connect the ring link to " + peers.id(right) + ": " + last_connect_error;
       }
@@ -586,7 +588,7 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
     }
     if (!ok) break;
     if (step < steps || !to_right->idle()) {
-      if (auto why = given_up()) {
+      if (auto why = given_up(step < steps ? left : right)) {
         fail(*why);
         ok = false;
         break;

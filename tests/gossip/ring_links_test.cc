@@ -145,6 +145,36 @@ TEST(RingLinks, AllreduceMatchesAPlainSumForEveryRingSizeAndLength) {
   }
 }
 
+// In place (out is in): a segment's step-0 chunks are sent from the buffer that the
+// all-gather later overwrites. Causality keeps that safe (the overwriting chunk cannot arrive
+// before the ring took the sent one); this checks it.
+TEST(RingLinks, WorksInPlace) {
+  const std::size_t n = 5, length = 123457;
+  LinkedNetwork network(n);
+  auto inputs = random_inputs(n, length, 3);
+  std::vector<double> sum(length, 0.0);
+  for (const auto& v : inputs) {
+    for (std::size_t k = 0; k < length; ++k) sum[k] += v[k];
+  }
+  AllreduceOptions options;
+  options.chunk_bytes = 4096;
+  std::vector<std::unique_ptr<RingAllreduce>> rings;
+  for (std::size_t i = 0; i < n; ++i) rings.push_back(std::make_unique<RingAllreduce>(network.node(i), options));
+  std::vector<std::future<AllreduceResult>> futures;
+  for (std::size_t i = 0; i < n; ++i) {
+    futures.push_back(std::async(std::launch::async, [&, i] {
+      return rings[i]->run(1, all_members(n), inputs[i], inputs[i]);
+    }));
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    AllreduceResult r = futures[i].get();
+    ASSERT_TRUE(r.ok) << r.error;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t k = 0; k < length; k += 7) ASSERT_NEAR(inputs[i][k], sum[k] / n, 1e-5) << i << " " << k;
+  }
+}
+
 TEST(RingLinks, EachMemberSendsTwoNMinusOneOverNOfTheBuffer) {
   for (std::size_t n : {2u, 3u, 4u, 8u}) {
     const std::size_t length = 1 << 20;
