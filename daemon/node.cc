@@ -533,6 +533,7 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       for (const auto& node : n.spec.nodes) {
         t.ring_link_hosts.push_back(topology::tcp_endpoint_host(node.endpoint).value());
       }
+      t.ring_link_port = static_cast<std::uint16_t>(self.ring_link_port);
     }
     n.transport = std::make_unique<gossip::ZmqTransport>(std::move(t));
     if (auto* links = n.transport->ring_links()) {

@@ -196,15 +196,21 @@ RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers)
   const std::string& host = options_.hosts.at(options_.self);
   std::string why;
   socklen_t length = 0;
-  auto address = resolve(host, 0, length, why);
+  auto address = resolve(host, options_.listen_port, length, why);
   if (!address) throw std::runtime_error("ring link: " + why);
   listener_ = socket(address->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (listener_ < 0) throw std::runtime_error("ring link: socket: " + errno_text(errno));
+  // A fixed port may still be held by this node's previous process's connections.
+  const int one = 1;
+  setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(listener_, reinterpret_cast<sockaddr*>(&*address), length) != 0 ||
       listen(listener_, static_cast<int>(kMaxUnidentified)) != 0) {
     const std::string error = errno_text(errno);
     close(listener_);
-    throw std::runtime_error("ring link: cannot listen on " + host + ": " + error);
+    throw std::runtime_error("ring link: cannot listen on " + host + " port " +
+                             (options_.listen_port ? std::to_string(options_.listen_port)
+                                                   : std::string("(any)")) +
+                             ": " + error);
   }
   sockaddr_storage bound{};
   socklen_t bound_length = sizeof bound;

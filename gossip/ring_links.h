@@ -50,6 +50,7 @@ struct RingLinksOptions {
   std::uint64_t fingerprint = 0;
   std::uint64_t incarnation = 0;
   std::size_t max_payload_bytes = 0;  // the largest frame payload accepted (0: no limit)
+  std::uint16_t listen_port = 0;      // 0: a port the kernel picks
 };
 
 // One direction of a connection: frames written without blocking, in order.
@@ -139,7 +140,8 @@ class RingLinks {
   static constexpr std::size_t kMaxUnidentified = 16;       // connections awaiting a hello
   static constexpr std::chrono::seconds kHelloTimeout{5};   // then they are closed
 
-  // Binds the listener on hosts[self]; throws TransportError naming host and reason.
+  // Binds the listener on hosts[self] (at listen_port); throws std::runtime_error naming host,
+  // port and reason.
   RingLinks(RingLinksOptions options, PeerTable& peers);
   ~RingLinks();
 

@@ -574,6 +574,7 @@ ZmqTransport::ZmqTransport(ZmqTransportOptions options)
     links.fingerprint = options_.policy.fingerprint;
     links.incarnation = options_.incarnation;
     links.max_payload_bytes = options_.max_payload_bytes;
+    links.listen_port = options_.ring_link_port;
     try {
       ring_links_ = std::make_unique<RingLinks>(std::move(links), peers_);
     } catch (const std::runtime_error& e) {

@@ -67,6 +67,7 @@ struct ZmqTransportOptions {
   // chunks; empty: collectives go through ZeroMQ. Not with CURVE keys (links are plain TCP).
   // The fault-injection hooks above do not act on ring links.
   std::vector<std::string> ring_link_hosts;
+  std::uint16_t ring_link_port = 0;  // where this node's ring link listens; 0: the kernel picks
 };
 
 class ZmqTransport final : public Transport {

@@ -435,6 +435,15 @@ void parse_nodes(TableReader& root, ClusterSpec& spec) {
                        "uses; every listener needs its own port");
       }
     }
+    n.ring_link_port = static_cast<int>(reader.integer("ring_link_port", 0, 1, 65535));
+    if (reader.has("ring_link_port")) {
+      n.ring_link_port_line = line_of(*reader.get("ring_link_port"));
+      if (!tcp_endpoint_host(n.endpoint)) {
+        reader.fail_at(reader.get("ring_link_port"), "ring_link_port",
+                       "needs a tcp:// endpoint (the link listens on its host), not \"" +
+                           n.endpoint + "\"");
+      }
+    }
     reader.reject_unknown_keys();
     spec.nodes.push_back(std::move(n));
     ++index;
@@ -807,6 +816,39 @@ void parse_run_section(TableReader& root, ClusterSpec& spec) {
   r.reject_unknown_keys();
 }
 
+// A fixed ring_link_port is a TCP listener on its node's host: it must not be a socket any
+// node of the file uses (data, control or metrics endpoint, another ring link), and it only
+// means something where collectives travel over ring links. After [sync], which decides that.
+void check_ring_link_ports(const ClusterSpec& spec) {
+  std::map<std::string, std::string> taken;  // socket key -> what uses it
+  for (std::size_t i = 0; i < spec.nodes.size(); ++i) {
+    const NodeSpec& n = spec.nodes[i];
+    const std::string who = "node[" + std::to_string(i) + "]";
+    taken.emplace(socket_key(n.endpoint), who + "'s endpoint");
+    if (!n.control.empty()) taken.emplace(socket_key(n.control), who + "'s control endpoint");
+    if (!n.metrics.empty()) taken.emplace(socket_key("tcp://" + n.metrics), who + "'s metrics address");
+  }
+  for (std::size_t i = 0; i < spec.nodes.size(); ++i) {
+    const NodeSpec& n = spec.nodes[i];
+    if (n.ring_link_port == 0) continue;
+    const std::string field = "node[" + std::to_string(i) + "].ring_link_port";
+    if (!collectives_use_tcp_links(spec)) {
+      throw ConfigError(spec.file, n.ring_link_port_line, 0, field,
+                        "applies only where ring allreduce chunks travel over TCP links, and "
+                        "[sync] sends them through ZeroMQ (mode, collective_transport, CURVE "
+                        "keys or an ipc:// endpoint decide)");
+    }
+    const std::string key = socket_key("tcp://" + *tcp_endpoint_host(n.endpoint) + ":" +
+                                       std::to_string(n.ring_link_port));
+    if (auto [it, inserted] = taken.emplace(key, "node[" + std::to_string(i) + "]'s ring link");
+        !inserted) {
+      throw ConfigError(spec.file, n.ring_link_port_line, 0, field,
+                        std::to_string(n.ring_link_port) + " is taken on that host by " +
+                            it->second + "; every listener needs its own port");
+    }
+  }
+}
+
 ClusterSpec parse_table(const toml::table& root_table, const std::string& source_name) {
   ClusterSpec spec;
   spec.file = source_name;
@@ -817,6 +859,7 @@ ClusterSpec parse_table(const toml::table& root_table, const std::string& source
   parse_topology_section(root, spec);
   parse_training_section(root, spec);
   parse_sync_section(root, spec);
+  check_ring_link_ports(spec);
   parse_run_section(root, spec);
   root.reject_unknown_keys();
   return spec;

@@ -44,6 +44,10 @@ struct NodeSpec {
   // itself reads it.
   std::string public_key;
   std::string secret_key_file;
+  // The port this node's ring link listens on (gossip/ring_links.h), on its endpoint's host;
+  // 0: one the kernel picks. For firewalls that admit only listed ports.
+  int ring_link_port = 0;
+  int ring_link_port_line = 0;
   int line = 0;
 };
 

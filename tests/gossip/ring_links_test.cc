@@ -263,6 +263,37 @@ TEST(RingLinks, AStopEndsTheWaitAtOnceAndTellsTheOthers) {
   EXPECT_TRUE(network.fake.node(0).mailbox().contains(MessageType::allreduce_abort, 1));
 }
 
+// A fixed port is where the link listens (for firewalls); one already taken is refused with
+// the host and port named.
+TEST(RingLinks, ListensOnAFixedPortOrSaysWhyItCannot) {
+  FakeNetwork fake(names(2), 1);
+  RingLinksOptions o;
+  o.self = 0;
+  o.hosts = {"127.0.0.1", "127.0.0.1"};
+  o.listen_port = 0;
+  RingLinks picked(o, fake.node(0).peers());
+  const std::uint16_t taken = picked.port();
+  ASSERT_NE(taken, 0);
+  o.listen_port = taken;
+  try {
+    RingLinks again(o, fake.node(0).peers());
+    ADD_FAILURE() << "bound a port that is taken";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1 port " + std::to_string(taken)),
+              std::string::npos)
+        << e.what();
+  }
+  // A free port, found by letting the kernel pick one and giving it back.
+  std::uint16_t free_port = 0;
+  {
+    RingLinks probe(RingLinksOptions{0, {"127.0.0.1", "127.0.0.1"}, 1, 1, 0, 0}, fake.node(0).peers());
+    free_port = probe.port();
+  }
+  o.listen_port = free_port;
+  RingLinks fixed(o, fake.node(0).peers());
+  EXPECT_EQ(fixed.port(), free_port);
+}
+
 // A raw TCP client that speaks for a node: what a buggy or hostile peer could put on a link.
 class RawClient {
  public:

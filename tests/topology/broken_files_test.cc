@@ -186,6 +186,24 @@ std::vector<BrokenFile> broken_files() {
            "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
            "[sync]\nmode = \"allreduce\"\ncollective_transport = \"tcp\"  # <-\n",
        "sync.collective_transport", "\"tcp\" links are not encrypted, and node[0] has a CURVE public_key"},
+      {"ring_link_port_on_the_data_port",
+       kHead + kRing + nodes(1) +
+           "[[node]]\nid = \"n1\"\nendpoint = \"tcp://127.0.0.1:7001\"\nring_link_port = 7000  # <-\n"
+           "[sync]\nmode = \"allreduce\"\n",
+       "node[1].ring_link_port",
+       "7000 is taken on that host by node[0]'s endpoint; every listener needs its own port"},
+      {"ring_link_port_twice_on_one_host",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\nring_link_port = 7100\n"
+           "[[node]]\nid = \"n1\"\nendpoint = \"tcp://localhost:7001\"\nring_link_port = 7100  # <-\n"
+           "[sync]\nmode = \"allreduce\"\n",
+       "node[1].ring_link_port", "7100 is taken on that host by node[0]'s ring link"},
+      {"ring_link_port_with_zeromq_collectives",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\nring_link_port = 7100  # <-\n"
+           "[sync]\nmode = \"allreduce\"\ncollective_transport = \"zeromq\"\n",
+       "node[0].ring_link_port", "applies only where ring allreduce chunks travel over TCP links"},
+      {"ring_link_port_on_an_ipc_node",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"ipc:///run/s/n0\"\nring_link_port = 7100  # <-\n",
+       "node[0].ring_link_port", "needs a tcp:// endpoint"},
       {"max_lead_steps_without_dynamic",
        kHead + kRing + nodes(2) + "[sync]\nmode = \"gossip\"\nmax_lead_steps = 32  # <-\n",
        "sync.max_lead_steps", "applies only when mode = \"dynamic\""},

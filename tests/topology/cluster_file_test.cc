@@ -61,6 +61,18 @@ TEST(ClusterFile, CollectivesUseTcpLinksWhereEveryEndpointIsTcpAndNothingIsEncry
   EXPECT_FALSE(collectives_use_tcp_links(parse_cluster_text(keyed, "t.toml")));
 }
 
+TEST(ClusterFile, ANodeMayFixItsRingLinkPort) {
+  const std::string text = "[cluster]\nname = \"t\"\n[topology]\nkind = \"ring\"\n"
+                           "[[node]]\nid = \"a\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
+                           "ring_link_port = 7100\n"
+                           "[[node]]\nid = \"b\"\nendpoint = \"tcp://10.0.0.2:7000\"\n"
+                           "ring_link_port = 7100\n"  // another host: no collision
+                           "[sync]\nmode = \"allreduce\"\n";
+  ClusterSpec spec = parse_cluster_text(text, "t.toml");
+  EXPECT_EQ(spec.nodes[0].ring_link_port, 7100);
+  EXPECT_EQ(spec.nodes[1].ring_link_port, 7100);
+}
+
 TEST(ClusterFile, ANodeMayNameItsOwnDevice) {
   std::string text = kMinimal;
   const std::string first_endpoint = "endpoint = \"tcp://127.0.0.1:7000\"\n";
