@@ -229,6 +229,10 @@ DecodeContext RingLinks::context_for(std::size_t sender) const {
                        static_cast<std::uint32_t>(sender)};
 }
 
+int RingLinks::listener_fd() const {
+  return std::chrono::steady_clock::now() < accept_paused_until_ ? -1 : listener_;
+}
+
 std::vector<int> RingLinks::unidentified_fds() const {
   std::vector<int> fds;
   for (const auto& pending : unidentified_) fds.push_back(pending.fd);
@@ -248,9 +252,16 @@ void RingLinks::refuse(const Unidentified& pending, std::optional<std::size_t> s
 
 void RingLinks::service_listener() {
   const auto now = std::chrono::steady_clock::now();
-  while (true) {
+  while (now >= accept_paused_until_) {
     const int fd = accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) break;  // EAGAIN: none waiting (other errors: the next call tries again)
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        spdlog::warn("ring link: cannot accept a connection: {}; trying again in 1 s",
+                     errno_text(errno));
+        accept_paused_until_ = now + std::chrono::seconds(1);
+      }
+      break;  // EAGAIN: none waiting; a connection aborted before accept: gone
+    }
     set_nonblocking_nodelay(fd);
     if (unidentified_.size() >= kMaxUnidentified) {
       // A flood of silent connections must not starve real peers: the oldest goes.

@@ -157,7 +157,9 @@ class RingLinks {
   // the inbound link of its sender. Refused hellos are counted in the peer table and logged
   // once per peer and reason.
   void service_listener();
-  int listener_fd() const { return listener_; }
+  // The listener to poll; -1 (which poll ignores) for a second after accept failed for want
+  // of descriptors or memory, when the waiting connection would wake every poll at once.
+  int listener_fd() const;
   std::vector<int> unidentified_fds() const;  // to poll for their hellos
 
   InboundLink* inbound(std::size_t peer);
@@ -182,6 +184,7 @@ class RingLinks {
   PeerTable& peers_;
   int listener_ = -1;
   std::uint16_t port_ = 0;
+  std::chrono::steady_clock::time_point accept_paused_until_{};
   std::mutex mutex_;
   std::vector<Unidentified> unidentified_;
   std::map<std::size_t, std::unique_ptr<InboundLink>> inbound_;
