@@ -815,24 +815,37 @@ TEST(Control, APausedNodeIsNotWaitedForAndRejoinsOnResume) {
   for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(exited_cleanly(cluster.wait_exit(i, 60s))) << cluster.log(i);
 }
 
-TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
-  LocalCluster cluster(long_pair());
+// Starts a long_pair()-like cluster and waits until n0 trains with n1 alive.
+::testing::AssertionResult start_and_train_together(LocalCluster& cluster) {
   cluster.start_all();
-  ASSERT_TRUE(eventually(
+  const bool together = eventually(
       [&] {
         auto s = cluster.ask(0, "status", 500ms);
         return s && s->value("step", 0) > 10 && s->value("peers_alive", 0) == 1;
       },
-      60s));
+      60s);
+  if (together) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "n0 did not train with n1 alive within 60 s: " << cluster.log(0);
+}
+
+// A plain TCP connection to 127.0.0.1:port, for writing garbage at a listener.
+int connect_to_loopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  return fd;
+}
+
+TEST(Control, GarbageAndForgedHeadersOnTheDataPortAreCountedAndIgnored) {
+  LocalCluster cluster(long_pair());
+  ASSERT_TRUE(start_and_train_together(cluster));
   const std::string data = cluster.data_endpoint(0);
   const int port = std::stoi(data.substr(data.rfind(':') + 1));
   {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    int fd = connect_to_loopback(port);
     std::string junk(2048, '\xff');
     [[maybe_unused]] auto w = ::write(fd, junk.data(), junk.size());
     std::this_thread::sleep_for(200ms);
@@ -894,31 +907,16 @@ TEST(Control, GarbageAndForgedHellosOnTheRingLinkPortAreCountedAndIgnored) {
   LocalClusterOptions o = long_pair();
   o.sync = "mode = \"allreduce\"\nstartup_timeout_ms = 3000";
   LocalCluster cluster(o);
-  cluster.start_all();
-  ASSERT_TRUE(eventually(
-      [&] {
-        auto s = cluster.ask(0, "status", 500ms);
-        return s && s->value("step", 0) > 10 && s->value("peers_alive", 0) == 1;
-      },
-      60s));
+  ASSERT_TRUE(start_and_train_together(cluster));
   auto peers = cluster.ask(0, "peers");
   ASSERT_TRUE(peers);
   ASSERT_TRUE((*peers)["ring_link_port"].is_number()) << peers->dump(2);
   const int port = (*peers)["ring_link_port"].get<int>();
   EXPECT_TRUE((*peers)["peers"][0]["ring_port"].is_number()) << "n1's port, from its acks";
-  auto connect_to_link = [&] {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    return fd;
-  };
-  int garbage = connect_to_link();
+  int garbage = connect_to_loopback(port);
   std::string junk(2048, '\xff');
   [[maybe_unused]] auto w1 = ::write(garbage, junk.data(), junk.size());
-  int forged = connect_to_link();
+  int forged = connect_to_loopback(port);
   gossip::Header hello;
   hello.type = gossip::MessageType::ring_hello;
   hello.sender = 1;  // pretends to be the real neighbour

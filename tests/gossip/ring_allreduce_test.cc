@@ -10,33 +10,13 @@
 
 #include "gossip/fake_transport.h"
 #include "gossip/ring_allreduce.h"
+#include "ring_test_support.h"
 
 namespace starling::gossip {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::vector<std::string> names(std::size_t n) {
-  std::vector<std::string> ids;
-  for (std::size_t i = 0; i < n; ++i) ids.push_back("n" + std::to_string(i));
-  return ids;
-}
-
-std::vector<std::vector<float>> random_inputs(std::size_t n, std::size_t length, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<std::vector<float>> inputs(n, std::vector<float>(length));
-  for (auto& v : inputs) {
-    for (float& x : v) x = uniform(rng);
-  }
-  return inputs;
-}
-
-std::vector<std::size_t> all_members(std::size_t n) {
-  std::vector<std::size_t> members(n);
-  for (std::size_t i = 0; i < n; ++i) members[i] = i;
-  return members;
-}
+using namespace ring_testing;  // names, random_inputs, plain_sum, expect_reduced, ...
 
 struct Outcome {
   std::vector<AllreduceResult> results;
@@ -91,25 +71,15 @@ TEST(RingAllreduce, MatchesAPlainSumForEveryRingSizeAndLength) {
       SCOPED_TRACE("n=" + std::to_string(n) + " length=" + std::to_string(length));
       FakeNetwork network(names(n), 1, {}, 1 << 16);
       auto inputs = random_inputs(n, length, static_cast<unsigned>(n * 1000 + length));
-      std::vector<double> sum(length, 0.0);
-      for (const auto& v : inputs) {
-        for (std::size_t k = 0; k < length; ++k) sum[k] += v[k];
-      }
+      const std::vector<double> sum = plain_sum(inputs);
       for (bool mean : {false, true}) {
         AllreduceOptions options;
         options.mean = mean;
         options.chunk_bytes = length > 1000 ? 4096 : 8;  // many chunks: exercises pipelining
         auto copy = inputs;
         auto outcome = run_all(network, all_members(n), mean ? 2 : 1, copy, options);
-        for (std::size_t i = 0; i < n; ++i) {
-          ASSERT_TRUE(outcome.results[i].ok) << outcome.results[i].error;
-          for (std::size_t k = 0; k < length; ++k) {
-            double expected = mean ? sum[k] / static_cast<double>(n) : sum[k];
-            ASSERT_NEAR(outcome.outputs[i][k], expected, 1e-5) << "node " << i << " element " << k;
-          }
-        }
-        // Every member holds the same bits: the reduction order is the same everywhere.
-        for (std::size_t i = 1; i < n; ++i) EXPECT_EQ(outcome.outputs[i], outcome.outputs[0]);
+        for (std::size_t i = 0; i < n; ++i) ASSERT_TRUE(outcome.results[i].ok) << outcome.results[i].error;
+        expect_reduced(outcome.outputs, sum, n, mean);
       }
     }
   }

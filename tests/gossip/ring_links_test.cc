@@ -15,12 +15,14 @@
 #include "gossip/checksum.h"
 #include "gossip/fake_transport.h"
 #include "gossip/ring_allreduce.h"
+#include "ring_test_support.h"
 #include "gossip/ring_links.h"
 
 namespace starling::gossip {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace ring_testing;  // names, random_inputs, plain_sum, expect_reduced, ...
 
 // A fake transport with real ring links: chunks go over loopback TCP, the rest through the
 // fake network.
@@ -47,12 +49,6 @@ class LinkedTransport final : public Transport {
   std::unique_ptr<RingLinks> links_;
 };
 
-std::vector<std::string> names(std::size_t n) {
-  std::vector<std::string> ids;
-  for (std::size_t i = 0; i < n; ++i) ids.push_back("n" + std::to_string(i));
-  return ids;
-}
-
 struct LinkedNetwork {
   FakeNetwork fake;
   std::vector<std::unique_ptr<LinkedTransport>> nodes;
@@ -68,22 +64,6 @@ struct LinkedNetwork {
   }
   LinkedTransport& node(std::size_t i) { return *nodes[i]; }
 };
-
-std::vector<std::vector<float>> random_inputs(std::size_t n, std::size_t length, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<std::vector<float>> inputs(n, std::vector<float>(length));
-  for (auto& v : inputs) {
-    for (float& x : v) x = uniform(rng);
-  }
-  return inputs;
-}
-
-std::vector<std::size_t> all_members(std::size_t n) {
-  std::vector<std::size_t> members(n);
-  for (std::size_t i = 0; i < n; ++i) members[i] = i;
-  return members;
-}
 
 // One collective `tag` of `members`, run by `runners` (all members when empty), one thread
 // each, with a RingAllreduce per runner kept in `rings` across calls.
@@ -121,10 +101,7 @@ TEST(RingLinks, AllreduceMatchesAPlainSumForEveryRingSizeAndLength) {
     for (std::size_t length : {0u, 1u, 2u, 7u, 1000u, 100003u}) {
       SCOPED_TRACE("n=" + std::to_string(n) + " length=" + std::to_string(length));
       auto inputs = random_inputs(n, length, static_cast<unsigned>(n * 1000 + length));
-      std::vector<double> sum(length, 0.0);
-      for (const auto& v : inputs) {
-        for (std::size_t k = 0; k < length; ++k) sum[k] += v[k];
-      }
+      const std::vector<double> sum = plain_sum(inputs);
       for (bool mean : {false, true}) {
         AllreduceOptions options;
         options.mean = mean;
@@ -132,14 +109,8 @@ TEST(RingLinks, AllreduceMatchesAPlainSumForEveryRingSizeAndLength) {
         Runs runs(network, options);
         std::vector<std::vector<float>> outputs;
         auto results = runs.run(tag++, all_members(n), inputs, outputs);
-        for (std::size_t i = 0; i < n; ++i) {
-          ASSERT_TRUE(results[i].ok) << results[i].error;
-          for (std::size_t k = 0; k < length; ++k) {
-            double expected = mean ? sum[k] / static_cast<double>(n) : sum[k];
-            ASSERT_NEAR(outputs[i][k], expected, 1e-5) << "node " << i << " element " << k;
-          }
-        }
-        for (std::size_t i = 1; i < n; ++i) EXPECT_EQ(outputs[i], outputs[0]);
+        for (std::size_t i = 0; i < n; ++i) ASSERT_TRUE(results[i].ok) << results[i].error;
+        expect_reduced(outputs, sum, n, mean);
       }
     }
   }
@@ -325,6 +296,34 @@ Header hello_from(std::size_t sender, std::size_t to, std::uint64_t fingerprint)
   return h;
 }
 
+// The header of a chunk of collective 1 that n0 sends to n1 in the ring {n0, n1}, for
+// `values`, at wire step `step` (chunk 0).
+Header chunk_from_n0(std::uint64_t fingerprint, std::uint64_t step, const std::vector<float>& values) {
+  Header chunk;
+  chunk.type = MessageType::allreduce_chunk;
+  chunk.sender = 0;
+  chunk.incarnation = 1;
+  chunk.fingerprint = fingerprint;
+  chunk.tag = 1;
+  chunk.aux0 = step << 32;
+  chunk.aux1 = RingAllreduce::membership_fingerprint({0, 1});
+  chunk.payload_bytes = values.size() * sizeof(float);
+  chunk.payload_crc = payload_checksum(std::as_bytes(std::span<const float>(values)));
+  return chunk;
+}
+
+// n1's side of collective 1 of the ring {n0, n1}, whose n0 is a raw client: n1's input is
+// 100 values of 0.5, which a failed collective must leave as they were.
+AllreduceResult n1_runs_collective_1(LinkedNetwork& network) {
+  AllreduceOptions options;
+  options.timeout = 10s;
+  RingAllreduce ring(network.node(1), options);
+  std::vector<float> in(100, 0.5f), out(100, -7.0f);
+  AllreduceResult result = ring.run(1, {0, 1}, in, out);
+  EXPECT_EQ(in, std::vector<float>(100, 0.5f));
+  return result;
+}
+
 // Garbage, a hello with another fingerprint and a hello meant for another node are refused
 // and counted, and the collective that serves them succeeds.
 TEST(RingLinks, ConnectionsWithoutAValidHelloAreRefusedAndCounted) {
@@ -364,17 +363,7 @@ TEST(RingLinks, ACorruptOrNonFiniteChunkFailsTheCollectiveAndIsCounted) {
     left.write(hello_from(0, 1, fingerprint));
     // n1's segment 0 arrives from n0 in reduce-scatter step 0, chunk 0.
     std::vector<float> values(50, 1.0f);
-    const std::vector<std::size_t> members{0, 1};
-    Header chunk;
-    chunk.type = MessageType::allreduce_chunk;
-    chunk.sender = 0;
-    chunk.incarnation = 1;
-    chunk.fingerprint = fingerprint;
-    chunk.tag = 1;
-    chunk.aux0 = 0;
-    chunk.aux1 = RingAllreduce::membership_fingerprint(members);
-    chunk.payload_bytes = values.size() * sizeof(float);
-    chunk.payload_crc = payload_checksum(std::as_bytes(std::span<const float>(values)));
+    Header chunk = chunk_from_n0(fingerprint, 0, values);
     if (corrupt) {
       values[3] = 2.0f;
     } else {
@@ -384,16 +373,11 @@ TEST(RingLinks, ACorruptOrNonFiniteChunkFailsTheCollectiveAndIsCounted) {
     left.write(chunk);
     left.write(std::as_bytes(std::span<const float>(values)));
 
-    AllreduceOptions options;
-    options.timeout = 10s;
-    RingAllreduce ring(network.node(1), options);
-    std::vector<float> in(100, 0.5f), out(100, -7.0f);
     const auto start = Clock::now();
-    AllreduceResult result = ring.run(1, members, in, out);
+    AllreduceResult result = n1_runs_collective_1(network);
     EXPECT_LT(Clock::now() - start, 5s);
     EXPECT_FALSE(result.ok);
     EXPECT_NE(result.error.find(corrupt ? "checksum" : "NaN"), std::string::npos) << result.error;
-    EXPECT_EQ(in, std::vector<float>(100, 0.5f));
     const auto rejected = network.node(1).peers().snapshot()[0].rejected;
     EXPECT_EQ(rejected[static_cast<std::size_t>(corrupt ? RejectReason::checksum_mismatch
                                                         : RejectReason::non_finite)],
@@ -409,23 +393,10 @@ TEST(RingLinks, AChunkOutOfOrderFailsTheCollectiveAndDropsTheLink) {
   RawClient left(network.node(1).ring_links()->port());
   left.write(hello_from(0, 1, fingerprint));
   std::vector<float> values(50, 1.0f);
-  Header chunk;
-  chunk.type = MessageType::allreduce_chunk;
-  chunk.sender = 0;
-  chunk.incarnation = 1;
-  chunk.fingerprint = fingerprint;
-  chunk.tag = 1;
-  chunk.aux0 = (std::uint64_t{1} << 32);  // step 1 where step 0 is due
-  chunk.aux1 = RingAllreduce::membership_fingerprint({0, 1});
-  chunk.payload_bytes = values.size() * sizeof(float);
-  chunk.payload_crc = payload_checksum(std::as_bytes(std::span<const float>(values)));
+  const Header chunk = chunk_from_n0(fingerprint, 1, values);  // step 1 where step 0 is due
   left.write(chunk);
   left.write(std::as_bytes(std::span<const float>(values)));
-  AllreduceOptions options;
-  options.timeout = 10s;
-  RingAllreduce ring(network.node(1), options);
-  std::vector<float> in(100, 0.5f), out(100, -7.0f);
-  AllreduceResult result = ring.run(1, {0, 1}, in, out);
+  AllreduceResult result = n1_runs_collective_1(network);
   EXPECT_FALSE(result.ok);
   EXPECT_NE(result.error.find("step 1 chunk 0"), std::string::npos) << result.error;
   EXPECT_EQ(network.node(1).ring_links()->inbound(0), nullptr);
