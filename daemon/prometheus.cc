@@ -1,5 +1,7 @@
 #include "daemon/prometheus.h"
 
+#include "topology/cluster_file.h"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -282,9 +284,7 @@ struct MetricsServer::Impl : std::enable_shared_from_this<MetricsServer::Impl> {
 MetricsServer::MetricsServer(asio::io_context& io, const std::string& address, Render render)
     : impl_(std::make_shared<Impl>(io, std::move(render))) {
   auto colon = address.rfind(':');
-  std::string host = address.substr(0, colon);
-  // "[::1]:9100": an IPv6 address is written in brackets before its port, as in a URL.
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string host = topology::without_brackets(address.substr(0, colon));  // "[::1]:9100"
   if (host == "localhost") host = "127.0.0.1";  // as the cluster file's duplicate check reads it
   auto port = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
   boost::system::error_code ec;

@@ -415,17 +415,23 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
   };
   // Waits for any of the links' sockets (and new connections), at most 10 ms: aborts, stops
   // and liveness arrive elsewhere and are checked between waits.
+  // New connections and hellos are served only when they are there (or a hello is pending and
+  // may have timed out), not on every wake-up of a busy collective.
   auto wait = [&](const OutboundLink* to_right, bool want_left) {
     std::vector<pollfd> fds;
     fds.push_back({links.listener_fd(), POLLIN, 0});
     for (int fd : links.unidentified_fds()) fds.push_back({fd, POLLIN, 0});
+    const std::size_t connection_fds = fds.size();
     if (want_left) {
       if (InboundLink* from_left = links.inbound(left)) fds.push_back({from_left->fd(), POLLIN, 0});
     }
     if (to_right && !to_right->idle()) fds.push_back({to_right->fd(), POLLOUT, 0});
     const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     poll(fds.data(), fds.size(), static_cast<int>(std::clamp<long long>(left_ms, 0, 10)));
-    links.service_listener();
+    if (connection_fds > 1 ||
+        std::any_of(fds.begin(), fds.begin() + connection_fds, [](const pollfd& polled) { return polled.revents != 0; })) {
+      links.service_listener();
+    }
   };
 
   // The link to the right neighbour, connected and greeted before any chunk is queued: a

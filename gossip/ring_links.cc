@@ -1,7 +1,6 @@
 #include "gossip/ring_links.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,22 +15,43 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "topology/cluster_file.h"
+
 namespace starling::gossip {
 namespace {
 
 std::string errno_text(int error) { return std::strerror(error); }
 
-void set_nonblocking_nodelay(int fd) {
+// Every socket here is made nonblocking and close-on-exec by socket() or accept4() itself.
+void set_nodelay(int fd) {
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+// Reads from a nonblocking `fd` into [into + got, into + want) until it is full (`done`) or
+// the socket has nothing more now (`more`); `closed` at end of stream, `failed` on an error
+// (errno says which). `got` counts what has arrived, across calls.
+enum class Fill { done, more, closed, failed };
+Fill fill_from(int fd, std::byte* into, std::size_t want, std::size_t& got) {
+  while (got < want) {
+    const ssize_t r = recv(fd, into + got, want - got, 0);
+    if (r > 0) {
+      got += static_cast<std::size_t>(r);
+    } else if (r == 0) {
+      return Fill::closed;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      return Fill::more;
+    } else {
+      return Fill::failed;
+    }
+  }
+  return Fill::done;
 }
 
 // Resolves `host` (a literal address or a name) for a TCP socket; nullopt with `why` set.
-std::optional<sockaddr_storage> resolve(std::string host, std::uint16_t port,
+std::optional<sockaddr_storage> resolve(const std::string& bracketed_or_not, std::uint16_t port,
                                         socklen_t& length, std::string& why) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string host = topology::without_brackets(bracketed_or_not);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -54,8 +74,8 @@ std::optional<sockaddr_storage> resolve(std::string host, std::uint16_t port,
 
 // ---------------------------------------------------------------------------- OutboundLink
 
-OutboundLink::OutboundLink(int fd, std::size_t peer, std::uint16_t port, std::uint64_t incarnation)
-    : fd_(fd), peer_(peer), port_(port), incarnation_(incarnation) {}
+OutboundLink::OutboundLink(int fd, std::uint16_t port, std::uint64_t incarnation)
+    : fd_(fd), port_(port), incarnation_(incarnation) {}
 
 OutboundLink::~OutboundLink() {
   if (fd_ >= 0) close(fd_);
@@ -112,30 +132,24 @@ bool OutboundLink::flush() {
 
 // ----------------------------------------------------------------------------- InboundLink
 
-InboundLink::InboundLink(int fd, std::size_t sender, std::uint64_t incarnation)
-    : fd_(fd), sender_(sender), incarnation_(incarnation) {}
+InboundLink::InboundLink(int fd, std::uint64_t incarnation) : fd_(fd), incarnation_(incarnation) {}
 
 InboundLink::~InboundLink() {
   if (fd_ >= 0) close(fd_);
 }
 
 InboundLink::Read InboundLink::fill(std::byte* into, std::size_t want, std::size_t& got) {
-  while (got < want) {
-    const ssize_t r = recv(fd_, into + got, want - got, 0);
-    if (r > 0) {
-      got += static_cast<std::size_t>(r);
-      continue;
-    }
-    if (r == 0) {
+  switch (fill_from(fd_, into, want, got)) {
+    case Fill::done: return Read::ready;
+    case Fill::more: return Read::more;
+    case Fill::closed:
       closed_ = true;
       error_ = "the connection was closed";
       return Read::failed;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Read::more;
-    error_ = errno_text(errno);
-    return Read::failed;
+    case Fill::failed: break;
   }
-  return Read::ready;
+  error_ = errno_text(errno);
+  return Read::failed;
 }
 
 InboundLink::Read InboundLink::read_header(const DecodeContext& context, std::size_t max_payload) {
@@ -262,7 +276,7 @@ void RingLinks::service_listener() {
       }
       break;  // EAGAIN: none waiting; a connection aborted before accept: gone
     }
-    set_nonblocking_nodelay(fd);
+    set_nodelay(fd);
     if (unidentified_.size() >= kMaxUnidentified) {
       // A flood of silent connections must not starve real peers: the oldest goes.
       refuse(unidentified_.front(), std::nullopt, RejectReason::malformed_header,
@@ -273,23 +287,13 @@ void RingLinks::service_listener() {
   }
   for (auto it = unidentified_.begin(); it != unidentified_.end();) {
     Unidentified& pending = *it;
-    bool closed = false;
-    while (pending.got < kHeaderSize) {
-      const ssize_t r = recv(pending.fd, pending.head.data() + pending.got, kHeaderSize - pending.got, 0);
-      if (r > 0) {
-        pending.got += static_cast<std::size_t>(r);
-        continue;
-      }
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
-      close(pending.fd);  // closed (or failed) before its hello: nothing to count
-      closed = true;
-      break;
-    }
-    if (closed) {
+    const Fill hello = fill_from(pending.fd, pending.head.data(), kHeaderSize, pending.got);
+    if (hello == Fill::closed || hello == Fill::failed) {
+      close(pending.fd);  // gone before its hello: nothing to count
       it = unidentified_.erase(it);
       continue;
     }
-    if (pending.got < kHeaderSize) {
+    if (hello == Fill::more) {
       if (now - pending.since > kHelloTimeout) {
         refuse(pending, std::nullopt, RejectReason::malformed_header, "no hello within 5 s");
         it = unidentified_.erase(it);
@@ -320,7 +324,7 @@ void RingLinks::service_listener() {
     } else {
       // The newest connection from a sender wins: the older one belongs to a collective that
       // gave up, or to the sender's previous process.
-      inbound_[claimed] = std::make_unique<InboundLink>(pending.fd, claimed, decoded.header.incarnation);
+      inbound_[claimed] = std::make_unique<InboundLink>(pending.fd, decoded.header.incarnation);
     }
     it = unidentified_.erase(it);
   }
@@ -355,13 +359,13 @@ OutboundLink* RingLinks::outbound(std::size_t peer, std::string* why) {
     if (why) *why = "socket: " + errno_text(errno);
     return nullptr;
   }
-  set_nonblocking_nodelay(fd);
+  set_nodelay(fd);
   if (connect(fd, reinterpret_cast<sockaddr*>(&*address), length) != 0 && errno != EINPROGRESS) {
     if (why) *why = "connect to port " + std::to_string(port) + ": " + errno_text(errno);
     close(fd);
     return nullptr;
   }
-  auto link = std::make_unique<OutboundLink>(fd, peer, port, incarnation);
+  auto link = std::make_unique<OutboundLink>(fd, port, incarnation);
   Header hello;
   hello.type = MessageType::ring_hello;
   hello.sender = static_cast<std::uint32_t>(options_.self);

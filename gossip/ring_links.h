@@ -17,9 +17,11 @@
 // node it means to reach); the acceptor trusts nothing on the stream before that frame has
 // passed decode_header. Then frames follow: a 64-byte wire header and payload_bytes of payload.
 //
-// Invariants: a link is dropped whenever it may have lost its framing (a frame half written
-// or half read when a collective gives up, a header that fails its checks), so every byte a
-// link reads is at a frame boundary or inside the frame its header announced. A new
+// Invariants: an outbound link is dropped when a collective gives up with frames still queued
+// (one may be half written, and the rest point into the caller's buffers), and an inbound one
+// when a header fails its checks; a frame half read when a collective gives up is finished
+// (or skipped, by its tag) by the next one. So every byte a link reads is at a frame boundary
+// or inside the frame its header announced. A new
 // connection from a sender replaces the older one; a peer whose port or incarnation changed is
 // connected to again.
 //
@@ -56,13 +58,12 @@ struct RingLinksOptions {
 // One direction of a connection: frames written without blocking, in order.
 class OutboundLink {
  public:
-  OutboundLink(int fd, std::size_t peer, std::uint16_t port, std::uint64_t incarnation);
+  OutboundLink(int fd, std::uint16_t port, std::uint64_t incarnation);
   ~OutboundLink();
   OutboundLink(const OutboundLink&) = delete;
   OutboundLink& operator=(const OutboundLink&) = delete;
 
   int fd() const { return fd_; }
-  std::size_t peer() const { return peer_; }
   std::uint16_t port() const { return port_; }
   std::uint64_t peer_incarnation() const { return incarnation_; }
   // Queues a frame. The payload must stay valid until idle() (or the link is dropped).
@@ -71,8 +72,6 @@ class OutboundLink {
   bool flush();
   bool idle() const { return frames_.empty(); }
   bool connecting() const { return connecting_; }
-  // Whether a frame is partly written (a collective that gives up then must drop the link).
-  bool mid_frame() const { return written_ > 0; }
   const std::string& error() const { return error_; }
 
  private:
@@ -81,7 +80,6 @@ class OutboundLink {
     std::span<const std::byte> payload;
   };
   int fd_;
-  std::size_t peer_;
   std::uint16_t port_;
   std::uint64_t incarnation_;
   bool connecting_ = true;
@@ -94,26 +92,21 @@ class OutboundLink {
 // wherever the reader wants it.
 class InboundLink {
  public:
-  InboundLink(int fd, std::size_t sender, std::uint64_t incarnation);
+  InboundLink(int fd, std::uint64_t incarnation);  // from the sender whose hello it passed
   ~InboundLink();
   InboundLink(const InboundLink&) = delete;
   InboundLink& operator=(const InboundLink&) = delete;
 
   enum class Read { more, ready, failed };
   int fd() const { return fd_; }
-  std::size_t sender() const { return sender_; }
-  std::uint64_t incarnation() const { return incarnation_; }
   // Reads toward the next header; `ready` once it is whole and passed decode_header (an
   // allreduce chunk from this link's sender and incarnation, at most max_payload bytes).
   Read read_header(const DecodeContext& context, std::size_t max_payload);
-  bool has_header() const { return header_ready_; }
   const Header& header() const { return header_; }
   // Reads the announced payload into `into` (header().payload_bytes long); `ready` once whole.
   Read read_body(std::byte* into);
   // Reads and discards the announced payload.
   Read skip_body();
-  // Whether any byte of the current frame was read (a collective that gives up now drops it).
-  bool mid_frame() const { return header_got_ > 0; }
   void next_frame();  // after read_body/skip_body returned ready
   const std::string& error() const { return error_; }
   // The sender closed the connection between two frames (it dropped the link after a
@@ -123,7 +116,6 @@ class InboundLink {
  private:
   Read fill(std::byte* into, std::size_t want, std::size_t& got);
   int fd_;
-  std::size_t sender_;
   std::uint64_t incarnation_;
   std::array<std::byte, kHeaderSize> head_{};
   std::size_t header_got_ = 0;
@@ -146,7 +138,6 @@ class RingLinks {
   ~RingLinks();
 
   std::uint16_t port() const { return port_; }
-  std::size_t self() const { return options_.self; }
   std::uint64_t incarnation() const { return options_.incarnation; }
   std::uint64_t fingerprint() const { return options_.fingerprint; }
   std::size_t max_payload_bytes() const { return options_.max_payload_bytes; }

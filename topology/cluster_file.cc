@@ -29,6 +29,11 @@ std::optional<std::string> tcp_endpoint_host(const std::string& endpoint) {
   return endpoint.substr(6, colon - 6);
 }
 
+std::string without_brackets(const std::string& host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+  return host;
+}
+
 bool collectives_use_tcp_links(const ClusterSpec& spec) {
   if (spec.sync.mode == "local" || spec.sync.collective_transport == "zeromq") return false;
   if (spec.sync.collective_transport == "tcp") return true;
@@ -261,9 +266,7 @@ namespace {
 bool metrics_host_is_an_address(const std::string& host) {
   if (host == "localhost") return true;
   unsigned char buffer[sizeof(in6_addr)];
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    return ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buffer) == 1;
-  }
+  if (!host.empty() && host.front() == '[') return ::inet_pton(AF_INET6, without_brackets(host).c_str(), buffer) == 1;
   return ::inet_pton(AF_INET, host.c_str(), buffer) == 1;
 }
 

@@ -25,6 +25,9 @@ const std::vector<std::string>& implemented_sync_modes();
 // The host of a "tcp://host:port" endpoint (an IPv6 address keeps its brackets), or nullopt
 // for an ipc:// endpoint or a tcp:// one without host:port.
 std::optional<std::string> tcp_endpoint_host(const std::string& endpoint);
+// "[::1]" -> "::1": an IPv6 address is written in brackets before its port, as in a URL; the
+// socket calls want it bare. Any other host is returned as it is.
+std::string without_brackets(const std::string& host);
 
 // Whether this cluster's ring allreduces send their chunks over plain TCP links
 // ([sync] collective_transport; the same answer on every node of the file).
