@@ -26,5 +26,7 @@ struct PayloadScan {
   bool all_finite = true;
 };
 PayloadScan scan_payload(std::span<const std::byte> data);
+// The same for binary16 values (the *_f16 payloads); an odd trailing byte is not a value.
+PayloadScan scan_half_payload(std::span<const std::byte> data);
 
 }  // namespace starling::gossip

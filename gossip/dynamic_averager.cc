@@ -35,9 +35,9 @@ std::uint32_t checksum_of(std::span<const float> values) {
 // x - r in binary16, a block at a time (no model-sized float temporary). Null when a
 // difference is beyond binary16 (NaN, Inf, or |d| >= 65520): it would reach the receivers as
 // Inf, which they refuse, so callers send float32 instead.
-std::shared_ptr<const std::vector<Half>> drift_of(std::span<const float> x, std::span<const float> r) {
+std::shared_ptr<const HalfBuffer> drift_of(std::span<const float> x, std::span<const float> r) {
   constexpr std::size_t kBlock = 1024;
-  auto halves = std::make_shared<std::vector<Half>>(x.size());
+  auto halves = std::make_shared<HalfBuffer>(x.size());  // every value written below
   float block[kBlock];
   bool representable = true;
   for (std::size_t start = 0; start < x.size(); start += kBlock) {
@@ -343,7 +343,7 @@ void DynamicAverager::reply_locked(std::shared_ptr<const std::vector<float>> sna
   OutgoingMessage reply;
   reply.tag = lock_->balancing;
   reply.aux0 = request.attempt;
-  std::shared_ptr<const std::vector<Half>> drift;
+  std::shared_ptr<const HalfBuffer> drift;
   if (options_.precision == WirePrecision::f16 && request.reference_id == reference_id_) {
     drift = drift_of(*lock_->snapshot, reference_);
     if (!drift) say_drift_too_wide();
@@ -596,7 +596,7 @@ void DynamicAverager::commit(const Drive& drive, const std::vector<std::size_t>&
   // itself, in float32, to every member: the driver takes what the members take.
   std::shared_ptr<const std::vector<float>> committed;
   std::optional<OutgoingMessage> as_drift;
-  std::shared_ptr<const std::vector<Half>> drift;
+  std::shared_ptr<const HalfBuffer> drift;
   if (options_.precision == WirePrecision::f16) {
     drift = drift_of(average, drive.reference);
     if (!drift) say_drift_too_wide();

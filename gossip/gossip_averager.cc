@@ -241,7 +241,7 @@ void GossipAverager::expect_round(std::uint64_t round) {
 WireSnapshot GossipAverager::snapshot_of(std::span<const float> model) const {
   WireSnapshot snapshot;
   if (precision_ == WirePrecision::f16) {
-    auto halves = std::make_shared<std::vector<Half>>(model.size());
+    auto halves = std::make_shared<HalfBuffer>(model.size());  // every value written below
     if (!floats_to_halves(model, *halves) && !said_unsendable_.exchange(true)) {
       // The neighbours refuse such a message as non-finite and leave this node out of their
       // rounds; say why here, where it can be fixed (they can only say that they refuse it).

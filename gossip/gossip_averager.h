@@ -50,7 +50,7 @@ struct GossipRoundResult {
 // snapshot, for Output::mix). Shared with the transport until the sends complete.
 struct WireSnapshot {
   std::shared_ptr<const std::vector<float>> floats;
-  std::shared_ptr<const std::vector<Half>> halves;
+  std::shared_ptr<const HalfBuffer> halves;
   std::size_t size() const { return halves ? halves->size() : (floats ? floats->size() : 0); }
 };
 

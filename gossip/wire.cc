@@ -197,12 +197,8 @@ Decoded decode_message(std::span<const std::span<const std::byte>> frames,
   if (h.payload_bytes != payload.size() || payload.size() % payload_value_bytes(h.type) != 0) {
     return fail(RejectReason::length_mismatch);
   }
-  if (has_half_payload(h.type)) {
-    if (payload_checksum(payload) != h.payload_crc) return fail(RejectReason::checksum_mismatch);
-    if (!all_finite_halves(payload)) return fail(RejectReason::non_finite);
-    return out;
-  }
-  PayloadScan scanned = scan_payload(payload);  // checksum and finiteness in one pass
+  // Checksum and finiteness in one pass over the payload.
+  PayloadScan scanned = has_half_payload(h.type) ? scan_half_payload(payload) : scan_payload(payload);
   if (scanned.checksum != h.payload_crc) return fail(RejectReason::checksum_mismatch);
   if (!scanned.all_finite) return fail(RejectReason::non_finite);
   return out;

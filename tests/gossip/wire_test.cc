@@ -110,6 +110,30 @@ TEST(Checksum, ScanFindsNonFiniteFloatsInLanesAndTail) {
   }
 }
 
+// The half scan works block by block within each lane (16 KiB blocks): sizes below one block,
+// across blocks and lanes, and with a tail; a non-finite half anywhere is found.
+TEST(Checksum, HalfScanFindsNonFiniteHalvesInBlocksLanesAndTail) {
+  constexpr Half kOne = 0x3C00, kNaN = 0x7E00, kInf = 0xFC00, kLargest = 0x7BFF;
+  for (std::size_t n : {1u, 15u, 17u, 1001u, 40001u, 100003u}) {
+    std::vector<Half> values(n, kOne);
+    values[n / 3] = kLargest;  // finite
+    const auto bytes = [&] { return std::as_bytes(std::span(values)); };
+    auto clean = scan_half_payload(bytes());
+    EXPECT_TRUE(clean.all_finite) << n;
+    EXPECT_EQ(clean.checksum, payload_checksum(bytes())) << n;
+    for (std::size_t at : {std::size_t{0}, n / 4, n / 2 + 1, n - 9, n - 1}) {
+      if (at >= n) continue;
+      for (Half bad : {kNaN, kInf}) {
+        const Half kept = values[at];
+        values[at] = bad;
+        EXPECT_FALSE(scan_half_payload(bytes()).all_finite) << n << " " << at;
+        EXPECT_EQ(scan_half_payload(bytes()).checksum, payload_checksum(bytes()));
+        values[at] = kept;
+      }
+    }
+  }
+}
+
 TEST(Wire, HeaderRoundTripsWithExplicitByteOrder) {
   Header h;
   h.type = MessageType::allreduce_chunk;
