@@ -57,7 +57,10 @@ def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp
     and removes it once the metrics are read (each holds checkpoints: hundreds of benchmark
     runs would fill /tmp), unless the run fails, when it is kept and named in the error.
     curve: every node gets a CURVE key pair (encrypted, authenticated connections)."""
-    run_dir = keep or tempfile.mkdtemp(prefix=f"starling-bench-{name}-")
+    # Without `keep`, the run directory is "run" inside a private temporary directory: up puts
+    # its `latest` link beside the run directory, and that link goes away with it too.
+    scratch = None if keep else tempfile.mkdtemp(prefix=f"starling-bench-{name}-")
+    run_dir = keep or os.path.join(scratch, "run")
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, "cluster.toml")
     node_lines = curve_keys(nodes, run_dir) if curve else None
@@ -75,7 +78,7 @@ def run_cluster(name, nodes, topology, training, sync, keep=None, transport="tcp
         with open(os.path.join(run_dir, f"n{i}", "metrics.jsonl")) as f:
             metrics.append([json.loads(line) for line in f if line.strip()])
     if keep is None:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return metrics
 
 
