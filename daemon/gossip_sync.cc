@@ -282,6 +282,9 @@ void GossipSync::settle_in_flight(training::Trainer& trainer, bool wait) {
 
 void GossipSync::after_step(training::Trainer& trainer) {
   const std::int64_t step = trainer.step_count();
+  // Over ring links, payloads move only when this thread moves them (a round in flight does
+  // in settle_in_flight; this covers the steps between rounds).
+  if (!in_flight_) averager_.progress_links();
   // A round is applied at the first step boundary after its exchange completes, and at the
   // latest at the next sync point: at most one round is in flight across a sync point.
   const bool sync_point = schedule_.is_sync_point(step);

@@ -1,6 +1,9 @@
 #include "gossip/gossip_averager.h"
 
 #include "gossip/lane_sum.h"
+#include "gossip/ring_links.h"
+
+#include <poll.h>
 
 #include <spdlog/spdlog.h>
 
@@ -210,6 +213,7 @@ GossipAverager::GossipAverager(Transport& transport, const topology::Topology& t
                                std::chrono::milliseconds round_timeout, std::uint64_t window,
                                WirePrecision precision)
     : transport_(transport),
+      links_(transport.ring_links()),
       topology_(topology),
       round_timeout_(round_timeout),
       window_(window),
@@ -320,7 +324,8 @@ PendingRound GossipAverager::begin_exchange(std::uint64_t round, const WireSnaps
                            : make_payload(std::span<const float>(*snapshot.floats), snapshot.floats);
   // Not to a paused peer: it runs no rounds and would drop the model.
   for (std::size_t peer : plan.send_to) {
-    if (!peers.is_dead(peer) && !peers.is_paused(peer)) transport_.send(peer, message);
+    if (peers.is_dead(peer) || peers.is_paused(peer)) continue;
+    if (!send_over_link(peer, message)) transport_.send(peer, message);
   }
 
   PendingRound pending;
@@ -352,12 +357,47 @@ bool GossipAverager::not_coming(std::size_t peer, std::uint64_t round) const {
   // on the same connection: had it been sent, it would be here. This is what makes a rejoin
   // quick: a node that jumped past rounds does not make its neighbours wait round_timeout for
   // each, nor wait itself for their messages of rounds it refused while it was behind.
+  //
+  // Over a ring link that argument fails: the heartbeat comes through ZeroMQ and may overtake
+  // a payload still on its way on the link (over a slow link, every round). Frames on a link
+  // are in order, though: a frame of a later round from the peer means that this round's is
+  // not on the link. So while there is a link from the peer, that is what says "not coming".
   const PeerTable& peers = transport_.peers();
-  return peers.is_dead(peer) || peers.is_paused(peer) || peers.connection_lost(peer) ||
-         peers.reported_round(peer) >= round + 2;
+  if (peers.is_dead(peer) || peers.is_paused(peer) || peers.connection_lost(peer)) return true;
+  if (links_) {
+    std::lock_guard lock(links_->mutex());
+    if (links_->has_inbound(peer)) {
+      const auto latest = links_->latest_gossip_round(peer);
+      return latest && *latest > round;
+    }
+  }
+  return peers.reported_round(peer) >= round + 2;
+}
+
+bool GossipAverager::send_over_link(std::size_t peer, const OutgoingMessage& message) {
+  if (!links_) return false;
+  Header h;
+  h.type = message.type;
+  h.sender = static_cast<std::uint32_t>(transport_.self());
+  h.incarnation = links_->incarnation();
+  h.tag = message.tag;
+  h.fingerprint = links_->fingerprint();
+  h.payload_bytes = message.payload.bytes.size();
+  h.payload_crc = message.payload.crc;
+  std::lock_guard lock(links_->mutex());
+  return links_->send_gossip(peer, h, message.payload.bytes, message.payload.owner);
+}
+
+void GossipAverager::progress_links() {
+  if (!links_) return;
+  std::lock_guard lock(links_->mutex());
+  links_->service_listener();
+  links_->flush_gossip();
+  links_->receive_gossip();
 }
 
 bool GossipAverager::poll_exchange(PendingRound& pending) {
+  progress_links();
   if (pending.done) return true;
   Mailbox& mailbox = transport_.mailbox();
   const std::uint64_t round = pending.exchange.result.round;
@@ -374,8 +414,36 @@ bool GossipAverager::poll_exchange(PendingRound& pending) {
   return pending.done;
 }
 
+void GossipAverager::finish_over_links(PendingRound& pending) {
+  // Payloads come over the links, or (before a peer's link port is known, or after a link
+  // failed) through ZeroMQ into the mailbox, which is looked at every 10 ms; so are the
+  // give-up conditions (not_coming, the deadline), as collectives on links do.
+  constexpr auto kRecheck = std::chrono::milliseconds(10);
+  std::vector<std::size_t> waiting;
+  std::vector<pollfd> fds;
+  while (!poll_exchange(pending)) {
+    waiting.clear();
+    for (const auto& slot : pending.slots) {
+      if (!slot.settled) waiting.push_back(slot.peer);
+    }
+    fds.clear();
+    {
+      std::lock_guard lock(links_->mutex());
+      links_->gossip_poll_fds(waiting, fds);
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        pending.deadline - Clock::now() + std::chrono::microseconds(999));
+    const int timeout = static_cast<int>(std::clamp(left, std::chrono::milliseconds(0), kRecheck).count());
+    ::poll(fds.data(), fds.size(), timeout);
+  }
+}
+
 void GossipAverager::finish_exchange(PendingRound& pending) {
   if (pending.done) return;
+  if (links_) {
+    finish_over_links(pending);
+    return;
+  }
   Mailbox& mailbox = transport_.mailbox();
   const std::uint64_t round = pending.exchange.result.round;
   for (auto& slot : pending.slots) {

@@ -123,6 +123,13 @@ class GossipAverager {
   double add_round_delta(RoundExchange& exchange, const WireSnapshot& snapshot,
                          std::span<float> model) const;
 
+  // With ring links (transport.ring_links()), gossip payloads travel over them, written and
+  // read by the calling thread: this writes what the sockets take of queued payloads and
+  // files what has arrived in the mailbox. The exchange calls it; a caller that trains calls
+  // it between steps too, so that a payload too large for the socket at once keeps going
+  // out, and neighbours' payloads do not wait in the socket. Does nothing without links.
+  void progress_links();
+
   // Where a node that would run `round` should rejoin: the next round of the most advanced
   // reachable neighbour, if that is more than `slack` rounds ahead; else `round`. Rounds
   // otherwise advance in lockstep with local steps (one per period on every node), which keeps
@@ -138,8 +145,13 @@ class GossipAverager {
   bool not_coming(std::size_t peer, std::uint64_t round) const;
   // Moves the settled slots into pending.exchange once all are settled.
   void complete(PendingRound& pending) const;
+  // Queues `message` on the ring link to `peer`; false when there is no link to queue on.
+  bool send_over_link(std::size_t peer, const OutgoingMessage& message);
+  // finish_exchange over links: polls the links (and, every 10 ms, the mailbox) until done.
+  void finish_over_links(PendingRound& pending);
 
   Transport& transport_;
+  RingLinks* links_;  // null: payloads go through the transport
   const topology::Topology& topology_;
   std::chrono::milliseconds round_timeout_;
   std::uint64_t window_;

@@ -525,6 +525,14 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
       }
       if (status == InboundLink::Read::more) break;
       const Header& h = from_left->header();
+      if (h.type != MessageType::allreduce_chunk) {
+        // A gossip round's payload that left sent before this collective: filed in the
+        // mailbox for its round, as the training thread would between steps.
+        status = links.take_gossip_frame(left, *from_left);
+        if (status == InboundLink::Read::failed) broken(from_left->error());
+        if (status != InboundLink::Read::ready) break;
+        continue;
+      }
       if (h.tag < tag) {  // the rest of a collective this node gave up on
         status = from_left->skip_body();
         if (status == InboundLink::Read::failed) broken(from_left->error());

@@ -162,15 +162,17 @@ InboundLink::Read InboundLink::read_header(const DecodeContext& context, std::si
     return Read::failed;
   }
   const Header& h = decoded.header;
-  if (h.type != MessageType::allreduce_chunk) {
-    error_ = "a " + std::string(to_string(h.type)) + " frame where allreduce chunks belong";
+  if (h.type != MessageType::allreduce_chunk && h.type != MessageType::gossip_params &&
+      h.type != MessageType::gossip_params_f16) {
+    error_ = "a " + std::string(to_string(h.type)) +
+             " frame where allreduce chunks and gossip payloads belong";
     return Read::failed;
   }
   if (h.incarnation != incarnation_) {
     error_ = "a frame of another incarnation than the link's hello";
     return Read::failed;
   }
-  if (h.payload_bytes % sizeof(float) != 0 ||
+  if (h.payload_bytes % payload_value_bytes(h.type) != 0 ||
       (max_payload > 0 && h.payload_bytes > max_payload)) {
     error_ = "a frame announcing " + std::to_string(h.payload_bytes) + " payload bytes";
     return Read::failed;
@@ -182,6 +184,11 @@ InboundLink::Read InboundLink::read_header(const DecodeContext& context, std::si
 
 InboundLink::Read InboundLink::read_body(std::byte* into) {
   return fill(into, header_.payload_bytes, body_got_);
+}
+
+InboundLink::Read InboundLink::read_owned_body() {
+  if (!owned_body_) owned_body_ = std::shared_ptr<std::byte[]>(new std::byte[header_.payload_bytes]);
+  return fill(owned_body_.get(), header_.payload_bytes, body_got_);
 }
 
 InboundLink::Read InboundLink::skip_body() {
@@ -205,8 +212,8 @@ void InboundLink::next_frame() {
 
 // -------------------------------------------------------------------------------- RingLinks
 
-RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers)
-    : options_(std::move(options)), peers_(peers) {
+RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers, Mailbox& mailbox)
+    : options_(std::move(options)), peers_(peers), mailbox_(mailbox) {
   const std::string& host = options_.hosts.at(options_.self);
   std::string why;
   socklen_t length = 0;
@@ -324,6 +331,10 @@ void RingLinks::service_listener() {
     } else {
       // The newest connection from a sender wins: the older one belongs to a collective that
       // gave up, or to the sender's previous process.
+      auto previous = inbound_.find(claimed);
+      if (previous == inbound_.end() || previous->second->incarnation() != decoded.header.incarnation) {
+        latest_gossip_round_.erase(claimed);  // another process: its rounds start afresh
+      }
       inbound_[claimed] = std::make_unique<InboundLink>(pending.fd, decoded.header.incarnation);
     }
     it = unidentified_.erase(it);
@@ -379,6 +390,134 @@ OutboundLink* RingLinks::outbound(std::size_t peer, std::string* why) {
 }
 
 void RingLinks::drop_inbound(std::size_t peer) { inbound_.erase(peer); }
-void RingLinks::drop_outbound(std::size_t peer) { outbound_.erase(peer); }
+void RingLinks::drop_outbound(std::size_t peer) {
+  outbound_.erase(peer);
+  gossip_owners_.erase(peer);  // the frames that pointed into them are gone with the link
+}
+
+bool RingLinks::send_gossip(std::size_t peer, const Header& header,
+                            std::span<const std::byte> payload, std::shared_ptr<const void> owner) {
+  OutboundLink* link = outbound(peer, nullptr);
+  if (!link) return false;
+  if (link->queued() >= kMaxQueuedGossip && !link->flush()) {
+    drop_outbound(peer);
+    return false;
+  }
+  if (link->queued() >= kMaxQueuedGossip) {
+    peers_.on_send_failure(peer);
+    return true;
+  }
+  link->queue(header, payload);
+  gossip_owners_[peer].push_back(std::move(owner));
+  peers_.on_sent(peer, kHeaderSize + payload.size());
+  if (!link->flush()) {
+    // The frame goes through ZeroMQ instead (had the link written all of it, the receiver
+    // refuses the second copy as replayed); the next round's outbound() connects again.
+    spdlog::debug("ring link to {}: {}", peers_.id(peer), link->error());
+    drop_outbound(peer);
+    return false;
+  }
+  return true;
+}
+
+void RingLinks::flush_gossip() {
+  for (auto it = outbound_.begin(); it != outbound_.end();) {
+    const std::size_t peer = it->first;
+    OutboundLink& link = *it->second;
+    ++it;  // drop_outbound below erases the current element
+    if (!link.flush()) {
+      spdlog::debug("ring link to {}: {}", peers_.id(peer), link.error());
+      drop_outbound(peer);
+    } else if (link.idle()) {
+      gossip_owners_.erase(peer);
+    }
+  }
+}
+
+InboundLink::Read RingLinks::take_gossip_frame(std::size_t peer, InboundLink& link) {
+  const InboundLink::Read status = link.read_owned_body();
+  if (status != InboundLink::Read::ready) return status;
+  const Header header = link.header();
+  std::shared_ptr<std::byte[]> body = link.take_body();
+  link.next_frame();
+  // The same checks as a ZeroMQ message of this type gets (gossip/inbound.cc): the whole
+  // frame through decode_message, then whether this sender may send gossip at all.
+  const auto head = encode_header(header);
+  const std::span<const std::byte> bytes(body.get(), header.payload_bytes);
+  const std::span<const std::byte> frames[] = {head, bytes};
+  Decoded decoded = decode_message(frames, context_for(peer));
+  std::optional<RejectReason> refused = decoded.error;
+  if (!refused && (peer >= options_.gossip_senders.size() || !options_.gossip_senders[peer])) {
+    refused = RejectReason::not_a_neighbour;
+  }
+  if (!refused) {
+    auto [latest, first] = latest_gossip_round_.try_emplace(peer, header.tag);
+    if (!first) latest->second = std::max(latest->second, header.tag);
+    refused = mailbox_.deliver(ReceivedMessage(decoded.header, std::move(body), bytes));
+    // A late message is authentic and proves the peer is alive; other refusals prove nothing.
+    if (!refused || *refused == RejectReason::late) {
+      peers_.on_received(peer, kHeaderSize + bytes.size(), 0, std::chrono::steady_clock::now());
+    }
+  }
+  if (refused && peers_.on_rejected(peer, *refused) && *refused != RejectReason::late) {
+    spdlog::warn("ring link: rejected a {} from {}: {} (further rejections of this kind from "
+                 "this peer are only counted)",
+                 to_string(header.type), peers_.id(peer), to_string(*refused));
+  }
+  return InboundLink::Read::ready;
+}
+
+std::optional<std::uint64_t> RingLinks::latest_gossip_round(std::size_t peer) const {
+  auto it = latest_gossip_round_.find(peer);
+  if (it == latest_gossip_round_.end()) return std::nullopt;
+  return it->second;
+}
+
+void RingLinks::receive_gossip() {
+  for (std::size_t peer = 0; peer < options_.gossip_senders.size(); ++peer) {
+    if (options_.gossip_senders[peer] && inbound_.count(peer)) receive_gossip_from(peer);
+  }
+}
+
+void RingLinks::receive_gossip_from(std::size_t peer) {
+  InboundLink* link = inbound(peer);
+  while (link) {
+    InboundLink::Read status = link->read_header(context_for(peer), options_.max_payload_bytes);
+    if (status == InboundLink::Read::failed) {
+      if (!link->closed_between_frames()) {
+        spdlog::warn("ring link from {}: {}; dropped", peers_.id(peer), link->error());
+      }
+      drop_inbound(peer);
+      return;
+    }
+    if (status == InboundLink::Read::more) return;
+    if (link->header().type == MessageType::allreduce_chunk) return;  // the collective's
+    status = take_gossip_frame(peer, *link);
+    if (status == InboundLink::Read::failed) {
+      spdlog::warn("ring link from {}: {}; dropped", peers_.id(peer), link->error());
+      drop_inbound(peer);
+      return;
+    }
+    if (status == InboundLink::Read::more) return;
+  }
+}
+
+void RingLinks::gossip_poll_fds(const std::vector<std::size_t>& peers,
+                                std::vector<pollfd>& fds) const {
+  for (std::size_t peer : peers) {
+    auto it = inbound_.find(peer);
+    if (it == inbound_.end()) continue;
+    const InboundLink& link = *it->second;
+    // A link stopped at an allreduce chunk has unread input that only its collective reads:
+    // polling it would return at once, every time.
+    if (link.holds_header() && link.header().type == MessageType::allreduce_chunk) continue;
+    fds.push_back(pollfd{link.fd(), POLLIN, 0});
+  }
+  for (const auto& [peer, link] : outbound_) {
+    if (!link->idle()) fds.push_back(pollfd{link->fd(), POLLOUT, 0});
+  }
+  if (const int listener = listener_fd(); listener >= 0) fds.push_back(pollfd{listener, POLLIN, 0});
+  for (int fd : unidentified_fds()) fds.push_back(pollfd{fd, POLLIN, 0});
+}
 
 }  // namespace starling::gossip

@@ -39,6 +39,9 @@
 #include <string>
 #include <vector>
 
+#include <poll.h>
+
+#include "gossip/mailbox.h"
 #include "gossip/peer_table.h"
 #include "gossip/wire.h"
 
@@ -53,6 +56,9 @@ struct RingLinksOptions {
   std::uint64_t incarnation = 0;
   std::size_t max_payload_bytes = 0;  // the largest frame payload accepted (0: no limit)
   std::uint16_t listen_port = 0;      // 0: a port the kernel picks
+  // gossip_senders[j]: j may send us gossip payloads (it is an in-neighbour in some round).
+  // Their gossip frames on links are checked like ZeroMQ messages and filed in the mailbox.
+  std::vector<bool> gossip_senders;
 };
 
 // One direction of a connection: frames written without blocking, in order.
@@ -71,6 +77,7 @@ class OutboundLink {
   // Writes what the socket takes now. False once the connection failed; error() says why.
   bool flush();
   bool idle() const { return frames_.empty(); }
+  std::size_t queued() const { return frames_.size(); }  // frames not yet wholly written
   bool connecting() const { return connecting_; }
   const std::string& error() const { return error_; }
 
@@ -99,12 +106,20 @@ class InboundLink {
 
   enum class Read { more, ready, failed };
   int fd() const { return fd_; }
+  std::uint64_t incarnation() const { return incarnation_; }
   // Reads toward the next header; `ready` once it is whole and passed decode_header (an
-  // allreduce chunk from this link's sender and incarnation, at most max_payload bytes).
+  // allreduce chunk or a gossip payload from this link's sender and incarnation, at most
+  // max_payload bytes, a whole number of values).
   Read read_header(const DecodeContext& context, std::size_t max_payload);
   const Header& header() const { return header_; }
+  bool holds_header() const { return header_ready_; }  // read_header was ready; body not yet read
   // Reads the announced payload into `into` (header().payload_bytes long); `ready` once whole.
   Read read_body(std::byte* into);
+  // Reads the announced payload into a buffer of the link's own, made on the first call (a
+  // gossip payload, which must outlive the link's next frame); `ready` once whole, then
+  // take_body() hands the buffer over.
+  Read read_owned_body();
+  std::shared_ptr<std::byte[]> take_body() { return std::move(owned_body_); }
   // Reads and discards the announced payload.
   Read skip_body();
   void next_frame();  // after read_body/skip_body returned ready
@@ -123,6 +138,7 @@ class InboundLink {
   Header header_{};
   std::size_t body_got_ = 0;
   std::vector<std::byte> discard_;
+  std::shared_ptr<std::byte[]> owned_body_;
   std::string error_;
   bool closed_ = false;
 };
@@ -131,10 +147,13 @@ class RingLinks {
  public:
   static constexpr std::size_t kMaxUnidentified = 16;       // connections awaiting a hello
   static constexpr std::chrono::seconds kHelloTimeout{5};   // then they are closed
+  // Gossip frames a link may hold unwritten; more go nowhere (a receiver that stopped reading,
+  // stalled or not yet declared dead, must not make the sender keep every snapshot).
+  static constexpr std::size_t kMaxQueuedGossip = 4;
 
   // Binds the listener on hosts[self] (at listen_port); throws std::runtime_error naming host,
-  // port and reason.
-  RingLinks(RingLinksOptions options, PeerTable& peers);
+  // port and reason. Gossip payloads received on links are filed in `mailbox`.
+  RingLinks(RingLinksOptions options, PeerTable& peers, Mailbox& mailbox);
   ~RingLinks();
 
   std::uint16_t port() const { return port_; }
@@ -161,6 +180,38 @@ class RingLinks {
   void drop_inbound(std::size_t peer);
   void drop_outbound(std::size_t peer);
 
+  // Gossip payloads over links (README "Ring links"): the training thread writes a round's
+  // snapshot to each out-neighbour's link and reads its in-neighbours' links between steps,
+  // with no other thread in between.
+  //
+  // Queues a gossip frame to `peer` and writes what the socket takes; `owner` keeps the
+  // payload alive until the link has written it. False when there is no link to queue on
+  // (the peer's port is not known yet): the caller sends through ZeroMQ instead. A link that
+  // already holds kMaxQueuedGossip frames takes no more: the frame is dropped and counted as
+  // a send failure (true: it is not to go through ZeroMQ either).
+  bool send_gossip(std::size_t peer, const Header& header, std::span<const std::byte> payload,
+                   std::shared_ptr<const void> owner);
+  // Writes what the sockets take of every link's queued frames; drops links that failed.
+  void flush_gossip();
+  // Reads what has arrived from `peer`: each whole gossip frame is checked (checksum, NaN/Inf,
+  // that the peer may send gossip) and filed in the mailbox, or refused and counted. Stops at
+  // an allreduce chunk, which stays for the collective it belongs to.
+  void receive_gossip_from(std::size_t peer);
+  // The latest round of a gossip frame that came over the link from `peer` (valid, filed or
+  // late), or nullopt before the first. Frames on a link arrive in the order they were sent.
+  std::optional<std::uint64_t> latest_gossip_round(std::size_t peer) const;
+  // Whether there is an inbound link from `peer`.
+  bool has_inbound(std::size_t peer) const { return inbound_.count(peer) > 0; }
+  // receive_gossip_from every peer that may send gossip (messages of later rounds wait in the
+  // mailbox, as those that come through ZeroMQ do, and do not fill the sender's socket).
+  void receive_gossip();
+  // The frame whose header `link` (from `peer`) holds is a gossip payload: reads, checks and
+  // files it. `more`: the body is not all here yet.
+  InboundLink::Read take_gossip_frame(std::size_t peer, InboundLink& link);
+  // Descriptors to poll while waiting for gossip from `peers`: their links' (POLLIN), links
+  // with frames left to write (POLLOUT), the listener and connections awaiting a hello.
+  void gossip_poll_fds(const std::vector<std::size_t>& peers, std::vector<struct pollfd>& fds) const;
+
  private:
   struct Unidentified {
     int fd;
@@ -180,6 +231,10 @@ class RingLinks {
   std::vector<Unidentified> unidentified_;
   std::map<std::size_t, std::unique_ptr<InboundLink>> inbound_;
   std::map<std::size_t, std::unique_ptr<OutboundLink>> outbound_;
+  Mailbox& mailbox_;
+  // Owners of gossip payloads queued on each outbound link; released once it is idle.
+  std::map<std::size_t, std::vector<std::shared_ptr<const void>>> gossip_owners_;
+  std::map<std::size_t, std::uint64_t> latest_gossip_round_;
 };
 
 }  // namespace starling::gossip

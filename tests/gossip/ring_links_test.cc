@@ -1,6 +1,7 @@
-// Ring allreduce over ring links (plain TCP on loopback), with the in-process fake network
-// for everything else (aborts, liveness): exact results, the bandwidth-optimal byte count,
-// links that survive failed collectives, and streams that lie.
+// Ring allreduce and gossip payloads over ring links (plain TCP on loopback), with the
+// in-process fake network for everything else (aborts, liveness): exact results, the
+// bandwidth-optimal byte count, links that survive failed collectives, gossip frames and
+// chunks on one link, and streams that lie.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,6 +15,10 @@
 
 #include "gossip/checksum.h"
 #include "gossip/fake_transport.h"
+#include "gossip/gossip_averager.h"
+#include "gossip/half_float.h"
+#include "topology/cluster_file.h"
+#include "topology/topology.h"
 #include "gossip/ring_allreduce.h"
 #include "ring_test_support.h"
 #include "gossip/ring_links.h"
@@ -28,13 +33,17 @@ using namespace ring_testing;  // names, random_inputs, plain_sum, expect_reduce
 // fake network.
 class LinkedTransport final : public Transport {
  public:
-  LinkedTransport(FakeTransport& inner, std::size_t n) : inner_(inner) {
+  // gossip_senders: who may send this node gossip payloads over links (empty: everyone).
+  LinkedTransport(FakeTransport& inner, std::size_t n, std::vector<bool> gossip_senders = {})
+      : inner_(inner) {
     RingLinksOptions o;
     o.self = inner.self();
     o.hosts.assign(n, "127.0.0.1");
     o.fingerprint = inner.fingerprint();
     o.incarnation = 1;
-    links_ = std::make_unique<RingLinks>(o, inner.peers());
+    o.gossip_senders = gossip_senders.empty() ? std::vector<bool>(n, true) : gossip_senders;
+    o.gossip_senders[o.self] = false;
+    links_ = std::make_unique<RingLinks>(o, inner.peers(), inner.mailbox());
   }
   std::size_t self() const override { return inner_.self(); }
   std::size_t size() const override { return inner_.size(); }
@@ -242,12 +251,12 @@ TEST(RingLinks, ListensOnAFixedPortOrSaysWhyItCannot) {
   o.self = 0;
   o.hosts = {"127.0.0.1", "127.0.0.1"};
   o.listen_port = 0;
-  RingLinks picked(o, fake.node(0).peers());
+  RingLinks picked(o, fake.node(0).peers(), fake.node(0).mailbox());
   const std::uint16_t taken = picked.port();
   ASSERT_NE(taken, 0);
   o.listen_port = taken;
   try {
-    RingLinks again(o, fake.node(0).peers());
+    RingLinks again(o, fake.node(0).peers(), fake.node(0).mailbox());
     ADD_FAILURE() << "bound a port that is taken";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1 port " + std::to_string(taken)),
@@ -257,11 +266,13 @@ TEST(RingLinks, ListensOnAFixedPortOrSaysWhyItCannot) {
   // A free port, found by letting the kernel pick one and giving it back.
   std::uint16_t free_port = 0;
   {
-    RingLinks probe(RingLinksOptions{0, {"127.0.0.1", "127.0.0.1"}, 1, 1, 0, 0}, fake.node(0).peers());
+    RingLinksOptions any = o;
+    any.listen_port = 0;
+    RingLinks probe(any, fake.node(0).peers(), fake.node(0).mailbox());
     free_port = probe.port();
   }
   o.listen_port = free_port;
-  RingLinks fixed(o, fake.node(0).peers());
+  RingLinks fixed(o, fake.node(0).peers(), fake.node(0).mailbox());
   EXPECT_EQ(fixed.port(), free_port);
 }
 
@@ -400,6 +411,179 @@ TEST(RingLinks, AChunkOutOfOrderFailsTheCollectiveAndDropsTheLink) {
   EXPECT_FALSE(result.ok);
   EXPECT_NE(result.error.find("step 1 chunk 0"), std::string::npos) << result.error;
   EXPECT_EQ(network.node(1).ring_links()->inbound(0), nullptr);
+}
+
+}  // namespace
+}  // namespace starling::gossip
+
+namespace starling::gossip {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace ring_testing;
+
+topology::Topology compiled(const std::string& kind, std::size_t n) {
+  std::string text = "[cluster]\nname = \"t\"\n[topology]\nkind = \"" + kind + "\"\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    text += "[[node]]\nid = \"n" + std::to_string(i) + "\"\nendpoint = \"tcp://127.0.0.1:" +
+            std::to_string(7000 + i) + "\"\n";
+  }
+  return topology::Topology::compile(topology::parse_cluster_text(text, "t.toml"));
+}
+
+// Gossip rounds on 4 nodes whose fake network carries nothing: every payload must come over
+// the links. Node i's model is all i; the ring mixes 1/3 each, the one-peer exponential graph
+// 1/2 with this round's in-neighbour (binary16 carries these values exactly).
+TEST(RingLinks, GossipRoundsTravelOverTheLinks) {
+  for (bool exponential : {false, true}) {
+    SCOPED_TRACE(exponential ? "one-peer exponential, f16" : "ring, f32");
+    const std::size_t n = 4;
+    LinkedNetwork network(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < n; ++j) {
+        if (i != j) network.fake.cut(i, j);
+      }
+    }
+    auto topo = compiled(exponential ? "one-peer-exponential" : "ring", n);
+    const auto precision = exponential ? WirePrecision::f16 : WirePrecision::f32;
+    std::vector<std::unique_ptr<GossipAverager>> averagers;
+    for (std::size_t i = 0; i < n; ++i) {
+      averagers.push_back(std::make_unique<GossipAverager>(network.node(i), topo, 5000ms,
+                                                           GossipAverager::kDefaultWindow, precision));
+    }
+    const std::size_t length = 100003;  // more than a socket takes at once
+    for (std::uint64_t round = 0; round < 3; ++round) {
+      std::vector<std::vector<float>> mixed(n, std::vector<float>(length));
+      std::vector<GossipRoundResult> results(n);
+      std::vector<std::thread> threads;
+      for (std::size_t i = 0; i < n; ++i) {
+        threads.emplace_back([&, i] {
+          auto model = std::make_shared<const std::vector<float>>(length, static_cast<float>(i));
+          results[i] = averagers[i]->run_round(round, model, mixed[i]);
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (std::size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(results[i].received, results[i].expected) << "node " << i << " round " << round;
+        double expected = static_cast<double>(i);
+        if (exponential) {
+          const std::size_t offset = std::size_t{1} << (round % 2);
+          expected = (static_cast<double>(i) + static_cast<double>((i + n - offset) % n)) / 2;
+        } else {
+          expected = (static_cast<double>(i) + static_cast<double>((i + 1) % n) +
+                      static_cast<double>((i + n - 1) % n)) / 3;
+        }
+        EXPECT_NEAR(mixed[i][0], expected, 1e-5) << "node " << i << " round " << round;
+        EXPECT_NEAR(mixed[i][length - 1], expected, 1e-5) << "node " << i << " round " << round;
+      }
+    }
+  }
+}
+
+// A gossip payload that a node sent before a collective, and that its right neighbour had not
+// read yet, is in front of the collective's chunks on the link: the collective files it in the
+// mailbox for its round and goes on; the round then completes with it.
+TEST(RingLinks, AGossipPayloadAheadOfAChunkIsFiledByTheCollective) {
+  LinkedNetwork network(2);
+  network.fake.cut(0, 1);
+  network.fake.cut(1, 0);
+  auto topo = compiled("ring", 2);
+  GossipAverager sender(network.node(0), topo, 5000ms), receiver(network.node(1), topo, 5000ms);
+  auto model = std::make_shared<const std::vector<float>>(1000, 4.0f);
+  WireSnapshot snapshot{model, nullptr};
+  PendingRound sent = sender.begin_exchange(0, snapshot);  // n0's payload for round 0 to n1
+
+  auto inputs = random_inputs(2, 5000, 3);
+  Runs runs(network, AllreduceOptions{});
+  std::vector<std::vector<float>> outputs;
+  auto results = runs.run(1, all_members(2), inputs, outputs);
+  ASSERT_TRUE(results[0].ok) << results[0].error;
+  ASSERT_TRUE(results[1].ok) << results[1].error;
+  expect_reduced(outputs, plain_sum(inputs), 2, true);  // AllreduceOptions: mean
+
+  auto mine = std::make_shared<const std::vector<float>>(1000, 0.0f);
+  std::vector<float> mixed(1000);
+  std::thread other([&] { sender.finish_exchange(sent); });
+  auto result = receiver.run_round(0, mine, mixed);
+  other.join();
+  EXPECT_EQ(result.received, 1u);
+  EXPECT_NEAR(mixed[0], 2.0f, 1e-6);  // a ring of 2: 1/2 each
+}
+
+// What a buggy or hostile sender could put on a link as gossip: a payload that does not match
+// its checksum, one with NaN. Each is read whole, refused and counted, and never filed; the
+// link goes on, and the good payload after them arrives. The link of a node that may not send
+// this node gossip is not read for gossip at all.
+TEST(RingLinks, BadGossipFramesAreRefusedAndCountedAndTheLinkGoesOn) {
+  FakeNetwork fake(names(3), 1);
+  LinkedTransport n1(fake.node(1), 3, {true, true, false});  // n0 may send it gossip, n2 not
+  for (std::size_t j : {0u, 2u}) fake.cut(j, 1);
+  auto topo = compiled("ring", 3);
+  GossipAverager averager(n1, topo, 200ms);  // opens the mailbox window for round 0..8
+  const std::uint64_t fingerprint = fake.node(0).fingerprint();
+  auto frame = [&](std::uint32_t sender, std::uint64_t round, std::vector<float> values,
+                   std::uint32_t crc_flip) {
+    Header h;
+    h.type = MessageType::gossip_params;
+    h.sender = sender;
+    h.incarnation = 1;
+    h.fingerprint = fingerprint;
+    h.tag = round;
+    const auto bytes = std::as_bytes(std::span<const float>(values));
+    h.payload_bytes = bytes.size();
+    h.payload_crc = payload_checksum(bytes) ^ crc_flip;
+    std::vector<std::byte> out(kHeaderSize + bytes.size());
+    const auto head = encode_header(h);
+    std::copy(head.begin(), head.end(), out.begin());
+    std::copy(bytes.begin(), bytes.end(), out.begin() + kHeaderSize);
+    return out;
+  };
+  const std::uint16_t port = n1.ring_links()->port();
+  RawClient from_n0(port);
+  from_n0.write(hello_from(0, 1, fingerprint));
+  from_n0.write(frame(0, 0, std::vector<float>(500, 1.0f), 1));  // corrupt
+  from_n0.write(frame(0, 0, {1.0f, std::numeric_limits<float>::quiet_NaN()}, 0));
+  from_n0.write(frame(0, 0, std::vector<float>(500, 3.0f), 0));  // good
+  RawClient from_n2(port);
+  from_n2.write(hello_from(2, 1, fingerprint));
+  from_n2.write(frame(2, 0, std::vector<float>(500, 5.0f), 0));  // n2 may not
+
+  Mailbox& mailbox = n1.mailbox();
+  std::optional<ReceivedMessage> good;
+  const auto deadline = Clock::now() + 5s;
+  while (!good && Clock::now() < deadline) {
+    averager.progress_links();
+    good = mailbox.try_take(MailboxKey{MessageType::gossip_params, 0, 0, 0});
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->floats()[499], 3.0f);
+  auto rejected = [&](std::size_t peer, RejectReason reason) {
+    return n1.peers().snapshot()[peer].rejected[static_cast<std::size_t>(reason)];
+  };
+  EXPECT_EQ(rejected(0, RejectReason::checksum_mismatch), 1u);
+  EXPECT_EQ(rejected(0, RejectReason::non_finite), 1u);
+  EXPECT_FALSE(mailbox.try_take(MailboxKey{MessageType::gossip_params, 0, 2, 0}));
+  EXPECT_FALSE(mailbox.try_take(MailboxKey{MessageType::gossip_params, 0, 0, 0}));
+}
+
+// A neighbour that stops reading (stalled, not yet declared dead) fills its socket; the
+// sender then keeps at most kMaxQueuedGossip payloads on the link and counts the rest as send
+// failures, instead of holding every snapshot until the neighbour is dead.
+TEST(RingLinks, ALinkToANeighbourThatDoesNotReadHoldsAFewPayloadsOnly) {
+  LinkedNetwork network(2);
+  network.fake.cut(0, 1);
+  network.fake.cut(1, 0);
+  auto topo = compiled("ring", 2);
+  GossipAverager sender(network.node(0), topo, 100ms);
+  std::vector<PendingRound> rounds;
+  for (std::uint64_t round = 0; round < 12; ++round) {
+    auto model = std::make_shared<const std::vector<float>>(1 << 20, 1.0f);  // 4 MiB each
+    rounds.push_back(sender.begin_exchange(round, WireSnapshot{model, nullptr}));
+    sender.progress_links();
+  }
+  // 12 payloads of 4 MiB cannot all be in the sockets: some were refused at the bound.
+  EXPECT_GE(network.node(0).peers().send_failures(1), 12u - RingLinks::kMaxQueuedGossip - 2);
 }
 
 }  // namespace
