@@ -83,7 +83,9 @@ struct Block {
   double wall_ms_per_round = 0;
 };
 
-Block run_block(std::size_t floats, std::size_t rounds, gossip::WirePrecision precision) {
+// links: payloads over ring links (gossip/ring_links.h) written and read by the nodes' own
+// threads; else through ZeroMQ (the network thread and ZeroMQ's I/O thread on each side).
+Block run_block(std::size_t floats, std::size_t rounds, gossip::WirePrecision precision, bool links) {
   std::string text = "[cluster]\nname = \"cost\"\n[topology]\nkind = \"one-peer-exponential\"\n";
   std::vector<std::string> ids, endpoints;
   const std::vector<int> ports = free_ports(kNodes);
@@ -106,14 +108,16 @@ Block run_block(std::size_t floats, std::size_t rounds, gossip::WirePrecision pr
     for (std::size_t j : topo.graph().neighbours(i)) o.policy.gossip_neighbours[j] = true;
     o.max_payload_bytes = floats * sizeof(float);
     o.heartbeat = std::chrono::milliseconds(50);
+    if (links) o.ring_link_hosts.assign(kNodes, "127.0.0.1");
     nodes.push_back(std::make_unique<gossip::ZmqTransport>(o));
   }
-  // Ready: a round trip to every neighbour.
+  // Ready: a round trip to every neighbour, and (links) every neighbour's link port.
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   auto ready = [&] {
     for (std::size_t i = 0; i < kNodes; ++i) {
       for (std::size_t j : topo.graph().neighbours(i)) {
         if (!nodes[i]->peers().has_round_trip(j)) return false;
+        if (links && nodes[i]->peers().ring_port(j) == 0) return false;
       }
     }
     return true;
@@ -177,27 +181,33 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   CLI::App app{"CPU per gossip round of 4 nodes on loopback, apart from training"};
-  std::size_t floats = 262144, rounds = 300, blocks = 5;
+  std::size_t floats = 262144, rounds = 300, blocks = 4;
   std::string precision_name = "f16";
   app.add_option("--floats", floats, "model size in floats (the mlp: 262144)");
   app.add_option("--rounds", rounds, "rounds per block");
-  app.add_option("--blocks", blocks, "blocks (fresh transports each)");
+  app.add_option("--blocks", blocks, "blocks of each path, alternating (fresh transports each)");
   app.add_option("--precision", precision_name, "f16 or f32")->check(CLI::IsMember({"f16", "f32"}));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);  // not a line per peer and block
   gossip::tune_malloc_for_large_messages();  // as starlingd does
   const auto precision =
       precision_name == "f16" ? gossip::WirePrecision::f16 : gossip::WirePrecision::f32;
-  std::vector<double> cpu, wall, snapshot, send, wait, apply;
-  for (std::size_t b = 0; b < blocks; ++b) {
-    Block block = run_block(floats, rounds, precision);
-    cpu.push_back(block.cpu_ms_per_round);
-    wall.push_back(block.wall_ms_per_round);
-    snapshot.push_back(block.snapshot_ms);
-    send.push_back(block.send_ms);
-    wait.push_back(block.wait_ms);
-    apply.push_back(block.apply_ms);
+  struct Series {
+    std::vector<double> cpu, wall, snapshot, send, wait, apply;
+  } series[2];  // [0]: ZeroMQ, [1]: ring links
+  for (std::size_t b = 0; b < 2 * blocks; ++b) {
+    // zeromq, links, links, zeromq, zeromq, links, ...: neither path always goes first.
+    const bool links = (b % 2 == 1) != ((b / 2) % 2 == 1);
+    Block block = run_block(floats, rounds, precision, links);
+    Series& out = series[links];
+    out.cpu.push_back(block.cpu_ms_per_round);
+    out.wall.push_back(block.wall_ms_per_round);
+    out.snapshot.push_back(block.snapshot_ms);
+    out.send.push_back(block.send_ms);
+    out.wait.push_back(block.wait_ms);
+    out.apply.push_back(block.apply_ms);
     std::cout << nlohmann::json{{"block", b},
+                                {"payloads", links ? "ring links" : "zeromq"},
                                 {"precision", precision_name},
                                 {"floats", floats},
                                 {"cpu_ms_per_node_round", block.cpu_ms_per_round},
@@ -210,9 +220,15 @@ int main(int argc, char** argv) {
                      .dump()
               << std::endl;
   }
-  const double node_thread = median(snapshot) + median(send) + median(wait) + median(apply);
-  std::cout << "medians per node and round: CPU " << median(cpu) << " ms (node thread: snapshot "
-            << median(snapshot) << ", send " << median(send) << ", wait " << median(wait)
-            << ", apply " << median(apply) << "; the rest, transport and kernel, about "
-            << median(cpu) - node_thread << "); wall per round " << median(wall) << " ms\n";
+  for (int links = 0; links < 2; ++links) {
+    const Series& x = series[links];
+    const double node_thread = median(x.snapshot) + median(x.send) + median(x.wait) + median(x.apply);
+    std::cout << (links ? "ring links" : "zeromq    ") << ": medians per node and round: CPU "
+              << median(x.cpu) << " ms (node thread: snapshot " << median(x.snapshot) << ", send "
+              << median(x.send) << ", wait " << median(x.wait) << ", apply " << median(x.apply)
+              << "; the rest " << median(x.cpu) - node_thread << "); wall per round "
+              << median(x.wall) << " ms\n";
+  }
+  std::cout << "ring links / zeromq, CPU per round: " << median(series[1].cpu) / median(series[0].cpu)
+            << "\n";
 }

@@ -90,6 +90,10 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_exp_staleness0": {"topology": EXPONENTIAL, "sync_extra": "\nstaleness = 0"},
     "starling_gossip_exp_f16": {"topology": EXPONENTIAL, "sync_extra": F16},
     "starling_gossip_exp_f16_ipc": {"topology": EXPONENTIAL, "sync_extra": F16, "transport": "ipc"},
+    # Payloads through ZeroMQ rather than over ring links (what every node did before gossip
+    # used the links): bench/RESULTS-cluster.md, "Gossip payloads over ring links".
+    "starling_gossip_exp_f16_zeromq": {"topology": EXPONENTIAL,
+                                       "sync_extra": F16 + '\ncollective_transport = "zeromq"'},
     "starling_gossip_exp_f16_staleness0": {"topology": EXPONENTIAL,
                                            "sync_extra": F16 + "\nstaleness = 0"},
     # Every 4 steps with binary16: the bytes of float32 every 8. Not in the default set.
@@ -122,6 +126,11 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_exp_f16_staleness0_quarters_4_4_8_32": {
         "topology": EXPONENTIAL, "sync_extra": F16 + "\nstaleness = 0", "period": 32,
         "period_schedule": [(0.25, 4), (0.5, 4), (0.75, 8)]},
+    # The same through ZeroMQ rather than over ring links.
+    "starling_gossip_exp_f16_staleness0_quarters_4_4_8_32_zeromq": {
+        "topology": EXPONENTIAL,
+        "sync_extra": F16 + '\nstaleness = 0\ncollective_transport = "zeromq"', "period": 32,
+        "period_schedule": [(0.25, 4), (0.5, 4), (0.75, 8)]},
     "starling_gossip_exp_f16_lr": {
         "topology": EXPONENTIAL, "sync_extra": F16, "period": 64,
         "period_schedule": [(0.25, 4), (0.5, 6), (0.75, 12)]},
@@ -134,7 +143,7 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
 DEFAULT_VARIANTS = [v for v in VARIANTS
                     if not v.startswith("starling_allreduce") and not v.endswith("_period4")
                     and not v.endswith("_lr") and "_4to" not in v and "_quarters" not in v
-                    and "complete" not in v and "ring_f16" not in v]
+                    and "complete" not in v and "ring_f16" not in v and not v.endswith("_zeromq")]
 
 
 def first_reaching(curve, target):
