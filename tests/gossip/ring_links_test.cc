@@ -103,6 +103,18 @@ struct Runs {
   }
 };
 
+// Collective 1 of both nodes of a 2-node network, on `length` random values: it succeeds and
+// gives the mean on both.
+void collective_1_of_two_succeeds(LinkedNetwork& network, std::size_t length) {
+  auto inputs = random_inputs(2, length, static_cast<unsigned>(length));
+  Runs runs(network, AllreduceOptions{});
+  std::vector<std::vector<float>> outputs;
+  auto results = runs.run(1, all_members(2), inputs, outputs);
+  ASSERT_TRUE(results[0].ok) << results[0].error;
+  ASSERT_TRUE(results[1].ok) << results[1].error;
+  expect_reduced(outputs, plain_sum(inputs), 2, true);  // AllreduceOptions: mean
+}
+
 TEST(RingLinks, AllreduceMatchesAPlainSumForEveryRingSizeAndLength) {
   for (std::size_t n = 2; n <= 8; ++n) {
     LinkedNetwork network(n);
@@ -349,12 +361,7 @@ TEST(RingLinks, ConnectionsWithoutAValidHelloAreRefusedAndCounted) {
   RawClient misdirected(port);
   misdirected.write(hello_from(0, 7, fingerprint));
 
-  auto inputs = random_inputs(2, 1000, 9);
-  Runs runs(network, AllreduceOptions{});
-  std::vector<std::vector<float>> outputs;
-  auto results = runs.run(1, all_members(2), inputs, outputs);
-  ASSERT_TRUE(results[0].ok) << results[0].error;
-  ASSERT_TRUE(results[1].ok) << results[1].error;
+  collective_1_of_two_succeeds(network, 1000);
   PeerTable& peers = network.node(1).peers();
   EXPECT_EQ(peers.unknown_rejections()[static_cast<std::size_t>(RejectReason::bad_magic)], 1u);
   const auto n0 = peers.snapshot()[0].rejected;
@@ -493,13 +500,7 @@ TEST(RingLinks, AGossipPayloadAheadOfAChunkIsFiledByTheCollective) {
   WireSnapshot snapshot{model, nullptr};
   PendingRound sent = sender.begin_exchange(0, snapshot);  // n0's payload for round 0 to n1
 
-  auto inputs = random_inputs(2, 5000, 3);
-  Runs runs(network, AllreduceOptions{});
-  std::vector<std::vector<float>> outputs;
-  auto results = runs.run(1, all_members(2), inputs, outputs);
-  ASSERT_TRUE(results[0].ok) << results[0].error;
-  ASSERT_TRUE(results[1].ok) << results[1].error;
-  expect_reduced(outputs, plain_sum(inputs), 2, true);  // AllreduceOptions: mean
+  collective_1_of_two_succeeds(network, 5000);
 
   auto mine = std::make_shared<const std::vector<float>>(1000, 0.0f);
   std::vector<float> mixed(1000);
