@@ -537,8 +537,10 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     }
     n.transport = std::make_unique<gossip::ZmqTransport>(std::move(t));
     if (auto* links = n.transport->ring_links()) {
-      spdlog::info("ring allreduce chunks travel over plain TCP links (port {}); set [sync] "
+      spdlog::info("{} travel over plain TCP links (port {}); set [sync] "
                    "collective_transport = \"zeromq\" to send them through ZeroMQ",
+                   s.mode == "gossip" ? "gossip payloads and ring allreduce chunks"
+                                      : "ring allreduce chunks",
                    links->port());
     }
     if (s.mode == "gossip") {
