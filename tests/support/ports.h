@@ -1,47 +1,53 @@
 #pragma once
-// Ephemeral loopback ports for tests: the kernel picks a free port, we release it and hand it
-// out. Another process could grab it in between; the window is tiny, which is good enough for
-// tests. The kernel may hand a just-released port out again at once, so a port this process
-// already handed out is never handed out twice (two nodes of one cluster would share it).
+// Loopback ports for tests, below the kernel's ephemeral range: a port is picked at random
+// from [20000, 32768), tried by binding it, released and handed out. Another process could
+// take it in between; the window is tiny. Ports the kernel picks itself (bind to port 0, as
+// every node's ring-link listener does) come from the ephemeral range, 32768 and up by
+// default, so a node's listener can never take a port a test chose for another node before
+// that node starts (a test once failed so: "cannot bind its data endpoint"). A port this
+// process already handed out is never handed out twice (two nodes of one cluster would share
+// it).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <mutex>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
 
 namespace starling::testing {
 
-inline int kernel_free_tcp_port() {
+// Whether `port` can be bound on loopback now.
+inline bool loopback_port_is_free(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
-  return port;
+  return free;
 }
 
 inline int free_tcp_port() {
+  constexpr int kLowest = 20000, kEnd = 32768;  // below the ephemeral range
   static std::mutex mutex;
   static std::set<int> handed_out;
+  static std::mt19937 rng(std::random_device{}());
   std::lock_guard lock(mutex);
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int port = kernel_free_tcp_port();
-    if (handed_out.insert(port).second) return port;
+  std::uniform_int_distribution<int> pick(kLowest, kEnd - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = pick(rng);
+    if (handed_out.count(port) || !loopback_port_is_free(port)) continue;
+    handed_out.insert(port);
+    return port;
   }
-  throw std::runtime_error("no fresh free port after 100 attempts");
+  throw std::runtime_error("no free loopback port below 32768 after 1000 attempts");
 }
 
 inline std::string loopback_endpoint() {
