@@ -1,6 +1,7 @@
 """Runs a Starling cluster (one starlingd per node, on loopback) and reads its metrics."""
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -12,16 +13,26 @@ STARLINGCTL = os.path.join(BUILD, "daemon", "starlingctl")
 
 
 def free_ports(count):
-    """`count` distinct free ports: all are held open until all are chosen (one at a time,
-    the kernel may hand out a just-released port again, and two nodes then share it)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """`count` distinct free loopback ports below the kernel's ephemeral range (32768 and up):
+    every node's ring-link listener binds port 0, so a port the kernel picked and released
+    here could be handed to one node's listener before the node it was meant for starts."""
+    chosen = set()
+    rng = random.Random()
+    for _ in range(1000 * count):
+        if len(chosen) == count:
+            break
+        port = rng.randrange(20000, 32768)
+        if port in chosen:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.add(port)
+    if len(chosen) < count:
+        raise RuntimeError(f"no {count} free loopback ports below 32768")
+    return list(chosen)
 
 
 def cluster_text(name, nodes, topology, training, sync, run_dir, transport="tcp", seed=1,
