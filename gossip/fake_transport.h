@@ -39,6 +39,10 @@ class FakeTransport final : public Transport {
   PeerTable peers_;
   Mailbox mailbox_;
   InboundPipeline pipeline_;
+
+ public:
+  // The receive path, for ring links that feed it (tests/gossip/ring_links_test.cc).
+  InboundPipeline& pipeline() { return pipeline_; }
 };
 
 class FakeNetwork {

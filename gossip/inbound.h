@@ -34,6 +34,11 @@ class InboundPipeline {
 
   // `transport_sender` is nullopt when the connection's identity is not a cluster node.
   // `owner` keeps the frames' memory alive for a message that is filed in the mailbox.
+  // Whether `peer` may send this node gossip payloads (a neighbour in some round).
+  bool may_send_gossip(std::size_t peer) const {
+    return peer < policy_.gossip_neighbours.size() && policy_.gossip_neighbours[peer];
+  }
+
   InboundAction handle(std::optional<std::size_t> transport_sender,
                        std::span<const std::span<const std::byte>> frames,
                        std::shared_ptr<const void> owner);

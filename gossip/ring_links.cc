@@ -212,8 +212,8 @@ void InboundLink::next_frame() {
 
 // -------------------------------------------------------------------------------- RingLinks
 
-RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers, Mailbox& mailbox)
-    : options_(std::move(options)), peers_(peers), mailbox_(mailbox) {
+RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers, InboundPipeline& inbound)
+    : options_(std::move(options)), peers_(peers), inbound_pipeline_(inbound) {
   const std::string& host = options_.hosts.at(options_.self);
   std::string why;
   socklen_t length = 0;
@@ -440,30 +440,15 @@ InboundLink::Read RingLinks::take_gossip_frame(std::size_t peer, InboundLink& li
   const Header header = link.header();
   std::shared_ptr<std::byte[]> body = link.take_body();
   link.next_frame();
-  // The same checks as a ZeroMQ message of this type gets (gossip/inbound.cc): the whole
-  // frame through decode_message, then whether this sender may send gossip at all.
+  // Frames on a link are in order: this round's came, whatever its body holds (not_coming in
+  // gossip_averager.cc relies on it).
+  auto [latest, first] = latest_gossip_round_.try_emplace(peer, header.tag);
+  if (!first) latest->second = std::max(latest->second, header.tag);
+  // The receive path of ZeroMQ messages: decode_message's checks, the sender policy,
+  // accounting, rejections logged once, the mailbox.
   const auto head = encode_header(header);
-  const std::span<const std::byte> bytes(body.get(), header.payload_bytes);
-  const std::span<const std::byte> frames[] = {head, bytes};
-  Decoded decoded = decode_message(frames, context_for(peer));
-  std::optional<RejectReason> refused = decoded.error;
-  if (!refused && (peer >= options_.gossip_senders.size() || !options_.gossip_senders[peer])) {
-    refused = RejectReason::not_a_neighbour;
-  }
-  if (!refused) {
-    auto [latest, first] = latest_gossip_round_.try_emplace(peer, header.tag);
-    if (!first) latest->second = std::max(latest->second, header.tag);
-    refused = mailbox_.deliver(ReceivedMessage(decoded.header, std::move(body), bytes));
-    // A late message is authentic and proves the peer is alive; other refusals prove nothing.
-    if (!refused || *refused == RejectReason::late) {
-      peers_.on_received(peer, kHeaderSize + bytes.size(), 0, std::chrono::steady_clock::now());
-    }
-  }
-  if (refused && peers_.on_rejected(peer, *refused) && *refused != RejectReason::late) {
-    spdlog::warn("ring link: rejected a {} from {}: {} (further rejections of this kind from "
-                 "this peer are only counted)",
-                 to_string(header.type), peers_.id(peer), to_string(*refused));
-  }
+  const std::span<const std::byte> frames[] = {head, std::span<const std::byte>(body.get(), header.payload_bytes)};
+  inbound_pipeline_.handle(peer, frames, std::move(body));
   return InboundLink::Read::ready;
 }
 
@@ -474,8 +459,8 @@ std::optional<std::uint64_t> RingLinks::latest_gossip_round(std::size_t peer) co
 }
 
 void RingLinks::receive_gossip() {
-  for (std::size_t peer = 0; peer < options_.gossip_senders.size(); ++peer) {
-    if (options_.gossip_senders[peer] && inbound_.count(peer)) receive_gossip_from(peer);
+  for (std::size_t peer = 0; peer < options_.hosts.size(); ++peer) {
+    if (inbound_pipeline_.may_send_gossip(peer) && inbound_.count(peer)) receive_gossip_from(peer);
   }
 }
 

@@ -41,7 +41,7 @@
 
 #include <poll.h>
 
-#include "gossip/mailbox.h"
+#include "gossip/inbound.h"
 #include "gossip/peer_table.h"
 #include "gossip/wire.h"
 
@@ -56,9 +56,6 @@ struct RingLinksOptions {
   std::uint64_t incarnation = 0;
   std::size_t max_payload_bytes = 0;  // the largest frame payload accepted (0: no limit)
   std::uint16_t listen_port = 0;      // 0: a port the kernel picks
-  // gossip_senders[j]: j may send us gossip payloads (it is an in-neighbour in some round).
-  // Their gossip frames on links are checked like ZeroMQ messages and filed in the mailbox.
-  std::vector<bool> gossip_senders;
 };
 
 // One direction of a connection: frames written without blocking, in order.
@@ -152,8 +149,9 @@ class RingLinks {
   static constexpr std::size_t kMaxQueuedGossip = 4;
 
   // Binds the listener on hosts[self] (at listen_port); throws std::runtime_error naming host,
-  // port and reason. Gossip payloads received on links are filed in `mailbox`.
-  RingLinks(RingLinksOptions options, PeerTable& peers, Mailbox& mailbox);
+  // port and reason. Gossip payloads received on links go through `inbound`, the receive
+  // path of ZeroMQ messages (checks, sender policy, accounting, the mailbox).
+  RingLinks(RingLinksOptions options, PeerTable& peers, InboundPipeline& inbound);
   ~RingLinks();
 
   std::uint16_t port() const { return port_; }
@@ -231,7 +229,7 @@ class RingLinks {
   std::vector<Unidentified> unidentified_;
   std::map<std::size_t, std::unique_ptr<InboundLink>> inbound_;
   std::map<std::size_t, std::unique_ptr<OutboundLink>> outbound_;
-  Mailbox& mailbox_;
+  InboundPipeline& inbound_pipeline_;
   // Owners of gossip payloads queued on each outbound link; released once it is idle.
   std::map<std::size_t, std::vector<std::shared_ptr<const void>>> gossip_owners_;
   std::map<std::size_t, std::uint64_t> latest_gossip_round_;

@@ -575,9 +575,8 @@ ZmqTransport::ZmqTransport(ZmqTransportOptions options)
     links.incarnation = options_.incarnation;
     links.max_payload_bytes = options_.max_payload_bytes;
     links.listen_port = options_.ring_link_port;
-    links.gossip_senders = options_.policy.gossip_neighbours;
     try {
-      ring_links_ = std::make_unique<RingLinks>(std::move(links), peers_, mailbox_);
+      ring_links_ = std::make_unique<RingLinks>(std::move(links), peers_, impl_->pipeline);
     } catch (const std::runtime_error& e) {
       throw TransportError(options_.ids[options_.self] + ": " + e.what());
     }

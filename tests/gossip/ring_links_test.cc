@@ -33,17 +33,13 @@ using namespace ring_testing;  // names, random_inputs, plain_sum, expect_reduce
 // fake network.
 class LinkedTransport final : public Transport {
  public:
-  // gossip_senders: who may send this node gossip payloads over links (empty: everyone).
-  LinkedTransport(FakeTransport& inner, std::size_t n, std::vector<bool> gossip_senders = {})
-      : inner_(inner) {
+  LinkedTransport(FakeTransport& inner, std::size_t n) : inner_(inner) {
     RingLinksOptions o;
     o.self = inner.self();
     o.hosts.assign(n, "127.0.0.1");
     o.fingerprint = inner.fingerprint();
     o.incarnation = 1;
-    o.gossip_senders = gossip_senders.empty() ? std::vector<bool>(n, true) : gossip_senders;
-    o.gossip_senders[o.self] = false;
-    links_ = std::make_unique<RingLinks>(o, inner.peers(), inner.mailbox());
+    links_ = std::make_unique<RingLinks>(o, inner.peers(), inner.pipeline());
   }
   std::size_t self() const override { return inner_.self(); }
   std::size_t size() const override { return inner_.size(); }
@@ -263,12 +259,12 @@ TEST(RingLinks, ListensOnAFixedPortOrSaysWhyItCannot) {
   o.self = 0;
   o.hosts = {"127.0.0.1", "127.0.0.1"};
   o.listen_port = 0;
-  RingLinks picked(o, fake.node(0).peers(), fake.node(0).mailbox());
+  RingLinks picked(o, fake.node(0).peers(), fake.node(0).pipeline());
   const std::uint16_t taken = picked.port();
   ASSERT_NE(taken, 0);
   o.listen_port = taken;
   try {
-    RingLinks again(o, fake.node(0).peers(), fake.node(0).mailbox());
+    RingLinks again(o, fake.node(0).peers(), fake.node(0).pipeline());
     ADD_FAILURE() << "bound a port that is taken";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1 port " + std::to_string(taken)),
@@ -280,11 +276,11 @@ TEST(RingLinks, ListensOnAFixedPortOrSaysWhyItCannot) {
   {
     RingLinksOptions any = o;
     any.listen_port = 0;
-    RingLinks probe(any, fake.node(0).peers(), fake.node(0).mailbox());
+    RingLinks probe(any, fake.node(0).peers(), fake.node(0).pipeline());
     free_port = probe.port();
   }
   o.listen_port = free_port;
-  RingLinks fixed(o, fake.node(0).peers(), fake.node(0).mailbox());
+  RingLinks fixed(o, fake.node(0).peers(), fake.node(0).pipeline());
   EXPECT_EQ(fixed.port(), free_port);
 }
 
@@ -516,8 +512,9 @@ TEST(RingLinks, AGossipPayloadAheadOfAChunkIsFiledByTheCollective) {
 // link goes on, and the good payload after them arrives. The link of a node that may not send
 // this node gossip is not read for gossip at all.
 TEST(RingLinks, BadGossipFramesAreRefusedAndCountedAndTheLinkGoesOn) {
-  FakeNetwork fake(names(3), 1);
-  LinkedTransport n1(fake.node(1), 3, {true, true, false});  // n0 may send it gossip, n2 not
+  // n0 may send n1 gossip, n2 not.
+  FakeNetwork fake(names(3), 1, {{false, true, true}, {true, false, false}, {true, true, false}});
+  LinkedTransport n1(fake.node(1), 3);
   for (std::size_t j : {0u, 2u}) fake.cut(j, 1);
   auto topo = compiled("ring", 3);
   GossipAverager averager(n1, topo, 200ms);  // opens the mailbox window for round 0..8
