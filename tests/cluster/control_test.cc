@@ -240,13 +240,16 @@ LocalClusterOptions one_long_local_node() {
 }
 
 // A one-node cluster file (local mode, logreg on synthetic data) in `dir`, with `extra` lines
-// in its [training] table, for tests that run starlingd themselves.
+// in its [training] table, for tests that run starlingd themselves. Its control socket is in
+// `dir`: at the default path (runtime directory, cluster and node name) two of these tests
+// running side by side collided, and the second node exited 4 as if its address were taken.
 std::filesystem::path write_one_local_node_file(const std::filesystem::path& dir,
                                                 const std::string& extra) {
   std::filesystem::create_directories(dir);
   const auto file = dir / "cluster.toml";
   std::ofstream(file) << "[cluster]\nname = \"one\"\n[topology]\nkind = \"ring\"\n"
                       << "[[node]]\nid = \"n0\"\nendpoint = \"" << loopback_endpoint() << "\"\n"
+                      << "control = \"ipc://" << (dir / "control.sock").string() << "\"\n"
                       << "[training]\nmodel = \"logreg\"\ndataset = \"synthetic\"\n" << extra
                       << "\n[sync]\nmode = \"local\"\n";
   return file;
