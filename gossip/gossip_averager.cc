@@ -391,9 +391,7 @@ bool GossipAverager::send_over_link(std::size_t peer, const OutgoingMessage& mes
 void GossipAverager::progress_links() {
   if (!links_) return;
   std::lock_guard lock(links_->mutex());
-  links_->service_listener();
-  links_->flush_gossip();
-  links_->receive_gossip();
+  links_->progress_gossip();
 }
 
 bool GossipAverager::poll_exchange(PendingRound& pending) {

@@ -458,10 +458,44 @@ std::optional<std::uint64_t> RingLinks::latest_gossip_round(std::size_t peer) co
   return it->second;
 }
 
-void RingLinks::receive_gossip() {
-  for (std::size_t peer = 0; peer < options_.hosts.size(); ++peer) {
-    if (inbound_pipeline_.may_send_gossip(peer) && inbound_.count(peer)) receive_gossip_from(peer);
+void RingLinks::progress_gossip() {
+  progress_fds_.clear();
+  progress_for_.clear();
+  for (const auto& [peer, link] : inbound_) {
+    if (!inbound_pipeline_.may_send_gossip(peer)) continue;
+    // A link stopped at an allreduce chunk has input only its collective reads (it would be
+    // ready at every poll).
+    if (link->holds_header() && link->header().type == MessageType::allreduce_chunk) continue;
+    progress_fds_.push_back(pollfd{link->fd(), POLLIN, 0});
+    progress_for_.push_back(peer);
   }
+  for (const auto& [peer, link] : outbound_) {
+    if (link->idle()) continue;
+    progress_fds_.push_back(pollfd{link->fd(), POLLOUT, 0});
+    progress_for_.push_back(kOutbound);
+  }
+  if (const int listener = listener_fd(); listener >= 0) {
+    progress_fds_.push_back(pollfd{listener, POLLIN, 0});
+    progress_for_.push_back(kListener);
+  }
+  // Connections awaiting a hello are rare (a peer connecting, or a stranger): the listener
+  // is serviced whenever there are any, which also closes those past kHelloTimeout.
+  bool accept_due = !unidentified_.empty();
+  bool flush_due = false;
+  if (!progress_fds_.empty() && ::poll(progress_fds_.data(), progress_fds_.size(), 0) > 0) {
+    for (std::size_t i = 0; i < progress_fds_.size(); ++i) {
+      if (progress_fds_[i].revents == 0) continue;
+      if (progress_for_[i] == kListener) {
+        accept_due = true;
+      } else if (progress_for_[i] == kOutbound) {
+        flush_due = true;  // room to write, or an error that flush reports
+      } else {
+        receive_gossip_from(progress_for_[i]);  // may drop the link; no later entry is its
+      }
+    }
+  }
+  if (accept_due) service_listener();
+  if (flush_due) flush_gossip();
 }
 
 void RingLinks::receive_gossip_from(std::size_t peer) {
