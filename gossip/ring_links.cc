@@ -417,6 +417,9 @@ bool RingLinks::send_gossip(std::size_t peer, const Header& header,
     drop_outbound(peer);
     return false;
   }
+  // Written at once (as most are): the payload is the caller's again. Invariant: only a link
+  // with frames left holds owners, so nothing but a non-idle link needs flush_gossip.
+  if (link->idle()) gossip_owners_.erase(peer);
   return true;
 }
 
@@ -469,11 +472,8 @@ void RingLinks::progress_gossip() {
     progress_fds_.push_back(pollfd{link->fd(), POLLIN, 0});
     progress_for_.push_back(peer);
   }
-  for (const auto& [peer, link] : outbound_) {
-    if (link->idle()) continue;
-    progress_fds_.push_back(pollfd{link->fd(), POLLOUT, 0});
-    progress_for_.push_back(kOutbound);
-  }
+  bool writing = false;
+  for (const auto& [peer, link] : outbound_) writing = writing || !link->idle();
   if (const int listener = listener_fd(); listener >= 0) {
     progress_fds_.push_back(pollfd{listener, POLLIN, 0});
     progress_for_.push_back(kListener);
@@ -481,21 +481,21 @@ void RingLinks::progress_gossip() {
   // Connections awaiting a hello are rare (a peer connecting, or a stranger): the listener
   // is serviced whenever there are any, which also closes those past kHelloTimeout.
   bool accept_due = !unidentified_.empty();
-  bool flush_due = false;
   if (!progress_fds_.empty() && ::poll(progress_fds_.data(), progress_fds_.size(), 0) > 0) {
     for (std::size_t i = 0; i < progress_fds_.size(); ++i) {
       if (progress_fds_[i].revents == 0) continue;
       if (progress_for_[i] == kListener) {
         accept_due = true;
-      } else if (progress_for_[i] == kOutbound) {
-        flush_due = true;  // room to write, or an error that flush reports
       } else {
         receive_gossip_from(progress_for_[i]);  // may drop the link; no later entry is its
       }
     }
   }
   if (accept_due) service_listener();
-  if (flush_due) flush_gossip();
+  // Links with frames left are written at every step, not only on POLLOUT (which TCP gives
+  // only once a third of the send buffer is free): what the kernel holds, it moves on as the
+  // receiver reads, even while this node's thread is not scheduled.
+  if (writing) flush_gossip();
 }
 
 void RingLinks::receive_gossip_from(std::size_t peer) {

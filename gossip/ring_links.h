@@ -200,12 +200,12 @@ class RingLinks {
   std::optional<std::uint64_t> latest_gossip_round(std::size_t peer) const;
   // Whether there is an inbound link from `peer`.
   bool has_inbound(std::size_t peer) const { return inbound_.count(peer) > 0; }
-  // What the training thread does between steps: service_listener, flush_gossip, and
-  // receive_gossip_from every peer that may send gossip (messages of later rounds wait in the
-  // mailbox, as those that come through ZeroMQ do, and do not fill the sender's socket); each
-  // only where one poll(2) without waiting says there is something to do. Most steps there is
-  // nothing, and each of those calls was a syscall that found nothing (an accept4 and a recv
-  // per link, every step), dear on a paravirtualised machine.
+  // What the training thread does between steps: receive_gossip_from every peer that may
+  // send gossip (messages of later rounds wait in the mailbox, as those that come through
+  // ZeroMQ do, and do not fill the sender's socket) and service_listener, each only where one
+  // poll(2) without waiting says there is input; and flush_gossip while a link has frames
+  // left. Most steps there is nothing to do, and each of those calls was a syscall that found
+  // nothing (an accept4 and a recv per link, every step), dear on a paravirtualised machine.
   void progress_gossip();
   // The frame whose header `link` (from `peer`) holds is a gossip payload: reads, checks and
   // files it. `more`: the body is not all here yet.
@@ -237,10 +237,9 @@ class RingLinks {
   // Owners of gossip payloads queued on each outbound link; released once it is idle.
   std::map<std::size_t, std::vector<std::shared_ptr<const void>>> gossip_owners_;
   std::map<std::size_t, std::uint64_t> latest_gossip_round_;
-  // progress_gossip's descriptors and what each is: an inbound link's peer, an outbound link
-  // or the listener (kept between calls so as not to allocate at every step).
-  static constexpr std::size_t kOutbound = static_cast<std::size_t>(-1);
-  static constexpr std::size_t kListener = static_cast<std::size_t>(-2);
+  // progress_gossip's descriptors and what each is: an inbound link's peer or the listener
+  // (kept between calls so as not to allocate at every step).
+  static constexpr std::size_t kListener = static_cast<std::size_t>(-1);
   std::vector<struct pollfd> progress_fds_;
   std::vector<std::size_t> progress_for_;
 };
