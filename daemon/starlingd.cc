@@ -122,12 +122,14 @@ int main(int argc, char** argv) {
                "validate the cluster file and this node's place in it, and that its dataset "
                "files are on this machine and load (exit 3 if not), and with CURVE that its secret key "
                "file is its own and readable by it alone (exit 2 if not), then exit");
-  auto* hooks = app.add_option_group("Test hooks", "fault injection for tests; never in production");
+  auto* hooks = app.add_option_group(
+      "Test hooks", "fault injection for tests; never in production. They act on ZeroMQ messages "
+                    "and on gossip payloads over ring links, not on allreduce chunks over ring links");
   hooks->add_option("--test-drop-rate", options.faults.drop_probability,
                     "drop this fraction of outgoing messages")
       ->check(CLI::Range(0.0, 1.0));
   int delay_ms = 0;
-  hooks->add_option("--test-delay-ms", delay_ms, "delay every outgoing message by this much")
+  hooks->add_option("--test-delay-ms", delay_ms, "delay every outgoing message by this many ms")
       ->check(CLI::Range(0, 60000));
   app.set_version_flag("--version", "starlingd 0.1.0");
   try {

@@ -425,7 +425,7 @@ AllreduceResult RingAllreduce::run_on_links(RingLinks& links, std::uint64_t tag,
     if (want_left) {
       if (InboundLink* from_left = links.inbound(left)) fds.push_back({from_left->fd(), POLLIN, 0});
     }
-    if (to_right && !to_right->idle()) fds.push_back({to_right->fd(), POLLOUT, 0});
+    if (to_right && to_right->wants_write()) fds.push_back({to_right->fd(), POLLOUT, 0});
     const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     poll(fds.data(), fds.size(), static_cast<int>(std::clamp<long long>(left_ms, 0, 10)));
     if (connection_fds > 1 ||

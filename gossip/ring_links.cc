@@ -81,8 +81,20 @@ OutboundLink::~OutboundLink() {
   if (fd_ >= 0) close(fd_);
 }
 
-void OutboundLink::queue(const Header& header, std::span<const std::byte> payload) {
-  frames_.push_back(Frame{encode_header(header), payload});
+void OutboundLink::queue(const Header& header, std::span<const std::byte> payload,
+                         Clock::time_point not_before) {
+  frames_.push_back(Frame{encode_header(header), payload, not_before});
+}
+
+std::size_t OutboundLink::held() const {
+  const auto now = Clock::now();
+  return static_cast<std::size_t>(std::count_if(
+      frames_.begin(), frames_.end(), [&](const Frame& f) { return f.not_before > now; }));
+}
+
+bool OutboundLink::wants_write() const {
+  if (frames_.empty()) return false;
+  return written_ > 0 || frames_.front().not_before <= Clock::now();
 }
 
 bool OutboundLink::flush() {
@@ -99,8 +111,10 @@ bool OutboundLink::flush() {
     }
     connecting_ = false;
   }
+  const auto now = Clock::now();
   while (!frames_.empty()) {
     Frame& frame = frames_.front();
+    if (written_ == 0 && frame.not_before > now) return true;  // held back by a test hook
     iovec parts[2];
     int count = 0;
     if (written_ < kHeaderSize) {
@@ -213,7 +227,11 @@ void InboundLink::next_frame() {
 // -------------------------------------------------------------------------------- RingLinks
 
 RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers, InboundPipeline& inbound)
-    : options_(std::move(options)), peers_(peers), inbound_pipeline_(inbound) {
+    : options_(std::move(options)),
+      peers_(peers),
+      inbound_pipeline_(inbound),
+      // Another stream than the transport's, which draws from faults.seed itself.
+      fault_rng_(options_.faults.seed ^ 0x9e3779b97f4a7c15ULL) {
   const std::string& host = options_.hosts.at(options_.self);
   std::string why;
   socklen_t length = 0;
@@ -399,15 +417,24 @@ bool RingLinks::send_gossip(std::size_t peer, const Header& header,
                             std::span<const std::byte> payload, std::shared_ptr<const void> owner) {
   OutboundLink* link = outbound(peer, nullptr);
   if (!link) return false;
-  if (link->queued() >= kMaxQueuedGossip && !link->flush()) {
+  const double drop = options_.faults.drop_probability;
+  if (drop > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(fault_rng_) < drop) {
+    ++injected_drops_;
+    return true;  // lost on the way, as far as anyone can tell
+  }
+  // Frames a test hook holds back are this node's doing, not a receiver that stopped
+  // reading: they do not count toward the bound.
+  if (link->queued() - link->held() >= kMaxQueuedGossip && !link->flush()) {
     drop_outbound(peer);
     return false;
   }
-  if (link->queued() >= kMaxQueuedGossip) {
+  if (link->queued() - link->held() >= kMaxQueuedGossip) {
     peers_.on_send_failure(peer);
     return true;
   }
-  link->queue(header, payload);
+  const auto delay = options_.faults.delay;
+  link->queue(header, payload,
+              delay.count() > 0 ? OutboundLink::Clock::now() + delay : OutboundLink::Clock::time_point{});
   gossip_owners_[peer].push_back(std::move(owner));
   peers_.on_sent(peer, kHeaderSize + payload.size());
   if (!link->flush()) {
@@ -533,7 +560,7 @@ void RingLinks::gossip_poll_fds(const std::vector<std::size_t>& peers,
     fds.push_back(pollfd{link.fd(), POLLIN, 0});
   }
   for (const auto& [peer, link] : outbound_) {
-    if (!link->idle()) fds.push_back(pollfd{link->fd(), POLLOUT, 0});
+    if (link->wants_write()) fds.push_back(pollfd{link->fd(), POLLOUT, 0});
   }
   if (const int listener = listener_fd(); listener >= 0) fds.push_back(pollfd{listener, POLLIN, 0});
   for (int fd : unidentified_fds()) fds.push_back(pollfd{fd, POLLIN, 0});

@@ -35,12 +35,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <poll.h>
 
+#include "gossip/fault_injection.h"
 #include "gossip/inbound.h"
 #include "gossip/peer_table.h"
 #include "gossip/wire.h"
@@ -56,6 +58,9 @@ struct RingLinksOptions {
   std::uint64_t incarnation = 0;
   std::size_t max_payload_bytes = 0;  // the largest frame payload accepted (0: no limit)
   std::uint16_t listen_port = 0;      // 0: a port the kernel picks
+  // Test hooks, on the gossip frames this node sends over links (what the transport's own do
+  // to its ZeroMQ messages); allreduce chunks are not touched.
+  FaultInjection faults;
 };
 
 // One direction of a connection: frames written without blocking, in order.
@@ -69,12 +74,20 @@ class OutboundLink {
   int fd() const { return fd_; }
   std::uint16_t port() const { return port_; }
   std::uint64_t peer_incarnation() const { return incarnation_; }
-  // Queues a frame. The payload must stay valid until idle() (or the link is dropped).
-  void queue(const Header& header, std::span<const std::byte> payload);
+  using Clock = std::chrono::steady_clock;
+  // Queues a frame, to be written from `not_before` on (a test hook's delay; frames are
+  // written in order, so one held back holds back those behind it). The payload must stay
+  // valid until idle() (or the link is dropped).
+  void queue(const Header& header, std::span<const std::byte> payload,
+             Clock::time_point not_before = {});
   // Writes what the socket takes now. False once the connection failed; error() says why.
   bool flush();
   bool idle() const { return frames_.empty(); }
   std::size_t queued() const { return frames_.size(); }  // frames not yet wholly written
+  std::size_t held() const;  // of those, frames a delay holds back
+  // There is something to write now: what a poll for POLLOUT is for (polling for it while
+  // the next frame is held back would return at once, every time).
+  bool wants_write() const;
   bool connecting() const { return connecting_; }
   const std::string& error() const { return error_; }
 
@@ -82,6 +95,7 @@ class OutboundLink {
   struct Frame {
     std::array<std::byte, kHeaderSize> head;
     std::span<const std::byte> payload;
+    Clock::time_point not_before;
   };
   int fd_;
   std::uint16_t port_;
@@ -187,8 +201,12 @@ class RingLinks {
   // (the peer's port is not known yet): the caller sends through ZeroMQ instead. A link that
   // already holds kMaxQueuedGossip frames takes no more: the frame is dropped and counted as
   // a send failure (true: it is not to go through ZeroMQ either).
+  //
+  // Test hooks (options.faults): a frame may vanish instead (dropped_by_fault_injection
+  // counts it; true), or wait on the link for the delay before it is written.
   bool send_gossip(std::size_t peer, const Header& header, std::span<const std::byte> payload,
                    std::shared_ptr<const void> owner);
+  std::uint64_t dropped_by_fault_injection() const { return injected_drops_; }
   // Writes what the sockets take of every link's queued frames; drops links that failed.
   void flush_gossip();
   // Reads what has arrived from `peer`: each whole gossip frame is checked (checksum, NaN/Inf,
@@ -237,6 +255,8 @@ class RingLinks {
   // Owners of gossip payloads queued on each outbound link; released once it is idle.
   std::map<std::size_t, std::vector<std::shared_ptr<const void>>> gossip_owners_;
   std::map<std::size_t, std::uint64_t> latest_gossip_round_;
+  std::mt19937_64 fault_rng_;
+  std::uint64_t injected_drops_ = 0;
   // progress_gossip's descriptors and what each is: an inbound link's peer or the listener
   // (kept between calls so as not to allocate at every step).
   static constexpr std::size_t kListener = static_cast<std::size_t>(-1);

@@ -575,6 +575,7 @@ ZmqTransport::ZmqTransport(ZmqTransportOptions options)
     links.incarnation = options_.incarnation;
     links.max_payload_bytes = options_.max_payload_bytes;
     links.listen_port = options_.ring_link_port;
+    links.faults = options_.faults;
     try {
       ring_links_ = std::make_unique<RingLinks>(std::move(links), peers_, impl_->pipeline);
     } catch (const std::runtime_error& e) {

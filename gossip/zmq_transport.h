@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "gossip/fault_injection.h"
 #include "gossip/inbound.h"
 #include "gossip/transport.h"
 
@@ -37,12 +38,6 @@ namespace starling::gossip {
 class TransportError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-struct FaultInjection {
-  double drop_probability = 0.0;          // of each outgoing message
-  std::chrono::milliseconds delay{0};     // added to each outgoing message
-  std::uint64_t seed = 1;
 };
 
 struct ZmqTransportOptions {

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,12 +34,13 @@ using namespace ring_testing;  // names, random_inputs, plain_sum, expect_reduce
 // fake network.
 class LinkedTransport final : public Transport {
  public:
-  LinkedTransport(FakeTransport& inner, std::size_t n) : inner_(inner) {
+  LinkedTransport(FakeTransport& inner, std::size_t n, FaultInjection faults = {}) : inner_(inner) {
     RingLinksOptions o;
     o.self = inner.self();
     o.hosts.assign(n, "127.0.0.1");
     o.fingerprint = inner.fingerprint();
     o.incarnation = 1;
+    o.faults = faults;
     links_ = std::make_unique<RingLinks>(o, inner.peers(), inner.pipeline());
   }
   std::size_t self() const override { return inner_.self(); }
@@ -58,8 +60,10 @@ struct LinkedNetwork {
   FakeNetwork fake;
   std::vector<std::unique_ptr<LinkedTransport>> nodes;
 
-  explicit LinkedNetwork(std::size_t n) : fake(names(n), 1, {}, 1 << 16) {
-    for (std::size_t i = 0; i < n; ++i) nodes.push_back(std::make_unique<LinkedTransport>(fake.node(i), n));
+  explicit LinkedNetwork(std::size_t n, FaultInjection faults = {}) : fake(names(n), 1, {}, 1 << 16) {
+    for (std::size_t i = 0; i < n; ++i) {
+      nodes.push_back(std::make_unique<LinkedTransport>(fake.node(i), n, faults));
+    }
     // What heartbeat acks would tell each node.
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = 0; j < n; ++j) {
@@ -599,6 +603,92 @@ TEST(RingLinks, APayloadIsReleasedOnceItsLinkHasWrittenIt) {
       EXPECT_TRUE(sent[1].expired()) << "round " << round;
     }
   }
+}
+
+// The CPU time this process has used so far (every thread).
+std::chrono::microseconds process_cpu_time() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+// Both nodes of a 2-node network run gossip round `round` of a model of `length` values
+// (node i's all i + 1) with `timeout`; the results, and how long the slower took.
+std::pair<std::array<GossipRoundResult, 2>, std::chrono::milliseconds> round_of_two(
+    std::array<std::unique_ptr<GossipAverager>, 2>& averagers, std::uint64_t round,
+    std::size_t length) {
+  std::array<GossipRoundResult, 2> results;
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      auto model = std::make_shared<const std::vector<float>>(length, static_cast<float>(i + 1));
+      std::vector<float> mixed(length);
+      results[i] = averagers[i]->run_round(round, model, mixed);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return {results, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)};
+}
+
+// starlingd's --test-drop-rate acts on gossip payloads over the links as on ZeroMQ messages:
+// at 1, none arrives, each is counted, and every round gives up on its neighbour.
+TEST(RingLinks, TheDropTestHookLosesGossipFramesOnTheLinks) {
+  FaultInjection faults;
+  faults.drop_probability = 1.0;
+  LinkedNetwork network(2, faults);
+  network.fake.cut(0, 1);  // nothing through the fake network either
+  network.fake.cut(1, 0);
+  auto topo = compiled("ring", 2);
+  std::array<std::unique_ptr<GossipAverager>, 2> averagers;
+  for (std::size_t i = 0; i < 2; ++i) {
+    averagers[i] = std::make_unique<GossipAverager>(network.node(i), topo, 200ms);
+  }
+  for (std::uint64_t round = 0; round < 3; ++round) {
+    auto [results, took] = round_of_two(averagers, round, 1000);
+    EXPECT_EQ(results[0].received, 0u) << "round " << round;
+    EXPECT_EQ(results[1].received, 0u) << "round " << round;
+  }
+  EXPECT_EQ(network.node(0).ring_links()->dropped_by_fault_injection(), 3u);
+  EXPECT_EQ(network.node(1).ring_links()->dropped_by_fault_injection(), 3u);
+}
+
+// --test-delay-ms holds each gossip payload on its link for the delay: no round completes
+// sooner, each completes with its neighbour's payload, and the wait for a payload held back
+// polls rather than spins (polling for POLLOUT on a link whose next frame is held would
+// return at once, every time). Held payloads do not count toward kMaxQueuedGossip.
+TEST(RingLinks, TheDelayTestHookHoldsGossipFramesOnTheLinks) {
+  FaultInjection faults;
+  faults.delay = 300ms;
+  LinkedNetwork network(2, faults);
+  network.fake.cut(0, 1);
+  network.fake.cut(1, 0);
+  auto topo = compiled("ring", 2);
+  std::array<std::unique_ptr<GossipAverager>, 2> averagers;
+  for (std::size_t i = 0; i < 2; ++i) {
+    averagers[i] = std::make_unique<GossipAverager>(network.node(i), topo, 5000ms);
+  }
+  const auto cpu_before = process_cpu_time();
+  std::chrono::milliseconds waited{0};
+  for (std::uint64_t round = 0; round < 2; ++round) {
+    auto [results, took] = round_of_two(averagers, round, 1000);
+    EXPECT_EQ(results[0].received, 1u) << "round " << round;
+    EXPECT_EQ(results[1].received, 1u) << "round " << round;
+    EXPECT_GE(took, 300ms) << "round " << round;
+    waited += took;
+  }
+  // Two threads spinning through 0.6 s of waiting would use over a second of CPU.
+  EXPECT_LT(process_cpu_time() - cpu_before, waited / 2);
+
+  // Six payloads held back at once on one link: none refused at the bound of four.
+  GossipAverager& sender = *averagers[0];
+  std::vector<PendingRound> rounds;
+  for (std::uint64_t round = 2; round < 8; ++round) {
+    auto model = std::make_shared<const std::vector<float>>(1000, 1.0f);
+    rounds.push_back(sender.begin_exchange(round, WireSnapshot{model, nullptr}));
+  }
+  EXPECT_EQ(network.node(0).peers().send_failures(1), 0u);
 }
 
 // A neighbour that stops reading (stalled, not yet declared dead) fills its socket; the

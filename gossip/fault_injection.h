@@ -1,0 +1,15 @@
+#pragma once
+// Test hooks (starlingd --test-drop-rate, --test-delay-ms): loss and delay injected into what
+// a node sends, since loopback and veth pairs without netem have neither. Never in production.
+#include <chrono>
+#include <cstdint>
+
+namespace starling::gossip {
+
+struct FaultInjection {
+  double drop_probability = 0.0;          // of each outgoing message
+  std::chrono::milliseconds delay{0};     // added to each outgoing message
+  std::uint64_t seed = 1;
+};
+
+}  // namespace starling::gossip
