@@ -9,10 +9,7 @@
 //
 // Prints one JSON line per block and the medians over blocks (bench/RESULTS-cluster.md,
 // "What a round costs, apart from training").
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -31,6 +28,7 @@
 #include "gossip/gossip_averager.h"
 #include "gossip/malloc_tuning.h"
 #include "gossip/zmq_transport.h"
+#include "support/ports.h"
 #include "topology/cluster_file.h"
 #include "topology/topology.h"
 
@@ -41,26 +39,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kNodes = 4;
 constexpr std::uint64_t kFingerprint = 0xB0B;
 
-// `count` distinct free loopback ports: every socket stays open until all are bound (one at a
-// time, the kernel may hand out a port it just released, and two nodes would share it).
-std::vector<int> free_ports(std::size_t count) {
-  std::vector<int> fds, ports;
-  for (std::size_t i = 0; i < count; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
-      throw std::runtime_error("no free loopback port");
-    }
-    fds.push_back(fd);
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (int fd : fds) ::close(fd);
-  return ports;
-}
 
 double process_cpu_seconds() {
   rusage usage{};
@@ -88,7 +66,10 @@ struct Block {
 Block run_block(std::size_t floats, std::size_t rounds, gossip::WirePrecision precision, bool links) {
   std::string text = "[cluster]\nname = \"cost\"\n[topology]\nkind = \"one-peer-exponential\"\n";
   std::vector<std::string> ids, endpoints;
-  const std::vector<int> ports = free_ports(kNodes);
+  // Below the ephemeral range, where the nodes' ring-link listeners (port 0) cannot take one
+  // before its node binds it (tests/support/ports.h).
+  std::vector<int> ports;
+  for (std::size_t i = 0; i < kNodes; ++i) ports.push_back(testing::free_tcp_port());
   for (std::size_t i = 0; i < kNodes; ++i) {
     ids.push_back("n" + std::to_string(i));
     endpoints.push_back("tcp://127.0.0.1:" + std::to_string(ports[i]));

@@ -156,15 +156,22 @@ TEST(GossipCluster, APeriodScheduleRunsEveryRoundAtItsStepOnEveryNode) {
   }
 }
 
-// `[run] round_metrics_interval_ms` bounds how many `gossip` lines a node writes (a round every
-// 8 steps is hundreds a second on a fast node), while status and the summary still count every
-// round, and rounds that left a neighbour out are always written.
-TEST(GossipCluster, RoundMetricsIntervalBoundsTheGossipLines) {
+// Two nodes, logistic regression on synthetic data, 800 steps (100 rounds every 8 steps, in a
+// few seconds), with `sync` as the [sync] table.
+LocalClusterOptions synthetic_pair(const std::string& sync) {
   LocalClusterOptions o;
   o.nodes = 2;
   o.training = "model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 100\nmax_steps = 800\n"
                "eval_every = 100000";
-  o.sync = "mode = \"gossip\"\nperiod = 8";
+  o.sync = sync;
+  return o;
+}
+
+// `[run] round_metrics_interval_ms` bounds how many `gossip` lines a node writes (a round every
+// 8 steps is hundreds a second on a fast node), while status and the summary still count every
+// round, and rounds that left a neighbour out are always written.
+TEST(GossipCluster, RoundMetricsIntervalBoundsTheGossipLines) {
+  LocalClusterOptions o = synthetic_pair("mode = \"gossip\"\nperiod = 8");
   o.run = "round_metrics_interval_ms = 60000";
   LocalCluster cluster(o);
   cluster.start_all();
@@ -187,12 +194,7 @@ TEST(GossipCluster, RoundMetricsIntervalBoundsTheGossipLines) {
 // without that node's model. (The node that drops misses a few rounds too: its neighbour
 // waits out round_timeout_ms for a lost payload before it sends its next one.)
 TEST(GossipCluster, TheDropTestHookReachesPayloadsOverRingLinks) {
-  LocalClusterOptions o;
-  o.nodes = 2;
-  o.training = "model = \"logreg\"\ndataset = \"synthetic\"\nepochs = 100\nmax_steps = 800\n"
-               "eval_every = 100000";
-  o.sync = "mode = \"gossip\"\nperiod = 8\nround_timeout_ms = 200";
-  LocalCluster cluster(o);
+  LocalCluster cluster(synthetic_pair("mode = \"gossip\"\nperiod = 8\nround_timeout_ms = 200"));
   cluster.start(0, {"--test-drop-rate", "0.5"});
   cluster.start(1);
   std::vector<nlohmann::json> sync(2);
