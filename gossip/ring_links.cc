@@ -514,7 +514,7 @@ void RingLinks::progress_gossip() {
       if (progress_for_[i] == kListener) {
         accept_due = true;
       } else {
-        receive_gossip_from(progress_for_[i]);  // may drop the link; no later entry is its
+        receive_gossip_from(progress_for_[i]);  // may drop the link (each has one entry)
       }
     }
   }
