@@ -3,8 +3,6 @@
 #include "gossip/lane_sum.h"
 #include "gossip/ring_links.h"
 
-#include <poll.h>
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -388,14 +386,18 @@ bool GossipAverager::send_over_link(std::size_t peer, const OutgoingMessage& mes
   return links_->send_gossip(peer, h, message.payload.bytes, message.payload.owner);
 }
 
-void GossipAverager::progress_links() {
+void GossipAverager::progress_links(std::chrono::milliseconds wait) {
   if (!links_) return;
   std::lock_guard lock(links_->mutex());
-  links_->progress_gossip();
+  links_->progress_gossip(wait);
 }
 
 bool GossipAverager::poll_exchange(PendingRound& pending) {
   progress_links();
+  return take_arrived(pending);
+}
+
+bool GossipAverager::take_arrived(PendingRound& pending) {
   if (pending.done) return true;
   Mailbox& mailbox = transport_.mailbox();
   const std::uint64_t round = pending.exchange.result.round;
@@ -414,25 +416,14 @@ bool GossipAverager::poll_exchange(PendingRound& pending) {
 
 void GossipAverager::finish_over_links(PendingRound& pending) {
   // Payloads come over the links, or (before a peer's link port is known, or after a link
-  // failed) through ZeroMQ into the mailbox, which is looked at every 10 ms; so are the
-  // give-up conditions (not_coming, the deadline), as collectives on links do.
+  // failed) through ZeroMQ into the mailbox, which is looked at at least every 10 ms; so are
+  // the give-up conditions (not_coming, the deadline), as collectives on links do.
   constexpr auto kRecheck = std::chrono::milliseconds(10);
-  std::vector<std::size_t> waiting;
-  std::vector<pollfd> fds;
-  while (!poll_exchange(pending)) {
-    waiting.clear();
-    for (const auto& slot : pending.slots) {
-      if (!slot.settled) waiting.push_back(slot.peer);
-    }
-    fds.clear();
-    {
-      std::lock_guard lock(links_->mutex());
-      links_->gossip_poll_fds(waiting, fds);
-    }
+  progress_links();
+  while (!take_arrived(pending)) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         pending.deadline - Clock::now() + std::chrono::microseconds(999));
-    const int timeout = static_cast<int>(std::clamp(left, std::chrono::milliseconds(0), kRecheck).count());
-    ::poll(fds.data(), fds.size(), timeout);
+    progress_links(std::clamp(left, std::chrono::milliseconds(0), kRecheck));
   }
 }
 

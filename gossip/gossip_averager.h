@@ -128,7 +128,8 @@ class GossipAverager {
   // files what has arrived in the mailbox. The exchange calls it; a caller that trains calls
   // it between steps too, so that a payload too large for the socket at once keeps going
   // out, and neighbours' payloads do not wait in the socket. Does nothing without links.
-  void progress_links();
+  // `wait`: how long it may sleep for something to do (a waiting round).
+  void progress_links(std::chrono::milliseconds wait = std::chrono::milliseconds(0));
 
   // Where a node that would run `round` should rejoin: the next round of the most advanced
   // reachable neighbour, if that is more than `slack` rounds ahead; else `round`. Rounds
@@ -143,6 +144,9 @@ class GossipAverager {
  private:
   // Whether to stop waiting for `peer`'s message of `round` (see exchange()).
   bool not_coming(std::size_t peer, std::uint64_t round) const;
+  // poll_exchange without moving the links first: settles the slots whose payload is in the
+  // mailbox or that are given up on; true once all are.
+  bool take_arrived(PendingRound& pending);
   // Moves the settled slots into pending.exchange once all are settled.
   void complete(PendingRound& pending) const;
   // Queues `message` on the ring link to `peer`; false when there is no link to queue on.

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "topology/cluster_file.h"
 
@@ -488,7 +489,7 @@ std::optional<std::uint64_t> RingLinks::latest_gossip_round(std::size_t peer) co
   return it->second;
 }
 
-void RingLinks::progress_gossip() {
+void RingLinks::progress_gossip(std::chrono::milliseconds wait) {
   progress_fds_.clear();
   progress_for_.clear();
   for (const auto& [peer, link] : inbound_) {
@@ -500,26 +501,39 @@ void RingLinks::progress_gossip() {
     progress_for_.push_back(peer);
   }
   bool writing = false;
-  for (const auto& [peer, link] : outbound_) writing = writing || !link->idle();
+  for (const auto& [peer, link] : outbound_) {
+    writing = writing || !link->idle();
+    // Only what can be written now: a frame held back would make the poll return at once.
+    if (!link->wants_write()) continue;
+    progress_fds_.push_back(pollfd{link->fd(), POLLOUT, 0});
+    progress_for_.push_back(kOutbound);
+  }
   if (const int listener = listener_fd(); listener >= 0) {
     progress_fds_.push_back(pollfd{listener, POLLIN, 0});
+    progress_for_.push_back(kListener);
+  }
+  for (const auto& pending : unidentified_) {
+    progress_fds_.push_back(pollfd{pending.fd, POLLIN, 0});
     progress_for_.push_back(kListener);
   }
   // Connections awaiting a hello are rare (a peer connecting, or a stranger): the listener
   // is serviced whenever there are any, which also closes those past kHelloTimeout.
   bool accept_due = !unidentified_.empty();
-  if (!progress_fds_.empty() && ::poll(progress_fds_.data(), progress_fds_.size(), 0) > 0) {
+  if (!progress_fds_.empty() &&
+      ::poll(progress_fds_.data(), progress_fds_.size(), static_cast<int>(wait.count())) > 0) {
     for (std::size_t i = 0; i < progress_fds_.size(); ++i) {
-      if (progress_fds_[i].revents == 0) continue;
+      if (progress_fds_[i].revents == 0 || progress_for_[i] == kOutbound) continue;
       if (progress_for_[i] == kListener) {
         accept_due = true;
       } else {
         receive_gossip_from(progress_for_[i]);  // may drop the link (each has one entry)
       }
     }
+  } else if (progress_fds_.empty() && wait.count() > 0) {
+    std::this_thread::sleep_for(wait);  // nothing to poll (no links yet): the caller rechecks
   }
   if (accept_due) service_listener();
-  // Links with frames left are written at every step, not only on POLLOUT (which TCP gives
+  // Links with frames left are written at every call, not only on POLLOUT (which TCP gives
   // only once a third of the send buffer is free): what the kernel holds, it moves on as the
   // receiver reads, even while this node's thread is not scheduled.
   if (writing) flush_gossip();
@@ -546,24 +560,6 @@ void RingLinks::receive_gossip_from(std::size_t peer) {
     }
     if (status == InboundLink::Read::more) return;
   }
-}
-
-void RingLinks::gossip_poll_fds(const std::vector<std::size_t>& peers,
-                                std::vector<pollfd>& fds) const {
-  for (std::size_t peer : peers) {
-    auto it = inbound_.find(peer);
-    if (it == inbound_.end()) continue;
-    const InboundLink& link = *it->second;
-    // A link stopped at an allreduce chunk has unread input that only its collective reads:
-    // polling it would return at once, every time.
-    if (link.holds_header() && link.header().type == MessageType::allreduce_chunk) continue;
-    fds.push_back(pollfd{link.fd(), POLLIN, 0});
-  }
-  for (const auto& [peer, link] : outbound_) {
-    if (link->wants_write()) fds.push_back(pollfd{link->fd(), POLLOUT, 0});
-  }
-  if (const int listener = listener_fd(); listener >= 0) fds.push_back(pollfd{listener, POLLIN, 0});
-  for (int fd : unidentified_fds()) fds.push_back(pollfd{fd, POLLIN, 0});
 }
 
 }  // namespace starling::gossip

@@ -224,13 +224,12 @@ class RingLinks {
   // poll(2) without waiting says there is input; and flush_gossip while a link has frames
   // left. Most steps there is nothing to do, and each of those calls was a syscall that found
   // nothing (an accept4 and a recv per link, every step), dear on a paravirtualised machine.
-  void progress_gossip();
+  // `wait` > 0: a round that waits for payloads; the poll sleeps up to `wait` for input, for
+  // room on a link with frames to write, or for a connection.
+  void progress_gossip(std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   // The frame whose header `link` (from `peer`) holds is a gossip payload: reads, checks and
   // files it. `more`: the body is not all here yet.
   InboundLink::Read take_gossip_frame(std::size_t peer, InboundLink& link);
-  // Descriptors to poll while waiting for gossip from `peers`: their links' (POLLIN), links
-  // with frames left to write (POLLOUT), the listener and connections awaiting a hello.
-  void gossip_poll_fds(const std::vector<std::size_t>& peers, std::vector<struct pollfd>& fds) const;
 
  private:
   struct Unidentified {
@@ -257,9 +256,11 @@ class RingLinks {
   std::map<std::size_t, std::uint64_t> latest_gossip_round_;
   std::mt19937_64 fault_rng_;
   std::uint64_t injected_drops_ = 0;
-  // progress_gossip's descriptors and what each is: an inbound link's peer or the listener
-  // (kept between calls so as not to allocate at every step).
-  static constexpr std::size_t kListener = static_cast<std::size_t>(-1);
+  // progress_gossip's descriptors and what each is: an inbound link's peer, an outbound link,
+  // or the listener or a connection awaiting its hello (kept between calls so as not to
+  // allocate at every step).
+  static constexpr std::size_t kOutbound = static_cast<std::size_t>(-1);
+  static constexpr std::size_t kListener = static_cast<std::size_t>(-2);
   std::vector<struct pollfd> progress_fds_;
   std::vector<std::size_t> progress_for_;
 };
