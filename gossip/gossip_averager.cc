@@ -2,6 +2,7 @@
 
 #include "gossip/lane_sum.h"
 #include "gossip/ring_links.h"
+#include "gossip/round_delta.h"
 
 #include <spdlog/spdlog.h>
 
@@ -95,103 +96,23 @@ double mix_squared(std::span<float> out, const std::vector<std::span<const float
   }
 }
 
-// model[k] += sum_j w[j] (in[j][k] - s[k]) for N neighbour inputs, and the squared distance of
-// s from the plain mean of s and the inputs, in one pass. Summed in float lanes within the
-// block (gossip/lane_sum.h): with one float accumulator this pass, the apply of every gossip
-// round, was scalar.
-template <std::size_t N>
-double add_delta_block(float* __restrict model, const float* __restrict s, const float* const* in,
-                       const float* w, std::size_t length) {
-  constexpr float inv = 1.0f / static_cast<float>(N + 1);
-  return sum_in_lanes<float>(0, length, [&](std::size_t k) {
-    float delta = 0.0f, sum = s[k];
-    for (std::size_t j = 0; j < N; ++j) {
-      delta += w[j] * (in[j][k] - s[k]);
-      sum += in[j][k];
-    }
-    model[k] += delta;
-    const float diff = s[k] - sum * inv;
-    return diff * diff;
-  });
-}
-
-double add_delta_general(float* model, const float* s, const float* const* in, const float* w,
-                         std::size_t inputs, std::size_t length) {
-  const double inv = 1.0 / static_cast<double>(inputs + 1);
-  double squared = 0.0;
-  for (std::size_t k = 0; k < length; ++k) {
-    float delta = 0.0f;
-    double sum = s[k];
-    for (std::size_t j = 0; j < inputs; ++j) {
-      delta += w[j] * (in[j][k] - s[k]);
-      sum += in[j][k];
-    }
-    model[k] += delta;
-    const double diff = s[k] - sum * inv;
-    squared += diff * diff;
-  }
-  return squared;
-}
-
-// One block of at most kDeltaBlock floats: model += sum_j w[j] (in[j] - s); returns the squared
-// distance of s from the mean of s and the inputs.
-double add_delta_dispatch(float* model, const float* s, const float* const* in, const float* w,
-                          std::size_t inputs, std::size_t n) {
-  switch (inputs) {
-    case 0: return add_delta_block<0>(model, s, in, w, n);
-    case 1: return add_delta_block<1>(model, s, in, w, n);
-    case 2: return add_delta_block<2>(model, s, in, w, n);
-    case 3: return add_delta_block<3>(model, s, in, w, n);
-    case 4: return add_delta_block<4>(model, s, in, w, n);
-    case 5: return add_delta_block<5>(model, s, in, w, n);
-    case 6: return add_delta_block<6>(model, s, in, w, n);
-    case 7: return add_delta_block<7>(model, s, in, w, n);
-    default: return add_delta_general(model, s, in, w, inputs, n);
-  }
-}
-
-// model += sum_j W_ij (x_j - s) over the arrived messages (binary16 when `halves`, widened a
-// block at a time so that nothing the size of the model is written besides `model`). s is
-// `own_floats` when given, else `own_halves` widened. Returns the consensus distance of s.
+// model += sum_j W_ij (x_j - s) over the arrived messages (binary16 when `halves`); s is
+// `own_floats` when given, else `own_halves`. Returns the consensus distance of s.
 double add_delta(std::vector<ReceivedMessage>& arrived, const std::vector<double>& weights,
                  bool halves, const float* own_floats, const Half* own_halves,
                  std::span<float> model) {
-  constexpr std::size_t kBlock = 1024;  // float partial sums of the distance stay short
-  const std::size_t inputs = arrived.size();
-  const std::size_t length = model.size();
-  std::vector<float> w;
-  for (std::size_t j = 1; j < weights.size(); ++j) w.push_back(static_cast<float>(weights[j]));
-  std::vector<const float*> source(inputs);
-  std::vector<const Half*> source_halves(inputs);
-  for (std::size_t j = 0; j < inputs; ++j) {
+  std::vector<DeltaOperand> inputs(arrived.size());
+  std::vector<float> w(arrived.size());
+  for (std::size_t j = 0; j < arrived.size(); ++j) {
     if (halves) {
-      source_halves[j] = arrived[j].halves().data();
+      inputs[j].halves = arrived[j].halves().data();
     } else {
-      source[j] = arrived[j].floats().data();
+      inputs[j].floats = arrived[j].floats().data();
     }
+    w[j] = static_cast<float>(weights[j + 1]);  // weights[0] is this node's own
   }
-  std::vector<float> widened(halves || !own_floats ? (inputs + 1) * kBlock : 0);
-  std::vector<const float*> at(inputs);
-  double squared = 0.0;
-  for (std::size_t begin = 0; begin < length; begin += kBlock) {
-    const std::size_t n = std::min(kBlock, length - begin);
-    const float* s = own_floats + begin;
-    if (!own_floats) {
-      halves_to_floats(std::span(own_halves + begin, n), std::span(widened.data(), n));
-      s = widened.data();
-    }
-    for (std::size_t j = 0; j < inputs; ++j) {
-      if (halves) {
-        float* slot = widened.data() + (j + 1) * kBlock;
-        halves_to_floats(std::span(source_halves[j] + begin, n), std::span(slot, n));
-        at[j] = slot;
-      } else {
-        at[j] = source[j] + begin;
-      }
-    }
-    squared += add_delta_dispatch(model.data() + begin, s, at.data(), w.data(), inputs, n);
-  }
-  return std::sqrt(squared);
+  const DeltaOperand own{.floats = own_floats, .halves = own_floats ? nullptr : own_halves};
+  return std::sqrt(add_weighted_differences(model, own, inputs, w));
 }
 
 }  // namespace
