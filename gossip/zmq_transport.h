@@ -79,7 +79,7 @@ class ZmqTransport final : public Transport {
   PeerTable& peers() override { return peers_; }
   void set_progress(std::uint64_t next_round, std::uint64_t step) override;
   void set_paused(bool paused) override;
-  // The ZMTP heartbeat timeout and one heartbeat more (see zmq_transport.cc).
+  // The ZMTP heartbeat timeout and one PING interval more (see zmq_transport.cc).
   std::chrono::milliseconds release_bound() const override;
   RingLinks* ring_links() override { return ring_links_.get(); }
 

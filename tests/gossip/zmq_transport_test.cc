@@ -280,13 +280,14 @@ TEST(ZmqTransport, ACollectiveWithAPeerThatJustCameBackLosesNoChunks) {
   EXPECT_EQ(out1[0], 2.0f);
 }
 
-TEST(ZmqTransport, PayloadsAreReleasedWithinTwiceDeadAfterAndAHeartbeat) {
-  // ZMTP closes a silent connection after max(5 heartbeats, 2 dead_after), which frees what
-  // is queued on it; the ring allreduce waits that long for its payloads (plus a margin).
-  LoopbackCluster c(2);  // heartbeat 50 ms, dead_after 500 ms
-  EXPECT_EQ(c.nodes[0]->release_bound(), 1050ms);
+TEST(ZmqTransport, PayloadsAreReleasedWithinTheZmtpTimeoutAndAPingInterval) {
+  // ZMTP closes a connection silent for max(5 heartbeats, 2 dead_after) after its last PING,
+  // sent every quarter of that (at least a heartbeat apart), which frees what is queued on
+  // it; the ring allreduce waits that long for its payloads.
+  LoopbackCluster c(2);  // heartbeat 50 ms, dead_after 500 ms: 1000 ms + 250 ms
+  EXPECT_EQ(c.nodes[0]->release_bound(), 1250ms);
   LoopbackCluster slow(2, kFingerprint, 1000ms);  // heartbeat 1 s, dead_after 10 s
-  EXPECT_EQ(slow.nodes[0]->release_bound(), 21000ms);
+  EXPECT_EQ(slow.nodes[0]->release_bound(), 25000ms);
 }
 
 TEST(ZmqTransport, AnotherModelIsRefused) {
