@@ -9,8 +9,9 @@
 //     peer that is not connected: a send to a dead peer fails at once and is counted),
 //     reconnect backoff, bounded linger and a send high-water mark;
 //   - ZMTP heartbeats on every connection, so a half-open TCP connection is noticed (after
-//     twice dead_after without traffic: closing a connection drops what is queued on it, and
-//     over a slow link a peer's answers are seconds late);
+//     twice dead_after without traffic following a PING: closing a connection drops what is
+//     queued on it, and over a slow link a peer's answers are seconds late; PINGs go out every
+//     quarter of that, since the node's own heartbeats already cross every connection);
 //   - a monitor on the inbox that counts connections failing the handshake (garbage bytes);
 //   - a monitor on each DEALER: its connection closing tells the peer table at once that the
 //     peer's process is gone (PeerTable::connection_lost), its handshake that it is back.
