@@ -418,8 +418,7 @@ bool RingLinks::send_gossip(std::size_t peer, const Header& header,
                             std::span<const std::byte> payload, std::shared_ptr<const void> owner) {
   OutboundLink* link = outbound(peer, nullptr);
   if (!link) return false;
-  const double drop = options_.faults.drop_probability;
-  if (drop > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(fault_rng_) < drop) {
+  if (options_.faults.loses_next(fault_rng_)) {
     ++injected_drops_;
     return true;  // lost on the way, as far as anyone can tell
   }

@@ -38,44 +38,39 @@ inline float delta_element(float* model, const Own* own, const Input* const* in,
   return diff * diff;
 }
 
-// Portable: a fixed number of inputs N (the loops unroll and the compiler vectorises the pass
-// over k), on floats; halves are widened a block at a time before it.
+// Portable: the element function over a block, on floats (halves are widened a block at a
+// time before it), summed in lanes (gossip/lane_sum.h). With a fixed number of inputs (N, up
+// to 7) the inner loops unroll and the compiler vectorises the pass over k.
 template <std::size_t N>
 float portable_block(float* __restrict model, const float* __restrict s, const float* const* in,
-                     const float* w, std::size_t begin, std::size_t end) {
+                     const float* w, std::size_t count) {
   constexpr float inv = 1.0f / static_cast<float>(N + 1);
-  return sum_in_lanes<float>(begin, end, [&](std::size_t k) {
-    float delta = 0.0f, sum = s[k];
-    for (std::size_t j = 0; j < N; ++j) {
-      delta += w[j] * (in[j][k] - s[k]);
-      sum += in[j][k];
-    }
-    model[k] += delta;
-    const float diff = s[k] - sum * inv;
-    return diff * diff;
+  return sum_in_lanes<float>(0, count, [&](std::size_t k) {
+    return delta_element(model, s, in, w, N, inv, k);
   });
 }
 
 float portable_block_any(float* model, const float* s, const float* const* in, const float* w,
-                         std::size_t inputs, std::size_t begin, std::size_t end) {
+                         std::size_t inputs, std::size_t count) {
   const float inv = 1.0f / static_cast<float>(inputs + 1);
-  return sum_in_lanes<float>(begin, end, [&](std::size_t k) {
+  return sum_in_lanes<float>(0, count, [&](std::size_t k) {
     return delta_element(model, s, in, w, inputs, inv, k);
   });
 }
 
+// One block of `count` elements, indexed from the block's start (the lanes are the block's).
 float portable_dispatch(float* model, const float* s, const float* const* in, const float* w,
-                        std::size_t inputs, std::size_t begin, std::size_t end) {
+                        std::size_t inputs, std::size_t count) {
   switch (inputs) {
-    case 0: return portable_block<0>(model, s, in, w, begin, end);
-    case 1: return portable_block<1>(model, s, in, w, begin, end);
-    case 2: return portable_block<2>(model, s, in, w, begin, end);
-    case 3: return portable_block<3>(model, s, in, w, begin, end);
-    case 4: return portable_block<4>(model, s, in, w, begin, end);
-    case 5: return portable_block<5>(model, s, in, w, begin, end);
-    case 6: return portable_block<6>(model, s, in, w, begin, end);
-    case 7: return portable_block<7>(model, s, in, w, begin, end);
-    default: return portable_block_any(model, s, in, w, inputs, begin, end);
+    case 0: return portable_block<0>(model, s, in, w, count);
+    case 1: return portable_block<1>(model, s, in, w, count);
+    case 2: return portable_block<2>(model, s, in, w, count);
+    case 3: return portable_block<3>(model, s, in, w, count);
+    case 4: return portable_block<4>(model, s, in, w, count);
+    case 5: return portable_block<5>(model, s, in, w, count);
+    case 6: return portable_block<6>(model, s, in, w, count);
+    case 7: return portable_block<7>(model, s, in, w, count);
+    default: return portable_block_any(model, s, in, w, inputs, count);
   }
 }
 
@@ -178,8 +173,7 @@ double add_weighted_differences_portable(std::span<float> model, DeltaOperand ow
     };
     const float* s = operand(own, 0);
     for (std::size_t j = 0; j < n; ++j) at[j] = operand(inputs[j], j + 1);
-    // The kernels index from 0: the block's model and operands start at `begin`.
-    squared += portable_dispatch(model.data() + begin, s, at.data(), weights.data(), n, 0, count);
+    squared += portable_dispatch(model.data() + begin, s, at.data(), weights.data(), n, count);
   }
   return squared;
 }

@@ -283,8 +283,7 @@ struct ZmqTransport::Impl {
 
   // Test hook: should this outgoing message vanish?
   bool injected_drop() {
-    const double p = options().faults.drop_probability;
-    if (p <= 0 || std::uniform_real_distribution<double>(0.0, 1.0)(fault_rng) >= p) return false;
+    if (!options().faults.loses_next(fault_rng)) return false;
     ++owner.injected_drops_;
     return true;
   }
