@@ -225,14 +225,23 @@ struct Node::Impl {
       }
       handshake_failures = transport->peers().handshake_failures();
     }
-    // This node's ring-link port (README "Ring links"); null when collectives use ZeroMQ.
+    // Where this node's ring link listens (README "Ring links"): a TCP port, or a Unix socket
+    // in a cluster of ipc:// endpoints; both null when collectives use ZeroMQ.
     nlohmann::json ring_port = nullptr;
-    if (transport && transport->ring_links()) ring_port = transport->ring_links()->port();
+    nlohmann::json ring_socket = nullptr;
+    if (const auto* links = transport ? transport->ring_links() : nullptr) {
+      if (links->unix_sockets()) {
+        ring_socket = links->socket_path();
+      } else {
+        ring_port = links->port();
+      }
+    }
     return {{"node", id},
             {"peers", peers},
             {"rejected_from_unknown", unknown},
             {"handshake_failures", handshake_failures},
-            {"ring_link_port", ring_port}};
+            {"ring_link_port", ring_port},
+            {"ring_link_socket", ring_socket}};
   }
 
   void handle_control(const ControlRequest& request, ReplyToken token) {
@@ -529,19 +538,29 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
       spdlog::info("CURVE: every connection is encrypted, and only the {} keys of the cluster "
                    "file get in", n.spec.nodes.size());
     }
-    if (topology::collectives_use_tcp_links(n.spec)) {
-      for (const auto& node : n.spec.nodes) {
-        t.ring_link_hosts.push_back(topology::tcp_endpoint_host(node.endpoint).value());
-      }
-      t.ring_link_port = static_cast<std::uint16_t>(self.ring_link_port);
+    switch (topology::collective_links(n.spec)) {
+      case topology::CollectiveLinks::tcp:
+        for (const auto& node : n.spec.nodes) {
+          t.ring_link_hosts.push_back(topology::tcp_endpoint_host(node.endpoint).value());
+        }
+        t.ring_link_port = static_cast<std::uint16_t>(self.ring_link_port);
+        break;
+      case topology::CollectiveLinks::unix_socket:
+        for (const auto& node : n.spec.nodes) {
+          t.ring_link_socket_paths.push_back(
+              topology::ring_link_socket_path(topology::ipc_endpoint_path(node.endpoint).value()));
+        }
+        break;
+      case topology::CollectiveLinks::zeromq:
+        break;
     }
     n.transport = std::make_unique<gossip::ZmqTransport>(std::move(t));
     if (auto* links = n.transport->ring_links()) {
-      spdlog::info("{} travel over plain TCP links (port {}); set [sync] "
+      spdlog::info("{} travel over plain {} links ({}); set [sync] "
                    "collective_transport = \"zeromq\" to send them through ZeroMQ",
                    s.mode == "gossip" ? "gossip payloads and ring allreduce chunks"
                                       : "ring allreduce chunks",
-                   links->port());
+                   links->unix_sockets() ? "Unix-domain socket" : "TCP", links->where());
     }
     if (s.mode == "gossip") {
       GossipSyncOptions g;

@@ -7,11 +7,14 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -70,6 +73,29 @@ std::optional<sockaddr_storage> resolve(const std::string& bracketed_or_not, std
   freeaddrinfo(found);
   return address;
 }
+
+// The address of a Unix-domain socket at `path`; "@name" is `name` in Linux's abstract
+// namespace (no file). nullopt with `why` set if the path does not fit a socket address.
+std::optional<sockaddr_storage> unix_address(const std::string& path, socklen_t& length,
+                                             std::string& why) {
+  sockaddr_un address{};
+  if (path.empty() || path.size() >= sizeof address.sun_path) {
+    why = "socket path '" + path + "' is empty or longer than " +
+          std::to_string(sizeof address.sun_path - 1) + " bytes";
+    return std::nullopt;
+  }
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.data(), path.size());
+  const bool abstract = path.front() == '@';
+  if (abstract) address.sun_path[0] = '\0';
+  // An abstract name is exactly its bytes; a path is NUL-terminated (zeroed above).
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
+  sockaddr_storage storage{};
+  std::memcpy(&storage, &address, sizeof address);
+  return storage;
+}
+
+bool is_abstract(const std::string& path) { return !path.empty() && path.front() == '@'; }
 
 }  // namespace
 
@@ -233,6 +259,11 @@ RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers, InboundPipeline
       inbound_pipeline_(inbound),
       // Another stream than the transport's, which draws from faults.seed itself.
       fault_rng_(options_.faults.seed ^ 0x9e3779b97f4a7c15ULL) {
+  if (unix_sockets()) {
+    if (!options_.hosts.empty()) throw std::invalid_argument("RingLinks: hosts and socket_paths both set");
+    listen_on_path(options_.socket_paths.at(options_.self));
+    return;
+  }
   const std::string& host = options_.hosts.at(options_.self);
   std::string why;
   socklen_t length = 0;
@@ -259,13 +290,55 @@ RingLinks::RingLinks(RingLinksOptions options, PeerTable& peers, InboundPipeline
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 }
 
+void RingLinks::listen_on_path(const std::string& path) {
+  std::string why;
+  socklen_t length = 0;
+  auto address = unix_address(path, length, why);
+  if (!address) throw std::runtime_error("ring link: " + why);
+  listener_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listener_ < 0) throw std::runtime_error("ring link: socket: " + errno_text(errno));
+  // A socket file left by this node's crashed process would make bind fail. Only this node
+  // binds this path (its endpoint's, which ZeroMQ bound a moment ago, replacing a stale file
+  // the same way), so what is there is stale.
+  if (!is_abstract(path)) {
+    struct stat existing {};
+    if (lstat(path.c_str(), &existing) == 0 && S_ISSOCK(existing.st_mode)) unlink(path.c_str());
+  }
+  if (bind(listener_, reinterpret_cast<sockaddr*>(&*address), length) != 0 ||
+      listen(listener_, static_cast<int>(kMaxUnidentified)) != 0) {
+    const std::string error = errno_text(errno);
+    close(listener_);
+    listener_ = -1;
+    throw std::runtime_error("ring link: cannot listen on socket " + path + ": " + error);
+  }
+  if (!is_abstract(path)) {
+    struct stat bound {};
+    if (stat(path.c_str(), &bound) == 0) {
+      bound_file_ = std::pair<std::uint64_t, std::uint64_t>(bound.st_dev, bound.st_ino);
+    }
+  }
+  port_ = 1;  // announced in acks: "listening"; the peers know the path from the cluster file
+}
+
+std::string RingLinks::where() const {
+  return unix_sockets() ? "socket " + socket_path() : "port " + std::to_string(port_);
+}
+
 RingLinks::~RingLinks() {
   for (auto& pending : unidentified_) close(pending.fd);
   if (listener_ >= 0) close(listener_);
+  if (bound_file_) {
+    const std::string path = socket_path();
+    struct stat now {};
+    if (stat(path.c_str(), &now) == 0 && now.st_dev == bound_file_->first &&
+        now.st_ino == bound_file_->second) {
+      unlink(path.c_str());
+    }
+  }
 }
 
 DecodeContext RingLinks::context_for(std::size_t sender) const {
-  return DecodeContext{static_cast<std::uint32_t>(options_.hosts.size()), options_.fingerprint,
+  return DecodeContext{static_cast<std::uint32_t>(nodes()), options_.fingerprint,
                        static_cast<std::uint32_t>(sender)};
 }
 
@@ -332,7 +405,7 @@ void RingLinks::service_listener() {
     std::uint32_t claimed = 0;
     std::memcpy(&claimed, pending.head.data() + 8, sizeof claimed);
     Decoded decoded = decode_header(pending.head, context_for(claimed));
-    const bool known = decoded.header_parsed && claimed < options_.hosts.size() && claimed != options_.self;
+    const bool known = decoded.header_parsed && claimed < nodes() && claimed != options_.self;
     const std::optional<std::size_t> sender = known ? std::optional<std::size_t>(claimed) : std::nullopt;
     if (decoded.error) {
       if (*decoded.error == RejectReason::fingerprint_mismatch && sender) {
@@ -379,7 +452,8 @@ OutboundLink* RingLinks::outbound(std::size_t peer, std::string* why) {
   if (port == 0) return nullptr;
   std::string error;
   socklen_t length = 0;
-  auto address = resolve(options_.hosts.at(peer), port, length, error);
+  auto address = unix_sockets() ? unix_address(options_.socket_paths.at(peer), length, error)
+                                : resolve(options_.hosts.at(peer), port, length, error);
   if (!address) {
     if (why) *why = error;
     return nullptr;
@@ -389,9 +463,15 @@ OutboundLink* RingLinks::outbound(std::size_t peer, std::string* why) {
     if (why) *why = "socket: " + errno_text(errno);
     return nullptr;
   }
-  set_nodelay(fd);
+  if (!unix_sockets()) set_nodelay(fd);
+  // A Unix-domain connect completes at once or fails (EAGAIN: the listener's backlog is
+  // full; the caller tries again later); a TCP one may be under way.
   if (connect(fd, reinterpret_cast<sockaddr*>(&*address), length) != 0 && errno != EINPROGRESS) {
-    if (why) *why = "connect to port " + std::to_string(port) + ": " + errno_text(errno);
+    if (why) {
+      *why = (unix_sockets() ? "connect to " + options_.socket_paths.at(peer)
+                             : "connect to port " + std::to_string(port)) +
+             ": " + errno_text(errno);
+    }
     close(fd);
     return nullptr;
   }

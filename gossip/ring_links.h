@@ -11,7 +11,10 @@
 // ZeroMQ.
 //
 // Each node listens on one TCP port, on the host of its data endpoint, chosen by the kernel,
-// and tells its peers the port in its heartbeat acks (PeerTable::ring_port). A node connects
+// and tells its peers the port in its heartbeat acks (PeerTable::ring_port). In a cluster of
+// ipc:// endpoints the links are Unix-domain stream sockets instead, each node's at a path
+// beside its endpoint's (topology::ring_link_socket_path); its acks then announce port 1,
+// which says only that it listens. A node connects
 // to its right neighbour when a collective first needs it and keeps the connection. The first
 // frame of every connection is a ring_hello (sender, incarnation, fingerprint, and aux0 = the
 // node it means to reach); the acceptor trusts nothing on the stream before that frame has
@@ -38,6 +41,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <poll.h>
@@ -54,6 +58,10 @@ struct RingLinksOptions {
   // Each node's host (of its data endpoint: a name, an IPv4 address or an IPv6 one, bracketed
   // or not), in cluster order.
   std::vector<std::string> hosts;
+  // Or each node's Unix-domain socket path, in cluster order ("@name": Linux's abstract
+  // namespace). When set, the links are Unix-domain sockets, and hosts and listen_port are
+  // unused. Exactly one of hosts and socket_paths is set.
+  std::vector<std::string> socket_paths;
   std::uint64_t fingerprint = 0;
   std::uint64_t incarnation = 0;
   std::size_t max_payload_bytes = 0;  // the largest frame payload accepted (0: no limit)
@@ -162,13 +170,22 @@ class RingLinks {
   // stalled or not yet declared dead, must not make the sender keep every snapshot).
   static constexpr std::size_t kMaxQueuedGossip = 4;
 
-  // Binds the listener on hosts[self] (at listen_port); throws std::runtime_error naming host,
-  // port and reason. Gossip payloads received on links go through `inbound`, the receive
+  // Binds the listener on hosts[self] (at listen_port), or at socket_paths[self] (replacing a
+  // socket file a crashed process left there); throws std::runtime_error naming host and
+  // port, or path, and reason. Gossip payloads received on links go through `inbound`, the receive
   // path of ZeroMQ messages (checks, sender policy, accounting, the mailbox).
   RingLinks(RingLinksOptions options, PeerTable& peers, InboundPipeline& inbound);
   ~RingLinks();
 
+  // The TCP port that the listener is bound to; 1 for a Unix-domain socket's.
   std::uint16_t port() const { return port_; }
+  bool unix_sockets() const { return !options_.socket_paths.empty(); }
+  // This node's socket path, if unix_sockets(); else empty.
+  std::string socket_path() const {
+    return unix_sockets() ? options_.socket_paths.at(options_.self) : std::string();
+  }
+  // Where the listener is: "port N" or "socket PATH", for logs.
+  std::string where() const;
   std::uint64_t incarnation() const { return options_.incarnation; }
   std::uint64_t fingerprint() const { return options_.fingerprint; }
   std::size_t max_payload_bytes() const { return options_.max_payload_bytes; }
@@ -241,10 +258,18 @@ class RingLinks {
   void refuse(const Unidentified& pending, std::optional<std::size_t> sender, RejectReason reason,
               const std::string& detail);
 
+  std::size_t nodes() const {
+    return unix_sockets() ? options_.socket_paths.size() : options_.hosts.size();
+  }
+  void listen_on_path(const std::string& path);  // the constructor's part for Unix sockets
+
   RingLinksOptions options_;
   PeerTable& peers_;
   int listener_ = -1;
   std::uint16_t port_ = 0;
+  // The socket file this process bound (device and inode), removed again only if it is still
+  // that file: a later process of the same node may have replaced it.
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> bound_file_;
   std::chrono::steady_clock::time_point accept_paused_until_{};
   std::mutex mutex_;
   std::vector<Unidentified> unidentified_;

@@ -573,13 +573,17 @@ ZmqTransport::ZmqTransport(ZmqTransportOptions options)
   impl_->open_sockets();
   // After the inbox: a data endpoint that cannot be bound is reported as such, not as a ring
   // link's failure. Before the network thread: its acks announce the links' port.
-  if (!options_.ring_link_hosts.empty()) {
+  if (!options_.ring_link_hosts.empty() || !options_.ring_link_socket_paths.empty()) {
     if (!options_.public_keys.empty()) {
-      throw std::invalid_argument("ZmqTransport: ring links are plain TCP; not with CURVE keys");
+      throw std::invalid_argument("ZmqTransport: ring links are not encrypted; not with CURVE keys");
+    }
+    if (!options_.ring_link_hosts.empty() && !options_.ring_link_socket_paths.empty()) {
+      throw std::invalid_argument("ZmqTransport: ring links over TCP or Unix sockets, not both");
     }
     RingLinksOptions links;
     links.self = options_.self;
     links.hosts = options_.ring_link_hosts;
+    links.socket_paths = options_.ring_link_socket_paths;
     links.fingerprint = options_.policy.fingerprint;
     links.incarnation = options_.incarnation;
     links.max_payload_bytes = options_.max_payload_bytes;

@@ -64,6 +64,9 @@ struct ZmqTransportOptions {
   // The fault-injection hooks above do not act on ring links.
   std::vector<std::string> ring_link_hosts;
   std::uint16_t ring_link_port = 0;  // where this node's ring link listens; 0: the kernel picks
+  // Or every node's Unix-domain socket path for its ring link, in cluster order (a cluster of
+  // ipc:// endpoints); at most one of ring_link_hosts and ring_link_socket_paths is set.
+  std::vector<std::string> ring_link_socket_paths;
 };
 
 class ZmqTransport final : public Transport {

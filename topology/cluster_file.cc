@@ -34,12 +34,40 @@ std::string without_brackets(const std::string& host) {
   return host;
 }
 
+std::optional<std::string> ipc_endpoint_path(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) != 0) return std::nullopt;
+  return endpoint.substr(6);
+}
+
+std::string ring_link_socket_path(const std::string& ipc_path) { return ipc_path + ".link"; }
+
+namespace {
+bool unix_links_fit(const NodeSpec& n) {
+  const auto path = ipc_endpoint_path(n.endpoint);
+  return path && !ipc_path_problem(ring_link_socket_path(*path));
+}
+}  // namespace
+
+CollectiveLinks collective_links(const ClusterSpec& spec) {
+  const auto& s = spec.sync;
+  if (s.mode == "local" || s.collective_transport == "zeromq") return CollectiveLinks::zeromq;
+  if (s.collective_transport == "tcp") return CollectiveLinks::tcp;
+  if (s.collective_transport == "unix") return CollectiveLinks::unix_socket;
+  // "auto": links where every node can have one and nothing is encrypted (links are not).
+  const auto& nodes = spec.nodes;
+  const bool plain = std::all_of(nodes.begin(), nodes.end(),
+                                 [](const NodeSpec& n) { return n.public_key.empty(); });
+  if (!plain || nodes.empty()) return CollectiveLinks::zeromq;
+  if (std::all_of(nodes.begin(), nodes.end(),
+                  [](const NodeSpec& n) { return tcp_endpoint_host(n.endpoint).has_value(); })) {
+    return CollectiveLinks::tcp;
+  }
+  if (std::all_of(nodes.begin(), nodes.end(), unix_links_fit)) return CollectiveLinks::unix_socket;
+  return CollectiveLinks::zeromq;
+}
+
 bool collectives_use_tcp_links(const ClusterSpec& spec) {
-  if (spec.sync.mode == "local" || spec.sync.collective_transport == "zeromq") return false;
-  if (spec.sync.collective_transport == "tcp") return true;
-  return std::all_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) {
-    return n.public_key.empty() && tcp_endpoint_host(n.endpoint).has_value();
-  });
+  return collective_links(spec) == CollectiveLinks::tcp;
 }
 
 namespace {
@@ -750,23 +778,37 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.collective_timeout_ms = r.integer("collective_timeout_ms", s.collective_timeout_ms, 1, 3600000);
   s.consensus_bound = r.number("consensus_bound", s.consensus_bound, 0.0, 1e30);
   s.collective_transport =
-      r.choice("collective_transport", s.collective_transport, {"auto", "tcp", "zeromq"});
+      r.choice("collective_transport", s.collective_transport, {"auto", "tcp", "unix", "zeromq"});
   if (r.has("collective_transport") && s.mode == "local") {
     r.fail_at(r.get("collective_transport"), "collective_transport",
               "needs a mode that talks to peers, not \"local\"");
   }
-  if (s.collective_transport == "tcp") {
+  if (s.collective_transport == "tcp" || s.collective_transport == "unix") {
+    const std::string& links = s.collective_transport;
     for (std::size_t i = 0; i < spec.nodes.size(); ++i) {
       const NodeSpec& node = spec.nodes[i];
+      const std::string which = "node[" + std::to_string(i) + "]";
       if (!node.public_key.empty()) {
         r.fail_at(r.get("collective_transport"), "collective_transport",
-                  "\"tcp\" links are not encrypted, and node[" + std::to_string(i) +
-                      "] has a CURVE public_key; use \"zeromq\" (or \"auto\")");
+                  "\"" + links + "\" links are not encrypted, and " + which +
+                      " has a CURVE public_key; use \"zeromq\" (or \"auto\")");
       }
-      if (!tcp_endpoint_host(node.endpoint)) {
+      if (links == "tcp" && !tcp_endpoint_host(node.endpoint)) {
         r.fail_at(r.get("collective_transport"), "collective_transport",
-                  "\"tcp\" needs tcp:// endpoints, and node[" + std::to_string(i) +
-                      "] has " + node.endpoint + "; use \"zeromq\" (or \"auto\")");
+                  "\"tcp\" needs tcp:// endpoints, and " + which + " has " + node.endpoint +
+                      "; use \"zeromq\" (or \"auto\")");
+      }
+      if (links == "unix") {
+        const auto path = ipc_endpoint_path(node.endpoint);
+        if (!path) {
+          r.fail_at(r.get("collective_transport"), "collective_transport",
+                    "\"unix\" needs ipc:// endpoints, and " + which + " has " + node.endpoint +
+                        "; use \"tcp\", \"zeromq\" or \"auto\"");
+        } else if (auto problem = ipc_path_problem(ring_link_socket_path(*path))) {
+          r.fail_at(r.get("collective_transport"), "collective_transport",
+                    "the link socket of " + which + ", " + ring_link_socket_path(*path) + ": " +
+                        *problem + "; use a shorter endpoint path, or \"zeromq\"");
+        }
       }
     }
   }
@@ -837,9 +879,13 @@ void check_ring_link_ports(const ClusterSpec& spec) {
     const std::string field = "node[" + std::to_string(i) + "].ring_link_port";
     if (!collectives_use_tcp_links(spec)) {
       throw ConfigError(spec.file, n.ring_link_port_line, 0, field,
-                        "applies only where ring allreduce chunks travel over TCP links, and "
-                        "[sync] sends them through ZeroMQ (mode, collective_transport, CURVE "
-                        "keys or an ipc:// endpoint decide)");
+                        std::string("applies only where ring allreduce chunks travel over TCP "
+                                    "links, and [sync] sends them ") +
+                            (collective_links(spec) == CollectiveLinks::unix_socket
+                                 ? "over Unix-domain socket links"
+                                 : "through ZeroMQ") +
+                            " (mode, collective_transport, CURVE keys or an ipc:// endpoint "
+                            "decide)");
     }
     const std::string key = socket_key("tcp://" + *tcp_endpoint_host(n.endpoint) + ":" +
                                        std::to_string(n.ring_link_port));
@@ -848,6 +894,20 @@ void check_ring_link_ports(const ClusterSpec& spec) {
       throw ConfigError(spec.file, n.ring_link_port_line, 0, field,
                         std::to_string(n.ring_link_port) + " is taken on that host by " +
                             it->second + "; every listener needs its own port");
+    }
+  }
+  // Unix-domain links listen beside each ipc:// endpoint; that path must be nobody else's.
+  if (collective_links(spec) != CollectiveLinks::unix_socket) return;
+  for (std::size_t i = 0; i < spec.nodes.size(); ++i) {
+    const NodeSpec& n = spec.nodes[i];
+    const std::string path = ring_link_socket_path(*ipc_endpoint_path(n.endpoint));
+    if (auto [it, inserted] = taken.emplace(socket_key("ipc://" + path),
+                                            "node[" + std::to_string(i) + "]'s ring link");
+        !inserted) {
+      throw ConfigError(spec.file, n.line, 0, "node[" + std::to_string(i) + "].endpoint",
+                        "its ring link would listen at " + path + ", which " + it->second +
+                            " uses; choose another endpoint path, or [sync] "
+                            "collective_transport = \"zeromq\"");
     }
   }
 }

@@ -29,8 +29,16 @@ std::optional<std::string> tcp_endpoint_host(const std::string& endpoint);
 // socket calls want it bare. Any other host is returned as it is.
 std::string without_brackets(const std::string& host);
 
-// Whether this cluster's ring allreduces send their chunks over plain TCP links
-// ([sync] collective_transport; the same answer on every node of the file).
+// The path of an "ipc://path" endpoint, or nullopt for any other.
+std::optional<std::string> ipc_endpoint_path(const std::string& endpoint);
+// Where the ring link of a node with the ipc:// endpoint at `ipc_path` listens: beside it.
+std::string ring_link_socket_path(const std::string& ipc_path);
+
+// How this cluster's ring allreduce chunks (and gossip payloads) travel: over plain TCP links,
+// over Unix-domain socket links, or through ZeroMQ ([sync] collective_transport; the same
+// answer on every node of the file).
+enum class CollectiveLinks { zeromq, tcp, unix_socket };
+CollectiveLinks collective_links(const ClusterSpec& spec);
 bool collectives_use_tcp_links(const ClusterSpec& spec);
 
 // Why `path` cannot be a Unix socket's (an ipc:// endpoint's): longer than the 107 bytes a

@@ -116,10 +116,11 @@ struct SyncSpec {
   bool final_allreduce = false;            // end with one allreduce of all live nodes' models
   std::string allreduce = "gradients";     // allreduce mode: gradients every step | parameters
   std::int64_t collective_timeout_ms = 10000;  // a ring allreduce gives up after this
-  // How ring allreduce chunks travel: "tcp" over plain TCP links between ring neighbours
-  // (gossip/ring_links.h), "zeromq" through the ZeroMQ transport, "auto" tcp where every
-  // endpoint is tcp:// and no CURVE keys are set (TCP links are not encrypted). See
-  // collectives_use_tcp_links().
+  // How ring allreduce chunks and gossip payloads travel: "tcp" over plain TCP links between
+  // nodes (gossip/ring_links.h), "unix" over Unix-domain socket links between ipc:// nodes,
+  // "zeromq" through the ZeroMQ transport, "auto" tcp where every endpoint is tcp://, unix
+  // where every endpoint is ipc://, and zeromq otherwise or with CURVE keys (links are not
+  // encrypted). See collective_links().
   std::string collective_transport = "auto";
   double consensus_bound = 0.0;            // gossip: ask for one allreduce above this (0: off)
   double delta = 1.0;                      // dynamic: threshold on ||x - r||^2 (or factor)

@@ -1,7 +1,8 @@
 """Issue 5's benchmark, measured in one run on this machine:
 
-  1. ring allreduce bandwidth: Starling (allreduce_rank: chunks over its TCP ring links, and
-     through ZeroMQ over tcp:// and ipc://) against
+  1. ring allreduce bandwidth: Starling (allreduce_rank: chunks over its TCP ring links,
+     through ZeroMQ over tcp:// and ipc://, and over Unix-domain socket ring links between
+     ipc:// nodes) against
      torch.distributed's allreduce over Gloo (tcp), world sizes 2, 4 and 8, buffers of 1, 16
      and 100 MiB of float32; algorithm bandwidth = buffer bytes / median time of one allreduce;
   2. the memory-copy bound: each byte a member sends crosses the kernel twice (into the socket,
@@ -42,11 +43,16 @@ def starling_allreduce(world, sizes, transport):
         return starling_allreduce_in(d, world, sizes, transport)
 
 
+# How each variant's chunks travel (allreduce_rank --links): over TCP ring links, through
+# ZeroMQ over tcp:// or ipc://, or over Unix-domain socket ring links between ipc:// nodes.
+LINKS = {"tcp": "tcp", "zmq-tcp": "zeromq", "ipc": "zeromq", "ipc-links": "unix"}
+
+
 def starling_allreduce_in(d, world, sizes, transport):
     lines = ["[cluster]", 'name = "ar"', "[topology]", 'kind = "ring"']
     ports = starling_runs.free_ports(world)
     for i in range(world):
-        endpoint = (f"ipc://{d}/r{i}.sock" if transport == "ipc"
+        endpoint = (f"ipc://{d}/r{i}.sock" if transport in ("ipc", "ipc-links")
                     else f"tcp://127.0.0.1:{ports[i]}")
         lines += ["[[node]]", f'id = "r{i}"', f'endpoint = "{endpoint}"']
     with open(os.path.join(d, "ring.toml"), "w") as f:
@@ -56,7 +62,7 @@ def starling_allreduce_in(d, world, sizes, transport):
         procs = [subprocess.Popen([RANK, "--config", os.path.join(d, "ring.toml"), "--node", f"r{i}",
                                    "--sizes", str(size), "--iterations", str(iterations_for(size)),
                                    "--warmup", "2",
-                                   "--links", "tcp" if transport == "tcp" else "zeromq"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   "--links", LINKS[transport]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True) for i in range(world)]
         outs = [p.communicate()[0] for p in procs]
         if any(p.returncode != 0 for p in procs):
@@ -171,13 +177,15 @@ def main():
             tcp = starling_allreduce(world, sizes, "tcp")
             zmq_tcp = starling_allreduce(world, sizes, "zmq-tcp")
             ipc = starling_allreduce(world, sizes, "ipc")
+            ipc_links = starling_allreduce(world, sizes, "ipc-links")
             gloo = gloo_allreduce(world, sizes)
             probe = raw_ring_probe(world, sizes) if args.probe else {}
             probe_bare = raw_ring_probe(world, sizes, ["--no-checksum"]) if args.probe else {}
             floor = raw_ring_probe(world, sizes, ["--transfer-only"]) if args.probe else {}
             for size in sizes:
                 row = {"world": world, "bytes": size, "starling_tcp_s": tcp[size],
-                       "starling_zmq_tcp_s": zmq_tcp[size], "starling_ipc_s": ipc[size], "gloo_s": gloo[size]}
+                       "starling_zmq_tcp_s": zmq_tcp[size], "starling_ipc_s": ipc[size],
+                       "starling_ipc_links_s": ipc_links[size], "gloo_s": gloo[size]}
                 if args.probe:
                     row.update({"raw_probe_s": probe[size], "raw_probe_no_checksum_s": probe_bare[size],
                                 "transfer_floor_s": floor[size]})
@@ -193,17 +201,20 @@ def main():
             trains.append(t)
 
     print(f"\naggregate memcpy bandwidth (2 copiers): {copy / 1e9:.1f} GB/s")
-    print("(tcp: chunks over Starling's TCP ring links; zmq tcp and ipc: chunks through ZeroMQ)")
-    print("world  size     Starling tcp   zmq tcp        zmq ipc        Gloo tcp      tcp/Gloo  zmq tcp/Gloo  ipc/Gloo  tcp % of copy bound")
+    print("(tcp: chunks over Starling's TCP ring links; zmq tcp and zmq ipc: chunks through ZeroMQ;")
+    print(" ipc links: ipc:// nodes, chunks over Unix-domain socket ring links)")
+    print("world  size     Starling tcp   zmq tcp        zmq ipc        ipc links      Gloo tcp      "
+          "tcp/Gloo  zmq tcp/Gloo  ipc/Gloo  ipc links/Gloo  tcp % of copy bound")
     for row in table:
         n, b = row["world"], row["bytes"]
         bw = lambda s: b / s / 1e9  # noqa: E731
         bound = copy / (4 * (n - 1)) / 1e9
         print(f"{n:<6} {b // MiB:>4} MiB  {bw(row['starling_tcp_s']):6.2f} GB/s    "
               f"{bw(row['starling_zmq_tcp_s']):6.2f} GB/s    "
-              f"{bw(row['starling_ipc_s']):6.2f} GB/s    {bw(row['gloo_s']):6.2f} GB/s    "
+              f"{bw(row['starling_ipc_s']):6.2f} GB/s    {bw(row['starling_ipc_links_s']):6.2f} GB/s    "
+              f"{bw(row['gloo_s']):6.2f} GB/s    "
               f"{row['gloo_s'] / row['starling_tcp_s']:5.2f}x    {row['gloo_s'] / row['starling_zmq_tcp_s']:5.2f}x        "
-              f"{row['gloo_s'] / row['starling_ipc_s']:5.2f}x    "
+              f"{row['gloo_s'] / row['starling_ipc_s']:5.2f}x    {row['gloo_s'] / row['starling_ipc_links_s']:5.2f}x          "
               f"{100 * bw(row['starling_tcp_s']) / bound:5.1f}% (bound {bound:.2f} GB/s)")
     if args.probe:
         print("\ndesign probe, ring over plain TCP sockets (raw_ring_probe):")

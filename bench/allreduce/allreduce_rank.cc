@@ -58,8 +58,9 @@ int main(int argc, char** argv) {
   app.add_flag("--sum", sum, "sum instead of mean");
   std::string links = "tcp";
   app.add_option("--links", links,
-                 "how chunks travel: tcp (plain TCP ring links; tcp:// endpoints only) or zeromq")
-      ->check(CLI::IsMember({"tcp", "zeromq"}));
+                 "how chunks travel: tcp (plain TCP ring links; tcp:// endpoints only), unix "
+                 "(Unix-domain socket links; ipc:// endpoints only) or zeromq")
+      ->check(CLI::IsMember({"tcp", "unix", "zeromq"}));
   CLI11_PARSE(app, argc, argv);
 
   auto spec = topology::parse_cluster_file(config);
@@ -93,6 +94,17 @@ int main(int argc, char** argv) {
         return 2;
       }
       o.ring_link_hosts.push_back(*host);
+    }
+  }
+  if (links == "unix") {
+    for (const auto& n : spec.nodes) {
+      auto path = topology::ipc_endpoint_path(n.endpoint);
+      if (!path) {
+        std::cerr << "allreduce_rank: --links unix needs ipc:// endpoints; " << n.id << " has "
+                  << n.endpoint << "\n";
+        return 2;
+      }
+      o.ring_link_socket_paths.push_back(topology::ring_link_socket_path(*path));
     }
   }
   gossip::ZmqTransport transport(o);

@@ -62,10 +62,12 @@ TEST(Allreduce, SynchronousSgdMatchesOneNodeWithFourTimesTheBatch) {
 // model to the bit. Each log says which way its chunks went.
 TEST(Allreduce, RingLinksAndZeroMqTrainTheSameModel) {
   std::map<std::string, std::set<double>> losses;
-  for (const std::string transport : {"tcp", "zeromq"}) {
+  // "unix": ipc:// endpoints, chunks over Unix-domain socket links.
+  for (const std::string transport : {"tcp", "unix", "zeromq"}) {
     SCOPED_TRACE(transport);
     LocalClusterOptions o;
     o.nodes = 3;
+    o.ipc_endpoints = transport == "unix";
     o.training = "model = \"mlp\"\nepochs = 1\nmax_steps = 150\nlr = 0.1";
     o.sync = "mode = \"allreduce\"\ncollective_transport = \"" + transport + "\"";
     LocalCluster cluster(o);
@@ -76,13 +78,17 @@ TEST(Allreduce, RingLinksAndZeroMqTrainTheSameModel) {
       EXPECT_EQ(summary["sync"].value("failed", -1), 0) << cluster.log(i);
       EXPECT_EQ(summary.value("step", 0), 150);
       losses[transport].insert(summary.value("eval_loss", -1.0));
-      const bool said_links = cluster.log(i).find("travel over plain TCP links") != std::string::npos;
-      EXPECT_EQ(said_links, transport == "tcp") << cluster.log(i);
+      const bool said_tcp = cluster.log(i).find("travel over plain TCP links") != std::string::npos;
+      EXPECT_EQ(said_tcp, transport == "tcp") << cluster.log(i);
+      const bool said_unix =
+          cluster.log(i).find("travel over plain Unix-domain socket links") != std::string::npos;
+      EXPECT_EQ(said_unix, transport == "unix") << cluster.log(i);
     }
   }
   ASSERT_EQ(losses["tcp"].size(), 1u);  // every replica the same
   EXPECT_GT(*losses["tcp"].begin(), 0.0);  // a test loss was measured
   EXPECT_EQ(losses["tcp"], losses["zeromq"]);
+  EXPECT_EQ(losses["tcp"], losses["unix"]);
 }
 
 TEST(Allreduce, AKilledMemberHandsOverToGossipAndTheRingTakesItBack) {

@@ -148,9 +148,12 @@ TEST(Fault, SigkilledNodeIsDeadForItsNeighboursAndComesBackFromItsCheckpoint) {
 // every node); if it rejoined the round only, it would still have rounds to run after they
 // finished, each waiting out the round timeout, and its final allreduce would carry another
 // tag than theirs and fail.
-TEST(Fault, ARestartedNodeRejoinsTheRoundAndStepAndTheClusterFinishesTogether) {
+// `ipc`: ipc:// endpoints, so payloads and chunks travel over Unix-domain socket links, and
+// the killed node's socket files are left behind for its restart to replace.
+void restarted_node_rejoins_and_the_cluster_finishes_together(bool ipc) {
   LocalClusterOptions o;
   o.nodes = 4;
+  o.ipc_endpoints = ipc;
   o.training = "model = \"mlp\"\nepochs = 6\ncheckpoint_every = 40\neval_every = 100000";
   o.sync = "mode = \"gossip\"\nperiod = 8\nstaleness = 0\nfinal_allreduce = true\n"
            "heartbeat_ms = 100\nsuspect_after_ms = 400\ndead_after_ms = 1200\nround_timeout_ms = 1000";
@@ -172,6 +175,22 @@ TEST(Fault, ARestartedNodeRejoinsTheRoundAndStepAndTheClusterFinishesTogether) {
   EXPECT_GT(rejoined.front().value("skipped_steps", 0), 0);
   // One final allreduce of all four: one model, one score.
   expect_one_final_model_of_all_four(cluster);
+  if (ipc) {
+    // Its second run listened where the first left a socket file.
+    const std::string log = cluster.log(2);
+    const std::string said = "travel over plain Unix-domain socket links";
+    const auto first = log.find(said);
+    ASSERT_NE(first, std::string::npos) << log;
+    EXPECT_NE(log.find(said, first + 1), std::string::npos) << log;
+  }
+}
+
+TEST(Fault, ARestartedNodeRejoinsTheRoundAndStepAndTheClusterFinishesTogether) {
+  restarted_node_rejoins_and_the_cluster_finishes_together(false);
+}
+
+TEST(Fault, ARestartedNodeRejoinsOverUnixSocketLinksAndTheClusterFinishesTogether) {
+  restarted_node_rejoins_and_the_cluster_finishes_together(true);
 }
 
 // The same for dynamic averaging, whose nodes report their step in heartbeats for this.

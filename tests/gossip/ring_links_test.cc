@@ -7,7 +7,12 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
 
 #include <atomic>
 #include <future>
@@ -32,12 +37,19 @@ using namespace ring_testing;  // names, random_inputs, plain_sum, expect_reduce
 
 // A fake transport with real ring links: chunks go over loopback TCP, the rest through the
 // fake network.
+// With `socket_paths`, the links are Unix-domain sockets at those paths instead.
 class LinkedTransport final : public Transport {
  public:
-  LinkedTransport(FakeTransport& inner, std::size_t n, FaultInjection faults = {}) : inner_(inner) {
+  LinkedTransport(FakeTransport& inner, std::size_t n, FaultInjection faults = {},
+                  std::vector<std::string> socket_paths = {})
+      : inner_(inner) {
     RingLinksOptions o;
     o.self = inner.self();
-    o.hosts.assign(n, "127.0.0.1");
+    if (socket_paths.empty()) {
+      o.hosts.assign(n, "127.0.0.1");
+    } else {
+      o.socket_paths = std::move(socket_paths);
+    }
     o.fingerprint = inner.fingerprint();
     o.incarnation = 1;
     o.faults = faults;
@@ -60,9 +72,11 @@ struct LinkedNetwork {
   FakeNetwork fake;
   std::vector<std::unique_ptr<LinkedTransport>> nodes;
 
-  explicit LinkedNetwork(std::size_t n, FaultInjection faults = {}) : fake(names(n), 1, {}, 1 << 16) {
+  explicit LinkedNetwork(std::size_t n, FaultInjection faults = {},
+                         std::vector<std::string> socket_paths = {})
+      : fake(names(n), 1, {}, 1 << 16) {
     for (std::size_t i = 0; i < n; ++i) {
-      nodes.push_back(std::make_unique<LinkedTransport>(fake.node(i), n, faults));
+      nodes.push_back(std::make_unique<LinkedTransport>(fake.node(i), n, faults, socket_paths));
     }
     // What heartbeat acks would tell each node.
     for (std::size_t i = 0; i < n; ++i) {
@@ -441,11 +455,15 @@ topology::Topology compiled(const std::string& kind, std::size_t n) {
 // Gossip rounds on 4 nodes whose fake network carries nothing: every payload must come over
 // the links. Node i's model is all i; the ring mixes 1/3 each, the one-peer exponential graph
 // 1/2 with this round's in-neighbour (binary16 carries these values exactly).
-TEST(RingLinks, GossipRoundsTravelOverTheLinks) {
+// Three rounds of 4 nodes, ring in f32 and one-peer exponential in f16, with the fake
+// network cut so that every payload must take the links (made by `make_network`).
+template <typename MakeNetwork>
+void gossip_rounds_travel_over_the_links(MakeNetwork make_network) {
   for (bool exponential : {false, true}) {
     SCOPED_TRACE(exponential ? "one-peer exponential, f16" : "ring, f32");
     const std::size_t n = 4;
-    LinkedNetwork network(n);
+    std::unique_ptr<LinkedNetwork> owned = make_network(n);
+    LinkedNetwork& network = *owned;
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = 0; j < n; ++j) {
         if (i != j) network.fake.cut(i, j);
@@ -463,10 +481,15 @@ TEST(RingLinks, GossipRoundsTravelOverTheLinks) {
       std::vector<std::vector<float>> mixed(n, std::vector<float>(length));
       std::vector<GossipRoundResult> results(n);
       std::vector<std::thread> threads;
+      std::atomic<std::size_t> done{0};
       for (std::size_t i = 0; i < n; ++i) {
         threads.emplace_back([&, i] {
           auto model = std::make_shared<const std::vector<float>>(length, static_cast<float>(i));
           results[i] = averagers[i]->run_round(round, model, mixed[i]);
+          ++done;
+          // A node whose round is complete may still have its payload half written (a socket
+          // takes a few hundred KB at once); as between training steps, it goes on writing.
+          while (done.load() < n) averagers[i]->progress_links(1ms);
         });
       }
       for (auto& t : threads) t.join();
@@ -485,6 +508,11 @@ TEST(RingLinks, GossipRoundsTravelOverTheLinks) {
       }
     }
   }
+}
+
+TEST(RingLinks, GossipRoundsTravelOverTheLinks) {
+  gossip_rounds_travel_over_the_links(
+      [](std::size_t n) { return std::make_unique<LinkedNetwork>(n); });
 }
 
 // A gossip payload that a node sent before a collective, and that its right neighbour had not
@@ -708,6 +736,123 @@ TEST(RingLinks, ALinkToANeighbourThatDoesNotReadHoldsAFewPayloadsOnly) {
   }
   // 12 payloads of 4 MiB cannot all be in the sockets: some were refused at the bound.
   EXPECT_GE(network.node(0).peers().send_failures(1), 12u - RingLinks::kMaxQueuedGossip - 2);
+}
+
+// ------------------------------------------------------------ over Unix-domain sockets
+
+// A private directory for socket files, removed with what is left in it.
+class SocketDir {
+ public:
+  SocketDir() {
+    char name[] = "/tmp/starling-links-XXXXXX";
+    EXPECT_NE(mkdtemp(name), nullptr);
+    dir_ = name;
+  }
+  ~SocketDir() { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& file) const { return (dir_ / file).string(); }
+  std::vector<std::string> paths(std::size_t n) const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < n; ++i) out.push_back(path("n" + std::to_string(i) + ".link"));
+    return out;
+  }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+bool is_socket_file(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+// A socket file such as a SIGKILLed process leaves behind: bound, then closed, never removed.
+void leave_stale_socket_file(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+  close(fd);
+  ASSERT_TRUE(is_socket_file(path));
+}
+
+TEST(RingLinks, OverUnixSocketsAllreduceMatchesAPlainSum) {
+  SocketDir dir;
+  for (std::size_t n : {2u, 3u, 5u}) {
+    LinkedNetwork network(n, {}, dir.paths(n));
+    // Nothing through the fake network: every chunk must take the links.
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < n; ++j) {
+        if (i != j) network.fake.cut(i, j);
+      }
+    }
+    ASSERT_TRUE(network.node(0).ring_links()->unix_sockets());
+    EXPECT_EQ(network.node(0).ring_links()->port(), 1);  // what acks announce: "listening"
+    std::uint64_t tag = 1;
+    for (std::size_t length : {0u, 1u, 7u, 100003u}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " length=" + std::to_string(length));
+      auto inputs = random_inputs(n, length, static_cast<unsigned>(n * 1000 + length));
+      AllreduceOptions options;
+      options.chunk_bytes = length > 1000 ? 4096 : 8;
+      Runs runs(network, options);
+      std::vector<std::vector<float>> outputs;
+      auto results = runs.run(tag++, all_members(n), inputs, outputs);
+      for (std::size_t m = 0; m < n; ++m) ASSERT_TRUE(results[m].ok) << m << ": " << results[m].error;
+      expect_reduced(outputs, plain_sum(inputs), n, true);
+    }
+  }
+}
+
+TEST(RingLinks, GossipRoundsTravelOverUnixSocketLinks) {
+  SocketDir dir;
+  gossip_rounds_travel_over_the_links(
+      [&](std::size_t n) { return std::make_unique<LinkedNetwork>(n, FaultInjection{}, dir.paths(n)); });
+}
+
+// A node SIGKILLed leaves its socket file; the restarted node must listen there again. On a
+// clean exit the file goes, unless another process has bound the path since.
+TEST(RingLinks, AUnixSocketFileLeftBehindIsReplacedAndItsOwnIsRemovedOnExit) {
+  SocketDir dir;
+  const auto paths = dir.paths(2);
+  leave_stale_socket_file(paths[0]);
+  {
+    LinkedNetwork network(2, {}, paths);  // node 0 binds over the stale file
+    collective_1_of_two_succeeds(network, 1000);
+    EXPECT_TRUE(is_socket_file(paths[0]));
+    EXPECT_TRUE(is_socket_file(paths[1]));
+  }
+  EXPECT_FALSE(is_socket_file(paths[0]));
+  EXPECT_FALSE(is_socket_file(paths[1]));
+
+  // Node 0's path taken over by a later process (here: a stale-looking file bound after it):
+  // node 0's exit leaves that one alone.
+  FakeNetwork fake(names(2), 1);
+  RingLinksOptions o;
+  o.self = 0;
+  o.socket_paths = paths;
+  {
+    RingLinks links(o, fake.node(0).peers(), fake.node(0).pipeline());
+    std::filesystem::remove(paths[0]);
+    leave_stale_socket_file(paths[0]);
+  }
+  EXPECT_TRUE(is_socket_file(paths[0]));
+}
+
+TEST(RingLinks, UnixSocketsWorkInTheAbstractNamespaceAndLongPathsAreRefused) {
+  const std::string stem = "@starling-links-test-" + std::to_string(getpid()) + "-";
+  LinkedNetwork network(2, {}, {stem + "0", stem + "1"});
+  collective_1_of_two_succeeds(network, 777);
+
+  FakeNetwork fake(names(2), 1);
+  RingLinksOptions o;
+  o.self = 0;
+  o.socket_paths = {"/tmp/" + std::string(120, 'x'), "/tmp/y"};
+  try {
+    RingLinks links(o, fake.node(0).peers(), fake.node(0).pipeline());
+    ADD_FAILURE() << "listened at a path longer than a socket address holds";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("longer than 107 bytes"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -32,7 +32,14 @@ LocalCluster::LocalCluster(const LocalClusterOptions& options) {
   controls_.resize(options.nodes);
   for (std::size_t i = 0; i < options.nodes; ++i) {
     ids_.push_back("n" + std::to_string(i));
-    endpoints_.push_back(i < options.endpoints.size() ? options.endpoints[i] : loopback_endpoint());
+    if (i < options.endpoints.size()) {
+      endpoints_.push_back(options.endpoints[i]);
+    } else if (options.ipc_endpoints) {
+      fs::create_directories(dir_ / "data");
+      endpoints_.push_back("ipc://" + (dir_ / "data" / (ids_[i] + ".sock")).string());
+    } else {
+      endpoints_.push_back(loopback_endpoint());
+    }
     text << "\n[[node]]\nid = \"" << ids_[i] << "\"\nendpoint = \"" << endpoints_[i]
          << "\"\ncontrol = \"" << control_endpoint(i) << "\"\n";
     if (options.metrics) {

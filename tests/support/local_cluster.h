@@ -29,6 +29,9 @@ struct LocalClusterOptions {
   std::vector<std::string> endpoints;
   std::vector<std::string> namespaces;
   std::vector<std::string> controls;  // node i's control endpoint (else an ipc path)
+  // Data endpoints not given in `endpoints` are ipc:// paths in the cluster's directory rather
+  // than loopback ports (collectives then travel over Unix-domain socket links).
+  bool ipc_endpoints = false;
 };
 
 class LocalCluster {

@@ -181,6 +181,27 @@ std::vector<BrokenFile> broken_files() {
        kHead + kRing + nodes(1) + "[[node]]\nid = \"n1\"\nendpoint = \"ipc:///run/s/n1\"\n" +
            "[sync]\nmode = \"allreduce\"\ncollective_transport = \"tcp\"  # <-\n",
        "sync.collective_transport", "\"tcp\" needs tcp:// endpoints, and node[1] has ipc:///run/s/n1"},
+      {"unix_collectives_with_a_tcp_endpoint",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"ipc:///run/s/n0\"\n" +
+           "[[node]]\nid = \"n1\"\nendpoint = \"tcp://127.0.0.1:7001\"\n" +
+           "[sync]\nmode = \"allreduce\"\ncollective_transport = \"unix\"  # <-\n",
+       "sync.collective_transport", "\"unix\" needs ipc:// endpoints, and node[1] has tcp://127.0.0.1:7001"},
+      {"unix_collectives_with_a_link_path_too_long",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"ipc:///" + std::string(102, 'p') + "\"\n" +
+           "[sync]\nmode = \"allreduce\"\ncollective_transport = \"unix\"  # <-\n",
+       "sync.collective_transport",
+       "the path is 108 bytes; a Unix socket's path holds at most 107; use a shorter endpoint path"},
+      {"unix_collectives_with_curve_keys",
+       kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"ipc:///run/s/n0\"\n"
+           "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+           "[sync]\nmode = \"allreduce\"\ncollective_transport = \"unix\"  # <-\n",
+       "sync.collective_transport", "\"unix\" links are not encrypted, and node[0] has a CURVE public_key"},
+      {"unix_link_on_another_nodes_endpoint",
+       kHead + kRing + "[[node]]  # <-\nid = \"n0\"\nendpoint = \"ipc:///run/s/n0\"\n" +
+           "[[node]]\nid = \"n1\"\nendpoint = \"ipc:///run/s/n0.link\"\n" +
+           "[sync]\nmode = \"allreduce\"\n",
+       "node[0].endpoint",
+       "its ring link would listen at /run/s/n0.link, which node[1]'s endpoint uses"},
       {"tcp_collectives_with_curve_keys",
        kHead + kRing + "[[node]]\nid = \"n0\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
            "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"

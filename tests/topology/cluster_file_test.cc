@@ -61,6 +61,37 @@ TEST(ClusterFile, CollectivesUseTcpLinksWhereEveryEndpointIsTcpAndNothingIsEncry
   EXPECT_FALSE(collectives_use_tcp_links(parse_cluster_text(keyed, "t.toml")));
 }
 
+// In a cluster of ipc:// endpoints "auto" puts the links on Unix-domain sockets beside the
+// endpoints, unless a link's path would not fit a socket address (ZeroMQ then); a mixed
+// cluster, or CURVE keys, keep them in ZeroMQ.
+TEST(ClusterFile, CollectivesUseUnixSocketLinksWhereEveryEndpointIsIpc) {
+  auto links_of = [](const std::string& nodes, const std::string& sync) {
+    return collective_links(parse_cluster_text(
+        "[cluster]\nname = \"t\"\n[topology]\nkind = \"ring\"\n" + nodes + "[sync]\n" + sync, "t.toml"));
+  };
+  const std::string two_ipc = "[[node]]\nid = \"a\"\nendpoint = \"ipc:///run/s/a\"\n"
+                              "[[node]]\nid = \"b\"\nendpoint = \"ipc:///run/s/b\"\n";
+  EXPECT_EQ(links_of(two_ipc, "mode = \"gossip\"\n"), CollectiveLinks::unix_socket);
+  EXPECT_EQ(links_of(two_ipc, "mode = \"allreduce\"\ncollective_transport = \"unix\"\n"),
+            CollectiveLinks::unix_socket);
+  EXPECT_EQ(links_of(two_ipc, "mode = \"allreduce\"\ncollective_transport = \"zeromq\"\n"),
+            CollectiveLinks::zeromq);
+  EXPECT_EQ(links_of(two_ipc, "mode = \"local\"\n"), CollectiveLinks::zeromq);
+  EXPECT_EQ(ring_link_socket_path("/run/s/a"), "/run/s/a.link");
+  // 102 bytes of path: the endpoint fits (107 at most), its link ("...link", 107) too; 103
+  // does not leave room for ".link".
+  const std::string fits = "[[node]]\nid = \"a\"\nendpoint = \"ipc:///" + std::string(101, 'p') + "\"\n";
+  const std::string too_long = "[[node]]\nid = \"a\"\nendpoint = \"ipc:///" + std::string(102, 'p') + "\"\n";
+  EXPECT_EQ(links_of(fits, "mode = \"gossip\"\n"), CollectiveLinks::unix_socket);
+  EXPECT_EQ(links_of(too_long, "mode = \"gossip\"\n"), CollectiveLinks::zeromq);
+  const std::string mixed = "[[node]]\nid = \"a\"\nendpoint = \"ipc:///run/s/a\"\n"
+                            "[[node]]\nid = \"b\"\nendpoint = \"tcp://127.0.0.1:7001\"\n";
+  EXPECT_EQ(links_of(mixed, "mode = \"gossip\"\n"), CollectiveLinks::zeromq);
+  const std::string keyed = "[[node]]\nid = \"a\"\nendpoint = \"ipc:///run/s/a\"\n"
+                            "public_key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n";
+  EXPECT_EQ(links_of(keyed, "mode = \"gossip\"\n"), CollectiveLinks::zeromq);
+}
+
 TEST(ClusterFile, ANodeMayFixItsRingLinkPort) {
   const std::string text = "[cluster]\nname = \"t\"\n[topology]\nkind = \"ring\"\n"
                            "[[node]]\nid = \"a\"\nendpoint = \"tcp://127.0.0.1:7000\"\n"
