@@ -558,8 +558,9 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     if (auto* links = n.transport->ring_links()) {
       spdlog::info("{} travel over plain {} links ({}); set [sync] "
                    "collective_transport = \"zeromq\" to send them through ZeroMQ",
-                   s.mode == "gossip" ? "gossip payloads and ring allreduce chunks"
-                                      : "ring allreduce chunks",
+                   s.mode == "gossip" && links->carries_gossip()
+                       ? "gossip payloads and ring allreduce chunks"
+                       : "ring allreduce chunks",
                    links->unix_sockets() ? "Unix-domain socket" : "TCP", links->where());
     }
     if (s.mode == "gossip") {

@@ -132,7 +132,9 @@ GossipAverager::GossipAverager(Transport& transport, const topology::Topology& t
                                std::chrono::milliseconds round_timeout, std::uint64_t window,
                                WirePrecision precision)
     : transport_(transport),
-      links_(transport.ring_links()),
+      links_(transport.ring_links() && transport.ring_links()->carries_gossip()
+                 ? transport.ring_links()
+                 : nullptr),
       topology_(topology),
       round_timeout_(round_timeout),
       window_(window),

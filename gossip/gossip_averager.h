@@ -155,7 +155,7 @@ class GossipAverager {
   void finish_over_links(PendingRound& pending);
 
   Transport& transport_;
-  RingLinks* links_;  // null: payloads go through the transport
+  RingLinks* links_;  // null: payloads go through the transport (RingLinks::carries_gossip)
   const topology::Topology& topology_;
   std::chrono::milliseconds round_timeout_;
   std::uint64_t window_;

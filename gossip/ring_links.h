@@ -186,6 +186,14 @@ class RingLinks {
   }
   // Where the listener is: "port N" or "socket PATH", for logs.
   std::string where() const;
+  // Whether gossip payloads take these links; else only allreduce chunks do, and gossip goes
+  // through ZeroMQ. Not over Unix-domain sockets: their send buffers hold about 200 KB, less
+  // than an mlp's binary16 payload, and the training thread writes the rest only at later step
+  // boundaries, so rounds arrived later (applied 5.0 steps after the snapshot against 3.1
+  // through ZeroMQ, 46% a whole period late against 24%) and the models ended 0.2 points
+  // lower (bench/RESULTS-allreduce.md, "Ring links over Unix-domain sockets"). A collective's
+  // thread writes and reads without pause, where the same sockets beat ZeroMQ.
+  bool carries_gossip() const { return !unix_sockets(); }
   std::uint64_t incarnation() const { return options_.incarnation; }
   std::uint64_t fingerprint() const { return options_.fingerprint; }
   std::size_t max_payload_bytes() const { return options_.max_payload_bytes; }

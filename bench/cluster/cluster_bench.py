@@ -89,7 +89,11 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_exp": {"topology": EXPONENTIAL},
     "starling_gossip_exp_staleness0": {"topology": EXPONENTIAL, "sync_extra": "\nstaleness = 0"},
     "starling_gossip_exp_f16": {"topology": EXPONENTIAL, "sync_extra": F16},
+    # ipc:// endpoints: payloads over Unix-domain socket links (and through ZeroMQ, as all
+    # ipc:// clusters did before those links).
     "starling_gossip_exp_f16_ipc": {"topology": EXPONENTIAL, "sync_extra": F16, "transport": "ipc"},
+    "starling_gossip_exp_f16_ipc_zeromq": {"topology": EXPONENTIAL, "transport": "ipc",
+                                           "sync_extra": F16 + '\ncollective_transport = "zeromq"'},
     # Payloads through ZeroMQ rather than over ring links (what every node did before gossip
     # used the links): bench/RESULTS-cluster.md, "Gossip payloads over ring links".
     "starling_gossip_exp_f16_zeromq": {"topology": EXPONENTIAL,

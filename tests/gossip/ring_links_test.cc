@@ -803,10 +803,38 @@ TEST(RingLinks, OverUnixSocketsAllreduceMatchesAPlainSum) {
   }
 }
 
-TEST(RingLinks, GossipRoundsTravelOverUnixSocketLinks) {
+// Unix-domain links carry allreduce chunks only (RingLinks::carries_gossip): gossip rounds go
+// through the transport (here the fake network), and nothing of theirs takes a link.
+TEST(RingLinks, GossipRoundsBetweenUnixSocketNodesGoThroughTheTransport) {
   SocketDir dir;
-  gossip_rounds_travel_over_the_links(
-      [&](std::size_t n) { return std::make_unique<LinkedNetwork>(n, FaultInjection{}, dir.paths(n)); });
+  const std::size_t n = 4;
+  LinkedNetwork network(n, {}, dir.paths(n));
+  ASSERT_FALSE(network.node(0).ring_links()->carries_gossip());
+  auto topo = compiled("ring", n);
+  std::vector<std::unique_ptr<GossipAverager>> averagers;
+  for (std::size_t i = 0; i < n; ++i) {
+    averagers.push_back(std::make_unique<GossipAverager>(network.node(i), topo, 5000ms));
+  }
+  const std::size_t length = 1000;
+  std::vector<std::vector<float>> mixed(n, std::vector<float>(length));
+  std::vector<GossipRoundResult> results(n);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      auto model = std::make_shared<const std::vector<float>>(length, static_cast<float>(i));
+      results[i] = averagers[i]->run_round(0, model, mixed[i]);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(results[i].received, results[i].expected) << "node " << i;
+    const double expected = (static_cast<double>(i) + static_cast<double>((i + 1) % n) +
+                             static_cast<double>((i + n - 1) % n)) / 3;
+    EXPECT_NEAR(mixed[i][0], expected, 1e-5) << "node " << i;
+    RingLinks& links = *network.node(i).ring_links();
+    std::lock_guard lock(links.mutex());
+    for (std::size_t j = 0; j < n; ++j) EXPECT_FALSE(links.latest_gossip_round(j)) << i << " from " << j;
+  }
 }
 
 // A node SIGKILLed leaves its socket file; the restarted node must listen there again. On a
