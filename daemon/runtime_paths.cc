@@ -88,8 +88,7 @@ std::filesystem::path node_directory(const topology::ClusterSpec& spec, std::siz
 }
 
 std::filesystem::path ipc_path(const std::string& endpoint) {
-  if (endpoint.rfind("ipc://", 0) != 0) return {};
-  return endpoint.substr(6);
+  return topology::ipc_endpoint_path(endpoint).value_or(std::string());
 }
 
 }  // namespace starling::daemon

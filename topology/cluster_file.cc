@@ -300,7 +300,7 @@ bool metrics_host_is_an_address(const std::string& host) {
 
 // Checks a ZeroMQ endpoint we bind or connect to: tcp://host:port or ipc://path.
 std::optional<std::string> endpoint_problem(const std::string& endpoint) {
-  if (endpoint.rfind("ipc://", 0) == 0) return ipc_path_problem(endpoint.substr(6));
+  if (auto path = ipc_endpoint_path(endpoint)) return ipc_path_problem(*path);
   if (endpoint.rfind("tcp://", 0) == 0) {
     const auto found = tcp_endpoint_host(endpoint);
     if (!found) return "tcp:// needs host:port";
@@ -331,8 +331,8 @@ std::optional<std::string> endpoint_problem(const std::string& endpoint) {
 // lexically ("./a/../s" is "s"). Other names are not resolved: a name may mean another
 // machine on another host, and resolving is for the node that binds.
 std::string socket_key(const std::string& endpoint) {
-  if (endpoint.rfind("ipc://", 0) == 0) {
-    return "ipc://" + std::filesystem::path(endpoint.substr(6)).lexically_normal().string();
+  if (auto path = ipc_endpoint_path(endpoint)) {
+    return "ipc://" + std::filesystem::path(*path).lexically_normal().string();
   }
   const auto host = tcp_endpoint_host(endpoint);
   if (!host) return endpoint;

@@ -85,26 +85,20 @@ int main(int argc, char** argv) {
   o.timing.suspect_after = std::chrono::milliseconds(1000);
   o.timing.dead_after = std::chrono::milliseconds(2000);
   o.mailbox_per_sender_limit = 1024;
-  if (links == "tcp") {
-    for (const auto& n : spec.nodes) {
-      auto host = topology::tcp_endpoint_host(n.endpoint);
-      if (!host) {
-        std::cerr << "allreduce_rank: --links tcp needs tcp:// endpoints; " << n.id << " has "
-                  << n.endpoint << "\n";
-        return 2;
-      }
-      o.ring_link_hosts.push_back(*host);
+  // The links' address of every node: its endpoint's host (tcp) or a path beside it (unix).
+  const bool tcp = links == "tcp";
+  for (const auto& n : spec.nodes) {
+    if (links == "zeromq") break;
+    auto where = tcp ? topology::tcp_endpoint_host(n.endpoint) : topology::ipc_endpoint_path(n.endpoint);
+    if (!where) {
+      std::cerr << "allreduce_rank: --links " << links << " needs " << (tcp ? "tcp://" : "ipc://")
+                << " endpoints; " << n.id << " has " << n.endpoint << "\n";
+      return 2;
     }
-  }
-  if (links == "unix") {
-    for (const auto& n : spec.nodes) {
-      auto path = topology::ipc_endpoint_path(n.endpoint);
-      if (!path) {
-        std::cerr << "allreduce_rank: --links unix needs ipc:// endpoints; " << n.id << " has "
-                  << n.endpoint << "\n";
-        return 2;
-      }
-      o.ring_link_socket_paths.push_back(topology::ring_link_socket_path(*path));
+    if (tcp) {
+      o.ring_link_hosts.push_back(*where);
+    } else {
+      o.ring_link_socket_paths.push_back(topology::ring_link_socket_path(*where));
     }
   }
   gossip::ZmqTransport transport(o);

@@ -148,8 +148,9 @@ TEST(Fault, SigkilledNodeIsDeadForItsNeighboursAndComesBackFromItsCheckpoint) {
 // every node); if it rejoined the round only, it would still have rounds to run after they
 // finished, each waiting out the round timeout, and its final allreduce would carry another
 // tag than theirs and fail.
-// `ipc`: ipc:// endpoints, so payloads and chunks travel over Unix-domain socket links, and
-// the killed node's socket files are left behind for its restart to replace.
+// `ipc`: ipc:// endpoints, so the final allreduce's chunks travel over Unix-domain socket
+// links (gossip payloads go through ZeroMQ), and the killed node's link socket file is left
+// behind for its restart to replace.
 void restarted_node_rejoins_and_the_cluster_finishes_together(bool ipc) {
   LocalClusterOptions o;
   o.nodes = 4;

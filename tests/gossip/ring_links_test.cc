@@ -11,8 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <stdexcept>
 
 #include <atomic>
 #include <future>
@@ -744,9 +746,9 @@ TEST(RingLinks, ALinkToANeighbourThatDoesNotReadHoldsAFewPayloadsOnly) {
 class SocketDir {
  public:
   SocketDir() {
-    char name[] = "/tmp/starling-links-XXXXXX";
-    EXPECT_NE(mkdtemp(name), nullptr);
-    dir_ = name;
+    std::string pattern = (std::filesystem::temp_directory_path() / "starling-links-XXXXXX").string();
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
+    dir_ = pattern;
   }
   ~SocketDir() { std::filesystem::remove_all(dir_); }
   std::string path(const std::string& file) const { return (dir_ / file).string(); }
