@@ -167,12 +167,14 @@ int main(int argc, char** argv) {
   app.add_option("--floats", floats, "model size in floats (the mlp: 262144)");
   app.add_option("--rounds", rounds, "rounds per block");
   app.add_option("--blocks", blocks, "blocks of each path, alternating (fresh transports each)");
-  app.add_option("--precision", precision_name, "f16 or f32")->check(CLI::IsMember({"f16", "f32"}));
+  app.add_option("--precision", precision_name, "f32, f16 or int8")
+      ->check(CLI::IsMember({"f16", "f32", "int8"}));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);  // not a line per peer and block
   gossip::tune_malloc_for_large_messages();  // as starlingd does
-  const auto precision =
-      precision_name == "f16" ? gossip::WirePrecision::f16 : gossip::WirePrecision::f32;
+  const auto precision = precision_name == "f16"    ? gossip::WirePrecision::f16
+                         : precision_name == "int8" ? gossip::WirePrecision::int8
+                                                    : gossip::WirePrecision::f32;
   struct Series {
     std::vector<double> cpu, wall, snapshot, send, wait, apply;
   } series[2];  // [0]: ZeroMQ, [1]: ring links

@@ -511,17 +511,20 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     }
     t.self = n.index;
     t.incarnation = incarnation_now();
-    const auto precision =
-        s.wire_precision == "f16" ? gossip::WirePrecision::f16 : gossip::WirePrecision::f32;
+    const auto precision = s.wire_precision == "f16"    ? gossip::WirePrecision::f16
+                           : s.wire_precision == "int8" ? gossip::WirePrecision::int8
+                                                        : gossip::WirePrecision::f32;
     // Messages carry one fingerprint for the model, the wire precision and the protocol
     // settings every node must share (topology/protocol_fingerprint.h): a node run with an
     // edited copy of the cluster file is refused by the others, with a log line that says so.
     t.policy.fingerprint = gossip::wire_fingerprint(
         topology::protocol_fingerprint(n.spec, n.trainer->fingerprint()), precision);
-    if (precision == gossip::WirePrecision::f16) {
-      spdlog::info("{} sends binary16 parameters (wire_precision = \"f16\"): nodes with "
-                   "another wire_precision refuse this node's messages as a fingerprint mismatch",
-                   s.mode);
+    if (precision != gossip::WirePrecision::f32) {
+      spdlog::info("{} sends {} parameters (wire_precision = \"{}\"): nodes with another "
+                   "wire_precision refuse this node's messages as a fingerprint mismatch",
+                   s.mode,
+                   precision == gossip::WirePrecision::f16 ? "binary16" : "8-bit blockwise",
+                   s.wire_precision);
     }
     t.policy.gossip_neighbours.assign(n.spec.nodes.size(), false);
     for (std::size_t j : n.topo->graph().neighbours(n.index)) t.policy.gossip_neighbours[j] = true;

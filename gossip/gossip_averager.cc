@@ -96,23 +96,56 @@ double mix_squared(std::span<float> out, const std::vector<std::span<const float
   }
 }
 
-// model += sum_j W_ij (x_j - s) over the arrived messages (binary16 when `halves`); s is
-// `own_floats` when given, else `own_halves`. Returns the consensus distance of s.
+// The arrived message as an operand of the apply pass, in the wire precision.
+DeltaOperand operand_of(ReceivedMessage& message, WirePrecision precision, std::size_t length) {
+  switch (precision) {
+    case WirePrecision::f16: return DeltaOperand{.halves = message.halves().data()};
+    case WirePrecision::int8: return DeltaOperand{.int8 = int8_view(message.bytes(), length)};
+    case WirePrecision::f32: break;
+  }
+  return DeltaOperand{.floats = message.floats().data()};
+}
+
+// The snapshot as its neighbours received it (for Output::delta and add_round_delta).
+DeltaOperand operand_of(const WireSnapshot& snapshot) {
+  if (snapshot.halves) return DeltaOperand{.halves = snapshot.halves->data()};
+  if (snapshot.int8) {
+    return DeltaOperand{.int8 = int8_view(std::span<const std::byte>(*snapshot.int8),
+                                          snapshot.int8_values)};
+  }
+  return DeltaOperand{.floats = snapshot.floats->data()};
+}
+
+// model += sum_j W_ij (x_j - s) over the arrived messages (in `precision`), s being `own`.
+// Returns the consensus distance of s.
 double add_delta(std::vector<ReceivedMessage>& arrived, const std::vector<double>& weights,
-                 bool halves, const float* own_floats, const Half* own_halves,
-                 std::span<float> model) {
+                 WirePrecision precision, DeltaOperand own, std::span<float> model) {
   std::vector<DeltaOperand> inputs(arrived.size());
   std::vector<float> w(arrived.size());
   for (std::size_t j = 0; j < arrived.size(); ++j) {
-    if (halves) {
-      inputs[j].halves = arrived[j].halves().data();
-    } else {
-      inputs[j].floats = arrived[j].floats().data();
-    }
+    inputs[j] = operand_of(arrived[j], precision, model.size());
     w[j] = static_cast<float>(weights[j + 1]);  // weights[0] is this node's own
   }
-  const DeltaOperand own{.floats = own_floats, .halves = own_floats ? nullptr : own_halves};
   return std::sqrt(add_weighted_differences(model, own, inputs, w));
+}
+
+// Values in a message of `precision`: what complete() compares with the model's length.
+std::size_t values_in(ReceivedMessage& message, WirePrecision precision) {
+  switch (precision) {
+    case WirePrecision::f16: return message.halves().size();
+    case WirePrecision::int8: return int8_payload_values(message.bytes().size()).value_or(0);
+    case WirePrecision::f32: break;
+  }
+  return message.floats().size();
+}
+
+MessageType message_type_for(WirePrecision precision) {
+  switch (precision) {
+    case WirePrecision::f16: return MessageType::gossip_params_f16;
+    case WirePrecision::int8: return MessageType::gossip_params_int8;
+    case WirePrecision::f32: break;
+  }
+  return MessageType::gossip_params;
 }
 
 }  // namespace
@@ -139,8 +172,7 @@ GossipAverager::GossipAverager(Transport& transport, const topology::Topology& t
       round_timeout_(round_timeout),
       window_(window),
       precision_(precision),
-      message_type_(precision == WirePrecision::f16 ? MessageType::gossip_params_f16
-                                                    : MessageType::gossip_params) {
+      message_type_(message_type_for(precision)) {
   transport_.mailbox().set_window(message_type_, 0, window_);
 }
 
@@ -176,6 +208,14 @@ WireSnapshot GossipAverager::snapshot_of(std::span<const float> model) const {
                    "has not diverged (said once)");
     }
     snapshot.halves = std::move(halves);
+  } else if (precision_ == WirePrecision::int8) {
+    auto payload = std::make_shared<Int8Buffer>(int8_payload_bytes(model.size()));  // written in full
+    if (!quantize_int8(model, *payload) && !said_unsendable_.exchange(true)) {
+      spdlog::warn("this node's model has parameters that are NaN or Inf, so its neighbours "
+                   "refuse its wire_precision = \"int8\" messages and mix without it (said once)");
+    }
+    snapshot.int8 = std::move(payload);
+    snapshot.int8_values = model.size();
   } else {
     snapshot.floats = std::make_shared<const std::vector<float>>(model.begin(), model.end());
   }
@@ -188,13 +228,13 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
   if (mixed.size() != snapshot->size()) {
     throw std::invalid_argument("GossipAverager::run_round: buffer sizes differ");
   }
-  const bool halves = precision_ == WirePrecision::f16;
-  WireSnapshot wire = halves ? snapshot_of(*snapshot) : WireSnapshot{};
+  const bool compressed = precision_ != WirePrecision::f32;
+  WireSnapshot wire = compressed ? snapshot_of(*snapshot) : WireSnapshot{};
   wire.floats = snapshot;
   RoundExchange round_exchange = exchange(round, wire);
   GossipRoundResult& result = round_exchange.result;
   const bool delta = output == Output::delta;
-  if (halves) {
+  if (compressed) {
     // The delta is what add_round_delta adds (own term as sent); the mix is the exact
     // snapshot plus the delta taken against it, W_ii x_s + sum_j W_ij q(x_j).
     if (delta) {
@@ -202,9 +242,13 @@ GossipRoundResult GossipAverager::run_round(std::uint64_t round,
     } else {
       std::copy(snapshot->begin(), snapshot->end(), mixed.begin());
     }
-    result.consensus_distance =
-        add_delta(round_exchange.arrived, round_exchange.weights, true,
-                  delta ? nullptr : snapshot->data(), wire.halves->data(), mixed);
+    WireSnapshot own = wire;
+    if (!delta) {  // the exact floats
+      own.halves.reset();
+      own.int8.reset();
+    }
+    result.consensus_distance = add_delta(round_exchange.arrived, round_exchange.weights,
+                                          precision_, operand_of(own), mixed);
   } else {
     std::vector<std::span<const float>> inputs{std::span<const float>(*snapshot)};
     for (auto& message : round_exchange.arrived) inputs.push_back(message.floats());
@@ -220,10 +264,12 @@ RoundExchange GossipAverager::exchange(std::uint64_t round, const WireSnapshot& 
 }
 
 PendingRound GossipAverager::begin_exchange(std::uint64_t round, const WireSnapshot& snapshot) {
-  const bool halves = precision_ == WirePrecision::f16;
-  if (halves ? !snapshot.halves : !snapshot.floats) {
-    throw std::invalid_argument(std::string("GossipAverager::exchange: no ") +
-                                (halves ? "binary16" : "float") + " snapshot for this precision");
+  const bool has_snapshot = precision_ == WirePrecision::f16    ? snapshot.halves != nullptr
+                            : precision_ == WirePrecision::int8 ? snapshot.int8 != nullptr
+                                                                : snapshot.floats != nullptr;
+  if (!has_snapshot) {
+    throw std::invalid_argument("GossipAverager::exchange: no " + std::string(to_string(precision_)) +
+                                " snapshot for this precision");
   }
   if (ran_ && round <= last_round_) {
     throw std::invalid_argument("GossipAverager::run_round: round " + std::to_string(round) +
@@ -241,8 +287,13 @@ PendingRound GossipAverager::begin_exchange(std::uint64_t round, const WireSnaps
   OutgoingMessage message;
   message.type = message_type_;
   message.tag = round;
-  message.payload = halves ? make_payload(std::span<const Half>(*snapshot.halves), snapshot.halves)
-                           : make_payload(std::span<const float>(*snapshot.floats), snapshot.floats);
+  if (snapshot.halves && precision_ == WirePrecision::f16) {
+    message.payload = make_payload(std::span<const Half>(*snapshot.halves), snapshot.halves);
+  } else if (snapshot.int8 && precision_ == WirePrecision::int8) {
+    message.payload = make_payload(std::span<const std::byte>(*snapshot.int8), snapshot.int8);
+  } else {
+    message.payload = make_payload(std::span<const float>(*snapshot.floats), snapshot.floats);
+  }
   // Not to a paused peer: it runs no rounds and would drop the model.
   for (std::size_t peer : plan.send_to) {
     if (peers.is_dead(peer) || peers.is_paused(peer)) continue;
@@ -369,15 +420,13 @@ void GossipAverager::finish_exchange(PendingRound& pending) {
 }
 
 void GossipAverager::complete(PendingRound& pending) const {
-  const bool halves = precision_ == WirePrecision::f16;
   RoundExchange& out = pending.exchange;
   GossipRoundResult& result = out.result;
   double self_weight = out.weights[0];
   out.arrived.reserve(pending.slots.size());
   for (auto& slot : pending.slots) {
     auto& message = slot.message;
-    const std::size_t values =
-        message ? (halves ? message->halves().size() : message->floats().size()) : 0;
+    const std::size_t values = message ? values_in(*message, precision_) : 0;
     if (message && values == pending.length) {
       out.arrived.push_back(std::move(*message));
       out.weights.push_back(slot.weight);
@@ -403,9 +452,7 @@ double GossipAverager::add_round_delta(RoundExchange& exchange, const WireSnapsh
     throw std::invalid_argument("GossipAverager::add_round_delta: model and snapshot sizes differ");
   }
   exchange.result.consensus_distance =
-      add_delta(exchange.arrived, exchange.weights, snapshot.halves != nullptr,
-                snapshot.halves ? nullptr : snapshot.floats->data(),
-                snapshot.halves ? snapshot.halves->data() : nullptr, model);
+      add_delta(exchange.arrived, exchange.weights, precision_, operand_of(snapshot), model);
   return exchange.result.consensus_distance;
 }
 

@@ -18,6 +18,11 @@
 // average model; rounding only adds noise of relative size 2^-11 to the disagreement, which
 // gossip keeps contracting. (Output::mix uses the exact float snapshot for the own term.)
 //
+// With int8 (8-bit codes with a scale per block of 256, gossip/int8_blocks.h; a quarter of
+// f32's bytes) the same holds: the own term is the snapshot as sent, q(x_i), so the deltas
+// still sum to zero and only the disagreement gets noise, of about (block's largest |x|) / 254
+// per value and round.
+//
 // Round numbers are tags on the wire. A node that fell behind (restarted, stalled) catches up
 // by jumping to the round its live neighbours report (catch_up).
 #include <atomic>
@@ -28,6 +33,7 @@
 #include <span>
 #include <vector>
 
+#include "gossip/int8_blocks.h"
 #include "gossip/transport.h"
 #include "gossip/wire_precision.h"
 #include "topology/topology.h"
@@ -45,13 +51,20 @@ struct GossipRoundResult {
   std::chrono::nanoseconds waited{0};   // time spent waiting for neighbours
 };
 
-// A node's snapshot for a round as it goes on the wire: the floats themselves (f32), or the
-// floats rounded to binary16 (f16; `floats` is then set only when the caller needs the exact
-// snapshot, for Output::mix). Shared with the transport until the sends complete.
+// A node's snapshot for a round as it goes on the wire: the floats themselves (f32), the
+// floats rounded to binary16 (f16), or their int8 payload (int8; `floats` is then set only
+// when the caller needs the exact snapshot, for Output::mix). Shared with the transport until
+// the sends complete.
 struct WireSnapshot {
   std::shared_ptr<const std::vector<float>> floats;
   std::shared_ptr<const HalfBuffer> halves;
-  std::size_t size() const { return halves ? halves->size() : (floats ? floats->size() : 0); }
+  std::shared_ptr<const Int8Buffer> int8;  // the whole payload: scales, then codes
+  std::size_t int8_values = 0;             // values in `int8`
+  std::size_t size() const {
+    if (halves) return halves->size();
+    if (int8) return int8_values;
+    return floats ? floats->size() : 0;
+  }
 };
 
 // One round's exchange without its mix: the in-neighbours' messages that arrived (kept alive
@@ -103,7 +116,7 @@ class GossipAverager {
 
   // The same round in two halves, so that the thread that trains can apply it in one pass
   // over the model and wait only when it must: `snapshot_of` takes the snapshot in the
-  // wire precision (one pass: a copy, or the rounding to binary16), `exchange` sends it and
+  // wire precision (one pass: a copy, or the rounding to binary16 or int8), `exchange` sends it and
   // collects the neighbours' (same rules and deadline as run_round), and `add_round_delta`
   // adds sum_j W_ij (x_j - s) to `model` (s: the snapshot as sent) and returns the
   // consensus distance, also stored in the exchange's result. The delta is the one
@@ -160,10 +173,10 @@ class GossipAverager {
   std::chrono::milliseconds round_timeout_;
   std::uint64_t window_;
   WirePrecision precision_;
-  MessageType message_type_;  // gossip_params or gossip_params_f16
+  MessageType message_type_;  // gossip_params, or its _f16 or _int8 form
   std::uint64_t last_round_ = 0;
   bool ran_ = false;
-  // Whether this node has said that its model cannot go out in binary16 (logged once).
+  // Whether this node has said that its model cannot go out in its wire precision (logged once).
   mutable std::atomic<bool> said_unsendable_{false};
 };
 

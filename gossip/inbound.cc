@@ -68,8 +68,7 @@ InboundAction InboundPipeline::handle(std::optional<std::size_t> transport_sende
   std::size_t bytes = 0;
   for (auto frame : frames) bytes += frame.size();
 
-  if ((header.type == MessageType::gossip_params ||
-       header.type == MessageType::gossip_params_f16) &&
+  if (is_gossip_payload(header.type) &&
       (peer >= policy_.gossip_neighbours.size() || !policy_.gossip_neighbours[peer])) {
     reject(peer, RejectReason::not_a_neighbour, &header);
     return action;

@@ -18,7 +18,7 @@ namespace starling::gossip {
 
 struct InboundPolicy {
   std::uint64_t fingerprint = 0;
-  // gossip_neighbours[j]: j may send us gossip_params or gossip_params_f16 (it is a neighbour in some round).
+  // gossip_neighbours[j]: j may send us gossip payloads (it is a neighbour in some round).
   std::vector<bool> gossip_neighbours;
 };
 

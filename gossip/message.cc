@@ -24,6 +24,10 @@ OutgoingPayload make_payload(std::span<const Half> values, std::shared_ptr<const
   return payload_of(std::as_bytes(values), std::move(owner));
 }
 
+OutgoingPayload make_payload(std::span<const std::byte> bytes, std::shared_ptr<const void> owner) {
+  return payload_of(bytes, std::move(owner));
+}
+
 OutgoingPayload copy_payload(std::span<const float> values) {
   auto buffer = std::make_shared<const std::vector<float>>(values.begin(), values.end());
   std::span<const float> view(*buffer);

@@ -26,6 +26,8 @@ struct OutgoingPayload {
 OutgoingPayload make_payload(std::span<const float> values, std::shared_ptr<const void> owner);
 // The same for binary16 values (gossip_params_f16).
 OutgoingPayload make_payload(std::span<const Half> values, std::shared_ptr<const void> owner);
+// The same for raw payload bytes (gossip_params_int8: gossip/int8_blocks.h).
+OutgoingPayload make_payload(std::span<const std::byte> bytes, std::shared_ptr<const void> owner);
 // Copies `values` into a new shared buffer.
 OutgoingPayload copy_payload(std::span<const float> values);
 

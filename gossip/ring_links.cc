@@ -203,8 +203,7 @@ InboundLink::Read InboundLink::read_header(const DecodeContext& context, std::si
     return Read::failed;
   }
   const Header& h = decoded.header;
-  if (h.type != MessageType::allreduce_chunk && h.type != MessageType::gossip_params &&
-      h.type != MessageType::gossip_params_f16) {
+  if (h.type != MessageType::allreduce_chunk && !is_gossip_payload(h.type)) {
     error_ = "a " + std::string(to_string(h.type)) +
              " frame where allreduce chunks and gossip payloads belong";
     return Read::failed;
@@ -213,7 +212,7 @@ InboundLink::Read InboundLink::read_header(const DecodeContext& context, std::si
     error_ = "a frame of another incarnation than the link's hello";
     return Read::failed;
   }
-  if (h.payload_bytes % payload_value_bytes(h.type) != 0 ||
+  if (!payload_length_valid(h.type, h.payload_bytes) ||
       (max_payload > 0 && h.payload_bytes > max_payload)) {
     error_ = "a frame announcing " + std::to_string(h.payload_bytes) + " payload bytes";
     return Read::failed;

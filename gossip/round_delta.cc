@@ -17,14 +17,27 @@ namespace {
 
 static_assert(kSumLanes == 8, "the AVX2 kernel keeps the lanes of lane_sum.h in one register");
 
+// The three kinds of operand, each read by value: value k of the operand.
+struct Floats {
+  const float* p;
+};
+struct Halves {
+  const Half* p;
+};
+struct Int8s {
+  Int8View v;
+};
+inline float read(Floats o, std::size_t k) { return o.p[k]; }
+inline float read(Halves o, std::size_t k) { return half_to_float(o.p[k]); }
+inline float read(Int8s o, std::size_t k) { return o.v.value(k); }
+// The portable kernel reads plain floats (other operands are widened a block at a time first).
 inline float read(const float* p, std::size_t k) { return p[k]; }
-inline float read(const Half* p, std::size_t k) { return half_to_float(p[k]); }
 
 // The element function both kernels compute, written once for the portable loop and for the
 // AVX2 kernel's scalar tail: model[k] += delta, returns the squared difference of s from the
 // mean. (The AVX2 kernel's vector body performs the same float operations in the same order.)
 template <typename Own, typename Input>
-inline float delta_element(float* model, const Own* own, const Input* const* in, const float* w,
+inline float delta_element(float* model, const Own& own, const Input* in, const float* w,
                            std::size_t inputs, float inv, std::size_t k) {
   const float s = read(own, k);
   float delta = 0.0f, sum = s;
@@ -38,8 +51,8 @@ inline float delta_element(float* model, const Own* own, const Input* const* in,
   return diff * diff;
 }
 
-// Portable: the element function over a block, on floats (halves are widened a block at a
-// time before it), summed in lanes (gossip/lane_sum.h). With a fixed number of inputs (N, up
+// Portable: the element function over a block, on floats (halves and int8 codes are widened
+// a block at a time before it), summed in lanes (gossip/lane_sum.h). With a fixed number of inputs (N, up
 // to 7) the inner loops unroll and the compiler vectorises the pass over k.
 template <std::size_t N>
 float portable_block(float* __restrict model, const float* __restrict s, const float* const* in,
@@ -83,14 +96,20 @@ void check_sizes(std::span<const DeltaOperand> inputs, std::span<const float> we
 #if defined(__x86_64__)
 #define STARLING_AVX2 __attribute__((target("avx2,f16c")))
 
-STARLING_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-STARLING_AVX2 inline __m256 load8(const Half* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+STARLING_AVX2 inline __m256 load8(Floats o, std::size_t k) { return _mm256_loadu_ps(o.p + k); }
+STARLING_AVX2 inline __m256 load8(Halves o, std::size_t k) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o.p + k)));
 }
+// Eight codes of one block (k is a multiple of 8, and kInt8Block of 8), times the block's scale.
+STARLING_AVX2 inline __m256 load8(Int8s o, std::size_t k) {
+  const __m256i codes = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o.v.codes + k)));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(codes), _mm256_set1_ps(o.v.scale(k / kInt8Block)));
+}
+static_assert(kInt8Block % kSumLanes == 0, "eight int8 codes never straddle two blocks");
 
 template <typename Own, typename Input>
-STARLING_AVX2 double avx2_kernel(float* model, const Own* own, const Input* const* in,
-                                 const float* w, std::size_t inputs, std::size_t length) {
+STARLING_AVX2 double avx2_kernel(float* model, Own own, const Input* in, const float* w,
+                                 std::size_t inputs, std::size_t length) {
   const float inv = 1.0f / static_cast<float>(inputs + 1);
   const __m256 inv8 = _mm256_set1_ps(inv);
   double squared = 0.0;
@@ -99,11 +118,11 @@ STARLING_AVX2 double avx2_kernel(float* model, const Own* own, const Input* cons
     __m256 lanes8 = _mm256_setzero_ps();
     std::size_t k = begin;
     for (; k + kSumLanes <= end; k += kSumLanes) {
-      const __m256 s = load8(own + k);
+      const __m256 s = load8(own, k);
       __m256 delta = _mm256_setzero_ps();
       __m256 sum = s;
       for (std::size_t j = 0; j < inputs; ++j) {
-        const __m256 x = load8(in[j] + k);
+        const __m256 x = load8(in[j], k);
         delta = _mm256_add_ps(delta, _mm256_mul_ps(_mm256_set1_ps(w[j]), _mm256_sub_ps(x, s)));
         sum = _mm256_add_ps(sum, x);
       }
@@ -123,19 +142,33 @@ STARLING_AVX2 double avx2_kernel(float* model, const Own* own, const Input* cons
   return squared;
 }
 
+// An operand as the typed kernels take it.
+enum class Kind { floats, halves, int8 };
+Kind kind_of(const DeltaOperand& o) {
+  return o.halves ? Kind::halves : (o.int8.codes ? Kind::int8 : Kind::floats);
+}
+Floats as(const DeltaOperand& o, Floats) { return {o.floats}; }
+Halves as(const DeltaOperand& o, Halves) { return {o.halves}; }
+Int8s as(const DeltaOperand& o, Int8s) { return {o.int8}; }
+
 template <typename Own, typename Input>
-double avx2_typed(std::span<float> model, const Own* own, std::span<const DeltaOperand> inputs,
-                  std::span<const float> weights) {
-  std::vector<const Input*> in(inputs.size());
-  for (std::size_t j = 0; j < inputs.size(); ++j) {
-    if constexpr (std::is_same_v<Input, Half>) {
-      in[j] = inputs[j].halves;
-    } else {
-      in[j] = inputs[j].floats;
-    }
+double avx2_typed(std::span<float> model, const DeltaOperand& own,
+                  std::span<const DeltaOperand> inputs, std::span<const float> weights) {
+  std::vector<Input> in(inputs.size());
+  for (std::size_t j = 0; j < inputs.size(); ++j) in[j] = as(inputs[j], Input{});
+  return avx2_kernel<Own, Input>(model.data(), as(own, Own{}), in.data(), weights.data(),
+                                 inputs.size(), model.size());
+}
+
+template <typename Own>
+double avx2_inputs(std::span<float> model, const DeltaOperand& own, Kind inputs_kind,
+                   std::span<const DeltaOperand> inputs, std::span<const float> weights) {
+  switch (inputs_kind) {
+    case Kind::floats: return avx2_typed<Own, Floats>(model, own, inputs, weights);
+    case Kind::halves: return avx2_typed<Own, Halves>(model, own, inputs, weights);
+    case Kind::int8: return avx2_typed<Own, Int8s>(model, own, inputs, weights);
   }
-  return avx2_kernel<Own, Input>(model.data(), own, in.data(), weights.data(), inputs.size(),
-                                 model.size());
+  return 0.0;
 }
 #endif
 
@@ -158,7 +191,7 @@ double add_weighted_differences_portable(std::span<float> model, DeltaOperand ow
   check_sizes(inputs, weights);
   const std::size_t n = inputs.size();
   const std::size_t length = model.size();
-  // Halves are widened a block at a time into `widened` (slot 0: own, slot j + 1: input j), so
+  // Halves and int8 codes are widened a block at a time into `widened` (slot 0: own, slot j + 1: input j), so
   // nothing the size of the model is written besides the model.
   std::vector<float> widened((n + 1) * kDeltaBlock);
   std::vector<const float*> at(n);
@@ -168,7 +201,11 @@ double add_weighted_differences_portable(std::span<float> model, DeltaOperand ow
     auto operand = [&](const DeltaOperand& o, std::size_t slot) -> const float* {
       if (o.floats) return o.floats + begin;
       float* out = widened.data() + slot * kDeltaBlock;
-      halves_to_floats(std::span(o.halves + begin, count), std::span(out, count));
+      if (o.halves) {
+        halves_to_floats(std::span(o.halves + begin, count), std::span(out, count));
+      } else {
+        for (std::size_t k = 0; k < count; ++k) out[k] = o.int8.value(begin + k);
+      }
       return out;
     };
     const float* s = operand(own, 0);
@@ -183,17 +220,16 @@ double add_weighted_differences_avx2(std::span<float> model, DeltaOperand own,
                                      std::span<const float> weights) {
   check_sizes(inputs, weights);
 #if defined(__x86_64__)
-  const bool input_halves = !inputs.empty() && inputs[0].halves != nullptr;
+  const Kind inputs_kind = inputs.empty() ? Kind::floats : kind_of(inputs[0]);
   const bool uniform = std::all_of(inputs.begin(), inputs.end(), [&](const DeltaOperand& o) {
-    return (o.halves != nullptr) == input_halves;
+    return kind_of(o) == inputs_kind;
   });
   if (uniform) {
-    if (own.halves) {
-      return input_halves ? avx2_typed<Half, Half>(model, own.halves, inputs, weights)
-                          : avx2_typed<Half, float>(model, own.halves, inputs, weights);
+    switch (kind_of(own)) {
+      case Kind::floats: return avx2_inputs<Floats>(model, own, inputs_kind, inputs, weights);
+      case Kind::halves: return avx2_inputs<Halves>(model, own, inputs_kind, inputs, weights);
+      case Kind::int8: return avx2_inputs<Int8s>(model, own, inputs_kind, inputs, weights);
     }
-    return input_halves ? avx2_typed<float, Half>(model, own.floats, inputs, weights)
-                        : avx2_typed<float, float>(model, own.floats, inputs, weights);
   }
 #endif
   // Inputs of both precisions at once (no caller sends that) or no x86: the portable kernel,

@@ -5,6 +5,7 @@
 
 #include "gossip/checksum.h"
 #include "gossip/half_float.h"
+#include "gossip/int8_blocks.h"
 
 namespace starling::gossip {
 namespace {
@@ -27,12 +28,13 @@ T get(std::span<const std::byte> in, std::size_t offset) {
 
 }  // namespace
 
-bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 14; }
+bool is_known_type(std::uint16_t type) { return type >= 1 && type <= 15; }
 
 bool carries_payload(MessageType type) {
   switch (type) {
     case MessageType::gossip_params:
     case MessageType::gossip_params_f16:
+    case MessageType::gossip_params_int8:
     case MessageType::allreduce_chunk:
     case MessageType::model_reply:
     case MessageType::model_update:
@@ -47,8 +49,14 @@ bool has_half_payload(MessageType type) {
          type == MessageType::model_update_f16;
 }
 
-std::size_t payload_value_bytes(MessageType type) {
-  return has_half_payload(type) ? sizeof(Half) : sizeof(float);
+bool payload_length_valid(MessageType type, std::uint64_t bytes) {
+  if (type == MessageType::gossip_params_int8) return int8_payload_values(bytes).has_value();
+  return bytes % (has_half_payload(type) ? sizeof(Half) : sizeof(float)) == 0;
+}
+
+bool is_gossip_payload(MessageType type) {
+  return type == MessageType::gossip_params || type == MessageType::gossip_params_f16 ||
+         type == MessageType::gossip_params_int8;
 }
 
 std::string_view to_string(MessageType type) {
@@ -67,6 +75,7 @@ std::string_view to_string(MessageType type) {
     case MessageType::model_reply_f16: return "model-reply-f16";
     case MessageType::model_update_f16: return "model-update-f16";
     case MessageType::ring_hello: return "ring-hello";
+    case MessageType::gossip_params_int8: return "gossip-params-int8";
   }
   return "unknown";
 }
@@ -194,11 +203,18 @@ Decoded decode_message(std::span<const std::span<const std::byte>> frames,
     return out;
   }
   std::span<const std::byte> payload = frames[1];
-  if (h.payload_bytes != payload.size() || payload.size() % payload_value_bytes(h.type) != 0) {
+  if (h.payload_bytes != payload.size() || !payload_length_valid(h.type, payload.size())) {
     return fail(RejectReason::length_mismatch);
   }
-  // Checksum and finiteness in one pass over the payload.
-  PayloadScan scanned = has_half_payload(h.type) ? scan_half_payload(payload) : scan_payload(payload);
+  // Checksum and finiteness in one pass over the payload (an int8 payload's values are
+  // finite when its scales are: they are checked apart, a 65th of the bytes).
+  PayloadScan scanned;
+  if (h.type == MessageType::gossip_params_int8) {
+    scanned.checksum = payload_checksum(payload);
+    scanned.all_finite = int8_scales_finite(payload, *int8_payload_values(payload.size()));
+  } else {
+    scanned = has_half_payload(h.type) ? scan_half_payload(payload) : scan_payload(payload);
+  }
   if (scanned.checksum != h.payload_crc) return fail(RejectReason::checksum_mismatch);
   if (!scanned.all_finite) return fail(RejectReason::non_finite);
   return out;

@@ -67,14 +67,20 @@ enum class MessageType : std::uint16_t {
   // The first frame on a ring link (a TCP stream that carries allreduce chunks, ring_links.h):
   // aux0 = the node index the sender means to reach. Never sent over ZeroMQ.
   ring_hello = 14,
+  // As gossip_params, payload quantised to 8 bits in blocks (wire_precision = "int8";
+  // gossip/int8_blocks.h has the layout).
+  gossip_params_int8 = 15,
 };
 
 bool is_known_type(std::uint16_t type);
 bool carries_payload(MessageType type);
 // True for the types whose payload is binary16 (the *_f16 types).
 bool has_half_payload(MessageType type);
-// Bytes per payload value: 2 for the binary16 types, 4 for the other payload types.
-std::size_t payload_value_bytes(MessageType type);
+// Whether a payload of `bytes` bytes is a whole number of values of `type`: a multiple of 2
+// for the binary16 types, of 4 for float32 ones, an int8 layout's length for gossip_params_int8.
+bool payload_length_valid(MessageType type, std::uint64_t bytes);
+// True for the gossip payload types (gossip_params, its _f16 and _int8 forms).
+bool is_gossip_payload(MessageType type);
 std::string_view to_string(MessageType type);
 
 struct Header {

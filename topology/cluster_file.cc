@@ -760,7 +760,8 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   s.period = r.integer("period", s.period, 1, 1 << 30);
   parse_period_schedule(r, s);
   s.staleness = r.integer("staleness", s.staleness, 0, 1);
-  s.wire_precision = r.choice("wire_precision", s.wire_precision, {"f32", "f16"});
+  s.wire_precision = r.choice("wire_precision", s.wire_precision, {"f32", "f16", "int8"});
+
   s.round_timeout_ms = r.integer("round_timeout_ms", s.round_timeout_ms, 1, 3600000);
   s.heartbeat_ms = r.integer("heartbeat_ms", s.heartbeat_ms, 10, 60000);
   s.suspect_after_ms = r.integer("suspect_after_ms", s.suspect_after_ms, 10, 3600000);
@@ -821,6 +822,11 @@ void parse_sync_section(TableReader& root, ClusterSpec& spec) {
   if (r.has("wire_precision") && s.mode != "gossip" && s.mode != "dynamic") {
     r.fail_at(r.get("wire_precision"), "wire_precision",
               "applies only when mode = \"gossip\" or \"dynamic\" (allreduces are always float32)");
+  }
+  if (s.wire_precision == "int8" && s.mode == "dynamic") {
+    r.fail_at(r.get("wire_precision"), "wire_precision",
+              "\"int8\" is for mode = \"gossip\" only (dynamic averaging sends \"f32\" or "
+              "\"f16\")");
   }
   s.delta = r.number("delta", s.delta, 0.0, 1e30);
   s.delta_mode = r.choice("delta_mode", s.delta_mode, {"absolute", "relative", "budget"});

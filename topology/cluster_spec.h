@@ -106,6 +106,8 @@ struct SyncSpec {
   // Gossip and dynamic averaging: precision of the parameters on the wire. "f16" sends
   // binary16, half the bytes (gossip/gossip_averager.h says why that never moves the cluster's
   // average model; gossip/dynamic_averager.h how balancings send drifts from the reference).
+  // "int8" (gossip only) sends 8-bit codes with a scale per block of 256, a quarter of the
+  // bytes (gossip/int8_blocks.h).
   std::string wire_precision = "f32";
   std::int64_t round_timeout_ms = 2000;    // a neighbour later than this is left out of a round
   std::int64_t heartbeat_ms = 200;

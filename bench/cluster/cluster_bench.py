@@ -81,6 +81,7 @@ def starling(mode, epochs, eval_every=0, sync_extra="", transport="tcp", schedul
 # and binary16 parameters on the wire (half again).
 EXPONENTIAL = "one-peer-exponential"
 F16 = '\nwire_precision = "f16"'
+INT8 = '\nwire_precision = "int8"'
 VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip": {},
     "starling_gossip_ipc": {"transport": "ipc"},
@@ -89,6 +90,7 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_exp": {"topology": EXPONENTIAL},
     "starling_gossip_exp_staleness0": {"topology": EXPONENTIAL, "sync_extra": "\nstaleness = 0"},
     "starling_gossip_exp_f16": {"topology": EXPONENTIAL, "sync_extra": F16},
+    "starling_gossip_exp_int8": {"topology": EXPONENTIAL, "sync_extra": INT8},
     # ipc:// endpoints: payloads over Unix-domain socket links (and through ZeroMQ, as all
     # ipc:// clusters did before those links).
     "starling_gossip_exp_f16_ipc": {"topology": EXPONENTIAL, "sync_extra": F16, "transport": "ipc"},

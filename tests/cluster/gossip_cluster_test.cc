@@ -124,6 +124,41 @@ TEST(GossipCluster, HalfPrecisionWireHalvesTheBytesAndTheReplicasStillAgree) {
   EXPECT_LT(*hi - *lo, 0.003);
 }
 
+// wire_precision = "int8": 8-bit codes with a float32 scale per 256 values, a quarter of f32's
+// bytes and a little more. After the final rounds the replicas differ by the rounding of
+// what they last mixed: up to half a step, m / 254, per parameter (m: the block's largest
+// |x|, about 0.1 for this mlp's weights), about 0.1 / 254 / sqrt(3) = 2.3e-4 rms, so a
+// distance of about 512 * 2.3e-4 = 0.12 over its 262,000 parameters. We allow 0.4. Accuracy
+// as with f32 and f16 (the cluster's average is never moved by the rounding).
+TEST(GossipCluster, Int8WireQuartersTheBytesAndTheClusterStillTrains) {
+  LocalClusterOptions o;
+  o.nodes = 4;
+  o.topology = "kind = \"one-peer-exponential\"";
+  o.training = "model = \"mlp\"\nepochs = 1\nlr = 0.05\nlr_schedule = \"cosine\"";
+  o.sync = "mode = \"gossip\"\nperiod = 8\nfinal_rounds = 4\nwire_precision = \"int8\"";
+  LocalCluster cluster(o);
+  cluster.start_all();
+  constexpr double kModelFloats = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10;
+  std::vector<double> accuracies;
+  for (std::size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(exited_cleanly(cluster.wait_exit(i, 180s))) << cluster.log(i);
+    auto summary = summary_of(cluster, i);
+    ASSERT_FALSE(summary.is_null()) << cluster.log(i);
+    EXPECT_EQ(summary["sync"].value("wire_precision", ""), "int8") << summary.dump();
+    EXPECT_LT(summary.value("consensus_distance", 1.0), 0.4) << summary.dump();
+    accuracies.push_back(summary.value("accuracy", 0.0));
+    EXPECT_GT(accuracies.back(), 0.80) << summary.dump();
+    // One model of int8 codes (and a scale per 256) per round, plus headers and heartbeats.
+    const auto rounds = static_cast<double>(cluster.metrics(i, "gossip").size());
+    ASSERT_GT(rounds, 50.0);
+    const double sent = summary.value("bytes_sent", 0.0);
+    EXPECT_GT(sent, rounds * kModelFloats * (1.0 + 4.0 / 256));
+    EXPECT_LT(sent, rounds * kModelFloats * 1.15) << "bytes per round: " << sent / rounds;
+  }
+  auto [lo, hi] = std::minmax_element(accuracies.begin(), accuracies.end());
+  EXPECT_LT(*hi - *lo, 0.01);
+}
+
 // A period schedule: every node runs each round at the step the schedule gives it (every 2
 // steps up to step 40, then every 10), and the rounds pair up across the processes (each
 // round hears its one in-neighbour). With staleness 0 a round is applied at its own step,

@@ -191,11 +191,60 @@ TEST(GossipAverager, HalfPrecisionDeltasNeverMoveTheClusterAverage) {
   EXPECT_LT(distance, 0.05);  // from about sqrt(777) = 28 at the start
 }
 
+// int8: the deltas still sum to zero (each node's own term is its payload as sent), and the
+// cluster gets to consensus within the quantisation's step.
+TEST(GossipAverager, Int8DeltasNeverMoveTheClusterAverage) {
+  Cluster c("ring", 4, 2000ms, WirePrecision::int8);
+  constexpr std::size_t kLength = 777;  // three full blocks of 256 and a short one
+  auto models = random_models(4, kLength, 9);
+  std::vector<double> mean(kLength, 0.0);
+  for (const auto& m : models) {
+    for (std::size_t k = 0; k < kLength; ++k) mean[k] += m[k] / 4.0;
+  }
+  double largest_mean = 0.0;
+  for (double v : mean) largest_mean = std::max(largest_mean, std::fabs(v));
+  double distance = 0.0;
+  for (std::uint64_t round = 0; round < 40; ++round) {
+    std::vector<std::vector<float>> deltas(4, std::vector<float>(kLength));
+    std::vector<std::future<GossipRoundResult>> futures;
+    for (std::size_t i = 0; i < 4; ++i) {
+      futures.push_back(std::async(std::launch::async, [&, i] {
+        auto snapshot = std::make_shared<const std::vector<float>>(models[i]);
+        return c.averagers[i]->run_round(round, snapshot, deltas[i],
+                                         GossipAverager::Output::delta);
+      }));
+    }
+    distance = 0.0;
+    for (auto& f : futures) distance = std::max(distance, f.get().consensus_distance);
+    for (std::size_t k = 0; k < kLength; ++k) {
+      double sum = 0.0;
+      for (std::size_t i = 0; i < 4; ++i) sum += deltas[i][k];
+      ASSERT_NEAR(sum, 0.0, 1e-5) << "round " << round << ", element " << k;
+      for (std::size_t i = 0; i < 4; ++i) models[i][k] += deltas[i][k];
+    }
+  }
+  // A value is carried to within half a step, m / 254 (m: its block's largest |x|, about the
+  // largest |mean| once the nodes agree); the disagreement that rounding feeds in each round
+  // stays within a few such steps because mixing halves it again (ring of 4: each round takes
+  // a node halfway to its neighbours' mean).
+  const double step = largest_mean / 127.0;
+  for (const auto& m : models) {
+    for (std::size_t k = 0; k < kLength; ++k) EXPECT_NEAR(m[k], mean[k], 2.0 * step) << k;
+  }
+  // From about sqrt(777) = 28 at the start down to the rounding's floor: each of the 777
+  // values of q(x_i) is off by about step / sqrt(12) (uniform rounding error), so
+  // ||q(x_i) - mean|| stays near sqrt(777) * step / sqrt(12), about 0.1 here.
+  EXPECT_LT(distance, 3.0 * std::sqrt(static_cast<double>(kLength)) * step / std::sqrt(12.0));
+  // The payloads were a quarter of float32's bytes and a little more (a scale per 256 values).
+  const auto info = c.network.node(0).peers().snapshot()[1];
+  EXPECT_LT(info.bytes_received, 40u * kLength * sizeof(float) / 3);
+}
+
 // The daemon's path: exchange on one thread, then add_round_delta on the model in one pass. It
 // must add exactly what run_round's Output::delta computes, for every input count (the
-// unrolled kernels and the general one), both precisions, and a neighbour left out.
+// unrolled kernels and the general one), every precision, and a neighbour left out.
 TEST(GossipAverager, ExchangeThenAddRoundDeltaAddsRunRoundsDelta) {
-  for (auto precision : {WirePrecision::f32, WirePrecision::f16}) {
+  for (auto precision : {WirePrecision::f32, WirePrecision::f16, WirePrecision::int8}) {
     for (auto [kind, n] : {std::pair<std::string, std::size_t>{"ring", 5},
                            {"complete", 4}, {"complete", 10}}) {
       SCOPED_TRACE(std::string(to_string(precision)) + " " + kind + " " + std::to_string(n));
@@ -242,6 +291,9 @@ TEST(GossipAverager, TheWireFingerprintTellsThePrecisionsApart) {
   for (std::uint64_t model : {0ull, 1ull, 0xABCDEF0123456789ull}) {
     EXPECT_EQ(wire_fingerprint(model, WirePrecision::f32), model);
     EXPECT_NE(wire_fingerprint(model, WirePrecision::f16), model);
+    EXPECT_NE(wire_fingerprint(model, WirePrecision::int8), model);
+    EXPECT_NE(wire_fingerprint(model, WirePrecision::int8),
+              wire_fingerprint(model, WirePrecision::f16));
   }
   EXPECT_NE(wire_fingerprint(1, WirePrecision::f16), wire_fingerprint(2, WirePrecision::f16));
 }

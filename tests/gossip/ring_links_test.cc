@@ -445,6 +445,12 @@ namespace {
 using namespace std::chrono_literals;
 using namespace ring_testing;
 
+WireSnapshot floats_snapshot(std::shared_ptr<const std::vector<float>> model) {
+  WireSnapshot snapshot;
+  snapshot.floats = std::move(model);
+  return snapshot;
+}
+
 topology::Topology compiled(const std::string& kind, std::size_t n) {
   std::string text = "[cluster]\nname = \"t\"\n[topology]\nkind = \"" + kind + "\"\n";
   for (std::size_t i = 0; i < n; ++i) {
@@ -527,7 +533,7 @@ TEST(RingLinks, AGossipPayloadAheadOfAChunkIsFiledByTheCollective) {
   auto topo = compiled("ring", 2);
   GossipAverager sender(network.node(0), topo, 5000ms), receiver(network.node(1), topo, 5000ms);
   auto model = std::make_shared<const std::vector<float>>(1000, 4.0f);
-  WireSnapshot snapshot{model, nullptr};
+  WireSnapshot snapshot = floats_snapshot(model);
   PendingRound sent = sender.begin_exchange(0, snapshot);  // n0's payload for round 0 to n1
 
   collective_1_of_two_succeeds(network, 5000);
@@ -716,7 +722,7 @@ TEST(RingLinks, TheDelayTestHookHoldsGossipFramesOnTheLinks) {
   std::vector<PendingRound> rounds;
   for (std::uint64_t round = 2; round < 8; ++round) {
     auto model = std::make_shared<const std::vector<float>>(1000, 1.0f);
-    rounds.push_back(sender.begin_exchange(round, WireSnapshot{model, nullptr}));
+    rounds.push_back(sender.begin_exchange(round, floats_snapshot(model)));
   }
   EXPECT_EQ(network.node(0).peers().send_failures(1), 0u);
 }
@@ -733,7 +739,7 @@ TEST(RingLinks, ALinkToANeighbourThatDoesNotReadHoldsAFewPayloadsOnly) {
   std::vector<PendingRound> rounds;
   for (std::uint64_t round = 0; round < 12; ++round) {
     auto model = std::make_shared<const std::vector<float>>(1 << 20, 1.0f);  // 4 MiB each
-    rounds.push_back(sender.begin_exchange(round, WireSnapshot{model, nullptr}));
+    rounds.push_back(sender.begin_exchange(round, floats_snapshot(model)));
     sender.progress_links();
   }
   // 12 payloads of 4 MiB cannot all be in the sockets: some were refused at the bound.

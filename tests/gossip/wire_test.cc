@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "gossip/checksum.h"
+#include "gossip/int8_blocks.h"
 #include "gossip/message.h"
 #include "gossip/wire.h"
 
@@ -319,7 +321,8 @@ class HalfPayloads : public ::testing::TestWithParam<MessageType> {};
 TEST_P(HalfPayloads, AreCheckedAsHalves) {
   const MessageType type = GetParam();
   ASSERT_TRUE(has_half_payload(type));
-  EXPECT_EQ(payload_value_bytes(type), 2u);
+  EXPECT_TRUE(payload_length_valid(type, 6));
+  EXPECT_FALSE(payload_length_valid(type, 7));
   auto half_gossip_message = [type](std::vector<Half> values) {
     return half_message(type, std::move(values));
   };
@@ -370,6 +373,61 @@ INSTANTIATE_TEST_SUITE_P(Wire, HalfPayloads,
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
+
+// An int8 payload (gossip/int8_blocks.h): a valid one decodes; a length no value count gives,
+// a non-finite scale, and a flipped code byte are refused, each for its own reason.
+TEST(Wire, Int8PayloadsAreCheckedByTheirLayout) {
+  auto int8_message = [](const std::vector<float>& values) {
+    auto owner = std::make_shared<std::vector<std::byte>>(int8_payload_bytes(values.size()));
+    quantize_int8(values, *owner);
+    return message_with(MessageType::gossip_params_int8,
+                        make_payload(std::span<const std::byte>(*owner), owner));
+  };
+  auto with_payload = [](Frames f, std::vector<std::byte> payload) {
+    f.data[1] = std::move(payload);
+    f.data[0] = bytes_of(encode_header([&] {
+      Header h;
+      h.type = MessageType::gossip_params_int8;
+      h.sender = 2;
+      h.fingerprint = kFingerprint;
+      h.payload_bytes = f.data[1].size();
+      h.payload_crc = payload_checksum(std::span<const std::byte>(f.data[1]));
+      return h;
+    }()));
+    return f;
+  };
+  const std::vector<float> values(300, 0.5f);  // two blocks: 2 scales and 300 codes
+  {
+    Frames f = int8_message(values);
+    Decoded d = decode_message(f.views(), kContext);
+    ASSERT_FALSE(d.error.has_value()) << to_string(*d.error);
+    EXPECT_EQ(d.header.payload_bytes, 308u);
+    EXPECT_EQ(d.header.type, MessageType::gossip_params_int8);
+  }
+  {
+    // 261 bytes: two scales would leave 253 codes, one block's worth, and one scale 257 codes,
+    // two blocks' worth; no number of values gives it (sent with a correct checksum). (A
+    // payload merely one code short is a valid one of 299 values, which the averager leaves
+    // out as the wrong size.)
+    Frames f = int8_message(values);
+    std::vector<std::byte> payload = f.data[1];
+    payload.resize(261);
+    EXPECT_EQ(reason_of(with_payload(f, payload)), RejectReason::length_mismatch);
+  }
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    Frames f = int8_message(values);
+    std::vector<std::byte> payload = f.data[1];
+    std::memcpy(payload.data() + sizeof(float), &bad, sizeof bad);  // the second block's scale
+    EXPECT_EQ(reason_of(with_payload(f, payload)), RejectReason::non_finite);
+  }
+  {
+    Frames f = int8_message(values);
+    f.data[1][100] ^= std::byte{0x01};  // a code
+    EXPECT_EQ(reason_of(f), RejectReason::checksum_mismatch);
+  }
+  EXPECT_TRUE(is_gossip_payload(MessageType::gossip_params_int8));
+  EXPECT_FALSE(has_half_payload(MessageType::gossip_params_int8));
+}
 
 TEST(Wire, AllFiniteFindsSpecialValuesAnywhere) {
   std::vector<float> v(1001, 1.0f);

@@ -29,6 +29,9 @@ TEST(ProtocolFingerprint, ChangesWithWhatTheNodesMustShare) {
   EXPECT_NE(fingerprint_of(ring, "mode = \"gossip\"\nperiod = 4"), base);
   EXPECT_NE(fingerprint_of(ring, gossip + "\nstaleness = 0"), base);
   EXPECT_NE(fingerprint_of(ring, gossip + "\nwire_precision = \"f16\""), base);
+  EXPECT_NE(fingerprint_of(ring, gossip + "\nwire_precision = \"int8\""), base);
+  EXPECT_NE(fingerprint_of(ring, gossip + "\nwire_precision = \"int8\""),
+            fingerprint_of(ring, gossip + "\nwire_precision = \"f16\""));
   EXPECT_NE(fingerprint_of(ring, gossip + "\nfinal_allreduce = true"), base);
   EXPECT_NE(fingerprint_of(ring, gossip + "\nfinal_rounds = 2"), base);
   const auto scheduled =
