@@ -132,6 +132,10 @@ VARIANTS = {  # name -> starling() keyword arguments, gossip every 8 steps
     "starling_gossip_exp_f16_staleness0_quarters_4_4_8_32": {
         "topology": EXPONENTIAL, "sync_extra": F16 + "\nstaleness = 0", "period": 32,
         "period_schedule": [(0.25, 4), (0.5, 4), (0.75, 8)]},
+    # The same with 8-bit codes on the wire.
+    "starling_gossip_exp_int8_staleness0_quarters_4_4_8_32": {
+        "topology": EXPONENTIAL, "sync_extra": INT8 + "\nstaleness = 0", "period": 32,
+        "period_schedule": [(0.25, 4), (0.5, 4), (0.75, 8)]},
     # The same through ZeroMQ rather than over ring links.
     "starling_gossip_exp_f16_staleness0_quarters_4_4_8_32_zeromq": {
         "topology": EXPONENTIAL,
