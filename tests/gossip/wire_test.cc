@@ -49,6 +49,14 @@ Frames gossip_message(std::vector<float> values) {
   return message_with(MessageType::gossip_params, copy_payload(values));
 }
 
+// The same values as an int8 payload (gossip/int8_blocks.h).
+Frames int8_message(const std::vector<float>& values) {
+  auto owner = std::make_shared<std::vector<std::byte>>(int8_payload_bytes(values.size()));
+  quantize_int8(values, *owner);
+  return message_with(MessageType::gossip_params_int8,
+                      make_payload(std::span<const std::byte>(*owner), owner));
+}
+
 TEST(Checksum, KnownCrc32cValues) {
   // RFC 3720 test vector: 32 bytes of zeros -> 0x8A9136AA; "123456789" -> 0xE3069283.
   std::vector<std::byte> zeros(32, std::byte{0});
@@ -256,7 +264,7 @@ TEST(Wire, RejectsEveryKindOfBadMessage) {
 
 // What a peer (or anything that reaches the data port) can send is arbitrary. Whatever the
 // frames, decoding returns a verdict and never throws; garbage is never accepted; and any change
-// to a valid message's payload, or to the length of any frame, is caught.
+// to a valid message's payload (float32 or int8), or to the length of any frame, is caught.
 TEST(Wire, RandomAndMutatedMessagesAreRefusedWithoutFailing) {
   std::mt19937 rng(20261126);
   auto uniform = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
@@ -275,7 +283,8 @@ TEST(Wire, RandomAndMutatedMessagesAreRefusedWithoutFailing) {
   for (int i = 0; i < 5000; ++i) {
     std::vector<float> values(1 + uniform(64));
     for (float& v : values) v = std::uniform_real_distribution<float>(-10, 10)(rng);
-    Frames f = gossip_message(values);
+    // Float32 and int8 payloads alike (an int8 payload's length is checked by its layout).
+    Frames f = i % 2 == 0 ? gossip_message(values) : int8_message(values);
     switch (uniform(4)) {
       case 0: {  // one byte of the payload changed
         auto& byte = f.data[1][uniform(f.data[1].size())];
@@ -377,12 +386,6 @@ INSTANTIATE_TEST_SUITE_P(Wire, HalfPayloads,
 // An int8 payload (gossip/int8_blocks.h): a valid one decodes; a length no value count gives,
 // a non-finite scale, and a flipped code byte are refused, each for its own reason.
 TEST(Wire, Int8PayloadsAreCheckedByTheirLayout) {
-  auto int8_message = [](const std::vector<float>& values) {
-    auto owner = std::make_shared<std::vector<std::byte>>(int8_payload_bytes(values.size()));
-    quantize_int8(values, *owner);
-    return message_with(MessageType::gossip_params_int8,
-                        make_payload(std::span<const std::byte>(*owner), owner));
-  };
   auto with_payload = [](Frames f, std::vector<std::byte> payload) {
     f.data[1] = std::move(payload);
     f.data[0] = bytes_of(encode_header([&] {

@@ -35,6 +35,8 @@ MODES = {
     # name: (sync section, whether every node must end with the same model)
     "gossip": ('mode = "gossip"\nperiod = 8', False),
     "gossip_s0_final": ('mode = "gossip"\nperiod = 8\nstaleness = 0\nfinal_allreduce = true', True),
+    # 8-bit payloads (wire_precision = "int8"): restarts rejoin with them too.
+    "gossip_int8": ('mode = "gossip"\nperiod = 8\nwire_precision = "int8"', False),
     "allreduce": ('mode = "allreduce"', True),
     "allreduce_params": ('mode = "allreduce"\nallreduce = "parameters"\nperiod = 4\n'
                          'final_allreduce = true', True),
