@@ -172,9 +172,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);  // not a line per peer and block
   gossip::tune_malloc_for_large_messages();  // as starlingd does
-  const auto precision = precision_name == "f16"    ? gossip::WirePrecision::f16
-                         : precision_name == "int8" ? gossip::WirePrecision::int8
-                                                    : gossip::WirePrecision::f32;
+  const auto precision = gossip::wire_precision_from(precision_name).value();  // checked above
   struct Series {
     std::vector<double> cpu, wall, snapshot, send, wait, apply;
   } series[2];  // [0]: ZeroMQ, [1]: ring links

@@ -511,9 +511,8 @@ Node::Node(const NodeOptions& options) : impl_(std::make_unique<Impl>()) {
     }
     t.self = n.index;
     t.incarnation = incarnation_now();
-    const auto precision = s.wire_precision == "f16"    ? gossip::WirePrecision::f16
-                           : s.wire_precision == "int8" ? gossip::WirePrecision::int8
-                                                        : gossip::WirePrecision::f32;
+    // (The cluster file admits only the names wire_precision_from knows.)
+    const auto precision = gossip::wire_precision_from(s.wire_precision).value();
     // Messages carry one fingerprint for the model, the wire precision and the protocol
     // settings every node must share (topology/protocol_fingerprint.h): a node run with an
     // edited copy of the cluster file is refused by the others, with a log line that says so.

@@ -74,6 +74,8 @@ std::optional<sockaddr_storage> resolve(const std::string& bracketed_or_not, std
   return address;
 }
 
+bool is_abstract(const std::string& path) { return !path.empty() && path.front() == '@'; }
+
 // The address of a Unix-domain socket at `path`; "@name" is `name` in Linux's abstract
 // namespace (no file). nullopt with `why` set if the path does not fit a socket address.
 std::optional<sockaddr_storage> unix_address(const std::string& path, socklen_t& length,
@@ -86,7 +88,7 @@ std::optional<sockaddr_storage> unix_address(const std::string& path, socklen_t&
   }
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path.data(), path.size());
-  const bool abstract = path.front() == '@';
+  const bool abstract = is_abstract(path);
   if (abstract) address.sun_path[0] = '\0';
   // An abstract name is exactly its bytes; a path is NUL-terminated (zeroed above).
   length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
@@ -94,8 +96,6 @@ std::optional<sockaddr_storage> unix_address(const std::string& path, socklen_t&
   std::memcpy(&storage, &address, sizeof address);
   return storage;
 }
-
-bool is_abstract(const std::string& path) { return !path.empty() && path.front() == '@'; }
 
 }  // namespace
 

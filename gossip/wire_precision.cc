@@ -11,6 +11,13 @@ std::string_view to_string(WirePrecision precision) {
   return "f32";
 }
 
+std::optional<WirePrecision> wire_precision_from(std::string_view name) {
+  for (auto precision : {WirePrecision::f32, WirePrecision::f16, WirePrecision::int8}) {
+    if (to_string(precision) == name) return precision;
+  }
+  return std::nullopt;
+}
+
 std::uint64_t wire_fingerprint(std::uint64_t model_fingerprint, WirePrecision precision) {
   if (precision == WirePrecision::f32) return model_fingerprint;  // as before f16 existed
   // Any fixed change that no f32 fingerprint collides with in practice: a multiply-xorshift

@@ -30,6 +30,7 @@
 #include "gossip/ring_allreduce.h"
 #include "ring_test_support.h"
 #include "gossip/ring_links.h"
+#include "training/temp_dir.h"
 
 namespace starling::gossip {
 namespace {
@@ -754,25 +755,13 @@ TEST(RingLinks, ALinkToANeighbourThatDoesNotReadHoldsAFewPayloadsOnly) {
 
 // ------------------------------------------------------------ over Unix-domain sockets
 
-// A private directory for socket files, removed with what is left in it.
-class SocketDir {
- public:
-  SocketDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "starling-links-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
-    dir_ = pattern;
-  }
-  ~SocketDir() { std::filesystem::remove_all(dir_); }
-  std::string path(const std::string& file) const { return (dir_ / file).string(); }
-  std::vector<std::string> paths(std::size_t n) const {
-    std::vector<std::string> out;
-    for (std::size_t i = 0; i < n; ++i) out.push_back(path("n" + std::to_string(i) + ".link"));
-    return out;
-  }
-
- private:
-  std::filesystem::path dir_;
-};
+// Socket paths for n nodes' ring links in a private directory (removed with what is left in
+// it when `dir` goes).
+std::vector<std::string> link_socket_paths(const training::testing::TempDir& dir, std::size_t n) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(dir.file("n" + std::to_string(i) + ".link"));
+  return out;
+}
 
 bool is_socket_file(const std::string& path) {
   struct stat st {};
@@ -791,9 +780,9 @@ void leave_stale_socket_file(const std::string& path) {
 }
 
 TEST(RingLinks, OverUnixSocketsAllreduceMatchesAPlainSum) {
-  SocketDir dir;
+  training::testing::TempDir dir;
   for (std::size_t n : {2u, 3u, 5u}) {
-    LinkedNetwork network(n, {}, dir.paths(n));
+    LinkedNetwork network(n, {}, link_socket_paths(dir, n));
     // Nothing through the fake network: every chunk must take the links.
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = 0; j < n; ++j) {
@@ -820,9 +809,9 @@ TEST(RingLinks, OverUnixSocketsAllreduceMatchesAPlainSum) {
 // Unix-domain links carry allreduce chunks only (RingLinks::carries_gossip): gossip rounds go
 // through the transport (here the fake network), and nothing of theirs takes a link.
 TEST(RingLinks, GossipRoundsBetweenUnixSocketNodesGoThroughTheTransport) {
-  SocketDir dir;
+  training::testing::TempDir dir;
   const std::size_t n = 4;
-  LinkedNetwork network(n, {}, dir.paths(n));
+  LinkedNetwork network(n, {}, link_socket_paths(dir, n));
   ASSERT_FALSE(network.node(0).ring_links()->carries_gossip());
   auto topo = compiled("ring", n);
   std::vector<std::unique_ptr<GossipAverager>> averagers;
@@ -854,8 +843,8 @@ TEST(RingLinks, GossipRoundsBetweenUnixSocketNodesGoThroughTheTransport) {
 // A node SIGKILLed leaves its socket file; the restarted node must listen there again. On a
 // clean exit the file goes, unless another process has bound the path since.
 TEST(RingLinks, AUnixSocketFileLeftBehindIsReplacedAndItsOwnIsRemovedOnExit) {
-  SocketDir dir;
-  const auto paths = dir.paths(2);
+  training::testing::TempDir dir;
+  const auto paths = link_socket_paths(dir, 2);
   leave_stale_socket_file(paths[0]);
   {
     LinkedNetwork network(2, {}, paths);  // node 0 binds over the stale file
